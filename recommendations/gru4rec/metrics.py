@@ -1,0 +1,54 @@
+"""Ranking metrics for next-item evaluation: the rank of the target among all items, Recall@N, MRR@N.
+
+Shared by GRU4Rec and the baselines so that every number is computed by the same protocol.
+"""
+from __future__ import annotations
+
+import torch
+
+TIES = ("conservative", "standard", "median")
+
+
+def target_ranks(scores: torch.Tensor, targets: torch.Tensor, ties: str = "conservative") -> torch.Tensor:
+    """Rank (1-based, float) of each row's target item among all columns of ``scores``.
+
+    ``conservative``: items scoring >= the target count against it (rank = #(s >= s_t)).
+    ``standard``: only strictly higher scores count (rank = 1 + #(s > s_t)).
+    ``median``: the mean of the two, i.e. ties split evenly.
+    """
+    if ties not in TIES:
+        raise ValueError(f"ties must be one of {TIES}, got {ties!r}")
+    target_scores = scores.gather(1, targets.view(-1, 1))
+    if ties == "standard":
+        return 1.0 + (scores > target_scores).sum(dim=1).to(torch.float64)
+    ge = (scores >= target_scores).sum(dim=1).to(torch.float64)
+    if ties == "conservative":
+        return ge
+    gt = (scores > target_scores).sum(dim=1).to(torch.float64)
+    return (ge + gt + 1.0) / 2.0
+
+
+class RankMetrics:
+    """Accumulates Recall@N and MRR@N for several cutoffs in one pass over the ranks."""
+
+    def __init__(self, cutoffs=(1, 5, 10, 20)):
+        self.cutoffs = sorted(int(c) for c in cutoffs)
+        self.n = 0
+        self.hits = {c: 0.0 for c in self.cutoffs}
+        self.rr = {c: 0.0 for c in self.cutoffs}
+
+    def add(self, ranks: torch.Tensor) -> None:
+        ranks = ranks.detach().to("cpu", torch.float64)
+        self.n += int(ranks.numel())
+        for c in self.cutoffs:
+            inside = ranks <= c
+            self.hits[c] += float(inside.sum())
+            self.rr[c] += float((inside.to(torch.float64) / ranks).sum())
+
+    def result(self) -> dict[str, float]:
+        out: dict[str, float] = {}
+        for c in self.cutoffs:
+            out[f"recall@{c}"] = self.hits[c] / self.n if self.n else 0.0
+            out[f"mrr@{c}"] = self.rr[c] / self.n if self.n else 0.0
+        out["n_events"] = self.n
+        return out
