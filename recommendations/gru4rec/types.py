@@ -1,0 +1,19 @@
+"""Small value types shared by the GRU4Rec engine and the baselines (serving interface)."""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+
+@dataclass
+class Recommendation:
+    """Top-k answer for one live session.
+
+    ``used`` are the input items the model knew (in session order), ``skipped`` the unknown ones.
+    ``strategy`` says what answered: ``"model"``, or ``"popular"`` when no input item was known.
+    """
+
+    item_ids: list[str]
+    scores: list[float]
+    used: list[str] = field(default_factory=list)
+    skipped: list[str] = field(default_factory=list)
+    strategy: str = "model"
