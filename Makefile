@@ -1,0 +1,59 @@
+# The shop's commands. `make demo` and `make test` are the two a newcomer needs (see README).
+PYTHON_BOOT ?= $(shell command -v python3.11 || command -v python3)
+VENV        := .venv
+PY          := $(VENV)/bin/python
+PIP         := $(VENV)/bin/pip
+HOST        ?= 127.0.0.1
+PORT        ?= 8000
+
+# The real services used by `make test`, `make serve` and `make stress`.
+PG_URL      ?= postgres://postgres@127.0.0.1:5432/shop
+REDIS_BASE  ?= redis://127.0.0.1:6379
+export PYTHONUNBUFFERED := 1
+
+.PHONY: help venv dev demo test test-all serve stop services migrate bench clean
+
+help:
+	@echo "make demo    - install, migrate, load demo data, serve http://$(HOST):$(PORT) (embedded: SQLite, no servers)"
+	@echo "make test    - run the test suite against PostgreSQL and Redis (starts them if needed)"
+	@echo "make serve   - gunicorn + Celery worker + beat on PostgreSQL/Redis in the background (logs in var/log)"
+	@echo "make stop    - stop what make serve started"
+
+$(VENV)/.installed: requirements.txt
+	test -x $(PY) || $(PYTHON_BOOT) -m venv $(VENV)
+	$(PIP) install -q --upgrade pip
+	$(PIP) install -q -r requirements.txt
+	touch $@
+
+$(VENV)/.dev-installed: $(VENV)/.installed requirements-dev.txt
+	$(PIP) install -q -r requirements-dev.txt
+	touch $@
+
+venv: $(VENV)/.installed
+dev: $(VENV)/.dev-installed
+
+migrate: venv
+	$(PY) manage.py migrate --noinput
+
+demo: venv
+	@mkdir -p var
+	$(PY) manage.py migrate --noinput
+	$(PY) manage.py demo_setup
+	@echo "Serving the shop at http://$(HOST):$(PORT)/ (Ctrl-C to stop)"
+	$(PY) manage.py runserver $(HOST):$(PORT)
+
+services:
+	@bash scripts/services.sh
+
+test: dev services
+	DATABASE_URL=$(PG_URL) REDIS_URL=$(REDIS_BASE)/1 TEST_BROKER_URL=$(REDIS_BASE)/2 \
+		$(PY) -m pytest $(PYTEST_ARGS)
+
+serve: venv services
+	@bash scripts/serve.sh start
+
+stop:
+	@bash scripts/serve.sh stop
+
+clean:
+	rm -rf var/log var/run var/static

@@ -1,0 +1,41 @@
+"""Catalogue data: a category tree and the products shoppers browse."""
+from django.db import models
+
+
+class Category(models.Model):
+    name = models.CharField(max_length=200)
+    slug = models.SlugField(max_length=255, unique=True)
+    parent = models.ForeignKey("self", null=True, blank=True, on_delete=models.PROTECT, related_name="children")
+
+    class Meta:
+        verbose_name_plural = "categories"
+        ordering = ["slug"]
+
+    def __str__(self):
+        return self.slug
+
+
+class Product(models.Model):
+    # The id the item has in imported data (a YOOCHOOSE item id, a REES46 product_id, ...):
+    # the key the recommender's item map uses.
+    external_id = models.CharField(max_length=64, unique=True)
+    name = models.CharField(max_length=255)
+    slug = models.SlugField(max_length=255)
+    description = models.TextField(blank=True)
+    price = models.DecimalField(max_digits=12, decimal_places=2, default=0)
+    currency = models.CharField(max_length=3, default="EUR")
+    category = models.ForeignKey(Category, null=True, blank=True, on_delete=models.SET_NULL, related_name="products")
+    brand = models.CharField(max_length=120, blank=True)
+    is_active = models.BooleanField(default=True)
+    created = models.DateTimeField(auto_now_add=True)
+    updated = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        ordering = ["id"]
+        indexes = [
+            models.Index(fields=["is_active", "id"], name="product_active_id"),
+            models.Index(fields=["category", "is_active", "id"], name="product_cat_active_id"),
+        ]
+
+    def __str__(self):
+        return self.name

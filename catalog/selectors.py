@@ -1,0 +1,1 @@
+"""catalog selectors: functions that read."""

@@ -1,0 +1,2 @@
+"""recommendations data."""
+from django.db import models  # noqa: F401

@@ -1,0 +1,1 @@
+"""recommendations selectors: functions that read."""

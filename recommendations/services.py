@@ -1,0 +1,1 @@
+"""recommendations services: functions that change things."""

@@ -1,0 +1,2 @@
+"""Orders placed through the storefront."""
+from django.db import models  # noqa: F401

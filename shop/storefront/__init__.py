@@ -1,0 +1,1 @@
+"""The storefront: product grid, product pages, cart, checkout and orders."""

@@ -1,0 +1,10 @@
+"""Small infrastructure tasks."""
+from celery import shared_task
+
+from shop.logging import get_request_id
+
+
+@shared_task(name="shop.tasks.echo")
+def echo(value):
+    """Round-trip probe: returns its argument and the request id the task ran under."""
+    return {"echo": value, "request_id": get_request_id()}

@@ -1,0 +1,21 @@
+"""Root URLs: storefront, admin, the REST API with its schema and docs, health."""
+from django.contrib import admin
+from django.urls import include, path
+from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
+
+from shop.health import ShopHealthCheckView
+
+api_patterns = [
+    path("", include("catalog.api.urls")),
+    path("", include("tracking.api.urls")),
+    path("", include("recommendations.api.urls")),
+    path("schema/", SpectacularAPIView.as_view(), name="schema"),
+    path("docs/", SpectacularSwaggerView.as_view(url_name="schema"), name="swagger-ui"),
+]
+
+urlpatterns = [
+    path("admin/", admin.site.urls),
+    path("api/", include(api_patterns)),
+    path("health/", ShopHealthCheckView.as_view(), name="health"),
+    path("", include("shop.storefront.urls")),
+]

@@ -1,0 +1,1 @@
+"""Tracking: visits and the interaction events the recommender learns from."""

@@ -1,0 +1,2 @@
+"""tracking data."""
+from django.db import models  # noqa: F401

@@ -1,0 +1,1 @@
+"""tracking selectors: functions that read."""

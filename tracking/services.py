@@ -1,0 +1,1 @@
+"""tracking services: functions that change things."""
