@@ -328,7 +328,10 @@ def _assemble(accs: list[_Chunks]) -> pd.DataFrame:
             continue
         times = np.concatenate(acc.times)
         if acc.time_kind != "datetime":
-            times = times.astype(np.float64) / _time_scale(times) if _time_scale(times) != 1.0 else times.astype(np.float64)
+            scale = _time_scale(times)
+            times = times.astype(np.float64)
+            if scale != 1.0:
+                times = times / scale
         sess = np.concatenate(acc.sessions)
         if not all_int:
             sess = sess.astype(str).astype(object)
