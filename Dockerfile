@@ -1,0 +1,20 @@
+# One image for every service of docker-compose.yml: web (gunicorn), worker and beat (Celery).
+FROM python:3.11-slim-bookworm
+
+ENV PYTHONDONTWRITEBYTECODE=1 PYTHONUNBUFFERED=1 PIP_NO_CACHE_DIR=1
+WORKDIR /app
+
+RUN apt-get update && apt-get install -y --no-install-recommends curl \
+    && rm -rf /var/lib/apt/lists/*
+COPY requirements.txt ./
+# The CPU build of PyTorch: the default index would pull a multi-GB CUDA build.
+RUN pip install --extra-index-url https://download.pytorch.org/whl/cpu -r requirements.txt
+
+COPY . .
+RUN DJANGO_DEBUG=false SECRET_KEY=build-only-collectstatic ALLOWED_HOSTS=localhost \
+    python manage.py collectstatic --noinput
+
+RUN useradd --create-home shop && mkdir -p /app/var/models && chown -R shop /app/var
+USER shop
+EXPOSE 8000
+CMD ["gunicorn", "shop.wsgi", "--bind", "0.0.0.0:8000", "--workers", "2", "--timeout", "60"]
