@@ -1,0 +1,250 @@
+"""Reading, preprocessing and splitting click logs (recommendations.gru4rec.data)."""
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from recommendations.gru4rec.data import (
+    DataFormatError,
+    preprocess,
+    read_events,
+    split_by_time,
+    split_stats,
+    write_tsv,
+)
+
+SHARED = Path(__file__).resolve().parents[3].parent / "shared" / "data"
+
+
+def _write(tmp_path, text, name="events.txt"):
+    p = tmp_path / name
+    p.write_text(text, encoding="utf-8")
+    return p
+
+
+def _events(rows):
+    return pd.DataFrame(rows, columns=["SessionId", "ItemId", "Time"]).astype({"ItemId": str, "Time": float})
+
+
+def _triples(df):
+    return [(s, i, t) for s, i, t in zip(df.SessionId.tolist(), df.ItemId.tolist(), df.Time.tolist())]
+
+
+# ------------------------------------------------------------------------------ format detection
+def test_tsv_seconds_with_header_sorted_by_session_then_time(tmp_path):
+    p = _write(tmp_path, "SessionId\tItemId\tTime\n2\t10\t1400000005\n1\t11\t1400000002\n1\t10\t1400000001\n2\t12\t1400000003\n")
+    df = read_events(p)
+    assert list(df.columns) == ["SessionId", "ItemId", "Time"]
+    assert df.SessionId.dtype == np.int64 and df.Time.dtype == np.float64
+    assert _triples(df) == [
+        (1, "10", 1400000001.0),
+        (1, "11", 1400000002.0),
+        (2, "12", 1400000003.0),
+        (2, "10", 1400000005.0),
+    ]
+
+
+def test_tsv_milliseconds_are_detected(tmp_path):
+    p = _write(tmp_path, "SessionId\tItemId\tTime\n7\t5\t1441495318252\n7\t6\t1441495416363\n")
+    df = read_events(p)
+    assert df.Time.tolist() == [1441495318.252, 1441495416.363]
+
+
+def test_fractional_seconds_read_exactly(tmp_path):
+    p = _write(tmp_path, "SessionId\tItemId\tTime\n3\t214716935\t1396444666.940\n3\t214774687\t1396445162.515\n")
+    assert read_events(p).Time.tolist() == [1396444666.94, 1396445162.515]
+
+
+def test_comma_separated_header_any_order_and_string_sessions(tmp_path):
+    p = _write(tmp_path, "time,item_id,session_id\n1400000002,b,s-2\n1400000001,a,s-1\n")
+    df = read_events(p)
+    assert _triples(df) == [("s-1", "a", 1400000001.0), ("s-2", "b", 1400000002.0)]
+
+
+def test_headerless_three_columns(tmp_path):
+    p = _write(tmp_path, "1 5 1400000000\n1 6 1400000010\n")
+    assert _triples(read_events(p)) == [(1, "5", 1400000000.0), (1, "6", 1400000010.0)]
+
+
+def test_yoochoose_raw_clicks(tmp_path):
+    p = _write(
+        tmp_path,
+        "1,2014-04-07T10:54:09.868Z,214536500,0\n1,2014-04-07T10:51:09.277Z,214536502,0\n2,2014-04-01T03:00:00Z,5,0\n",
+    )
+    df = read_events(p)
+    assert df.SessionId.tolist() == [1, 1, 2]
+    assert df.ItemId.tolist() == ["214536502", "214536500", "5"]
+    assert df.Time.tolist() == [1396867869.277, 1396868049.868, 1396321200.0]
+
+
+def test_rees46_with_event_type_filter_and_anonymous_rows(tmp_path):
+    head = "event_time,event_type,product_id,category_id,category_code,brand,price,user_id,user_session\n"
+    rows = [
+        "2019-10-01 00:00:10 UTC,view,44600062,21,,shiseido,35.79,5413,aaa",
+        "2019-10-01 00:00:00 UTC,view,3900821,20,appliances.water,aqua,33.20,5547,aaa",
+        "2019-10-01 00:00:20 UTC,cart,3900821,20,appliances.water,aqua,33.20,5547,aaa",
+        "2019-10-01 00:00:30 UTC,view,17302664,22,,creed,28.31,5550,",
+    ]
+    p = _write(tmp_path, head + "\n".join(rows) + "\n", "log.csv")
+    df = read_events(p)
+    assert _triples(df) == [("aaa", "3900821", 1569888000.0), ("aaa", "44600062", 1569888010.0), ("aaa", "3900821", 1569888020.0)]
+    assert read_events(p, event_types=["cart"]).ItemId.tolist() == ["3900821"]
+
+
+def test_several_files_are_one_log(tmp_path):
+    a = _write(tmp_path, "SessionId\tItemId\tTime\n2\t1\t1441495318252\n2\t2\t1441495318253\n", "a.tsv")
+    b = _write(tmp_path, "SessionId\tItemId\tTime\n1\t3\t1442004589439\n1\t4\t1442004589440\n", "b.tsv")
+    df = read_events([a, b])
+    assert df.SessionId.tolist() == [1, 1, 2, 2]
+    assert df.Time.iloc[0] == 1442004589.439
+
+
+def test_blank_lines_are_skipped(tmp_path):
+    p = _write(tmp_path, "SessionId\tItemId\tTime\n1\t5\t100\n\n1\t6\t200\n")
+    assert len(read_events(p)) == 2
+
+
+def test_chunked_reading_gives_the_same_events(tmp_path):
+    rng = np.random.default_rng(0)
+    n = 1000
+    lines = [f"{s}\t{i}\t{1400000000 + t}" for s, i, t in zip(rng.integers(0, 50, n), rng.integers(0, 30, n), rng.permutation(n))]
+    p = _write(tmp_path, "SessionId\tItemId\tTime\n" + "\n".join(lines) + "\n")
+    pd.testing.assert_frame_equal(read_events(p, chunksize=64), read_events(p))
+
+
+# ------------------------------------------------------------------------------ malformed input
+@pytest.mark.parametrize(
+    "text, line, fragment",
+    [
+        ("SessionId\tItemId\tTime\n1\t5\t100\n1\t6\tabc\n", 3, "Time is not a number"),
+        ("SessionId\tItemId\tTime\n1\t5\t100\n1\t\t200\n", 3, "missing ItemId"),
+        ("SessionId\tItemId\tTime\n1\t5\t100\n1\t6\n", 3, "missing Time"),
+        ("SessionId\tItemId\tTime\n1\t5\t100\n1\t6\t200\n1\t7\t300\t9\n", 4, ""),
+        ("1,2014-04-07T10:54:09.868Z,214536500,0\nx,2014-04-07T10:55:09.868Z,214536501,0\n", 2, "not an integer"),
+        ("1,2014-04-07T10:54:09.868Z,214536500,0\n1,yesterday,214536501,0\n", 2, "unparseable timestamp"),
+    ],
+)
+def test_malformed_rows_name_the_line(tmp_path, text, line, fragment):
+    p = _write(tmp_path, text)
+    with pytest.raises(DataFormatError) as err:
+        read_events(p)
+    assert err.value.line == line
+    assert f"line {line}" in str(err.value)
+    assert fragment in str(err.value)
+
+
+def test_malformed_row_in_a_later_chunk(tmp_path):
+    rows = [f"1\t{i}\t{100 + i}" for i in range(10)]
+    rows[7] = "1\t7\tnot-a-time"
+    p = _write(tmp_path, "SessionId\tItemId\tTime\n" + "\n".join(rows) + "\n")
+    with pytest.raises(DataFormatError) as err:
+        read_events(p, chunksize=3)
+    assert err.value.line == 9
+
+
+def test_unrecognised_and_empty_files(tmp_path):
+    with pytest.raises(DataFormatError):
+        read_events(_write(tmp_path, "a,b,c,d,e\n1,2,3,4,5\n"))
+    with pytest.raises(DataFormatError):
+        read_events(_write(tmp_path, "\n\n", "empty.txt"))
+    with pytest.raises(DataFormatError):
+        read_events(_write(tmp_path, "SessionId\tItemId\tTime\n1\t2\t3\n", "x.tsv"), event_types=["view"])
+
+
+# ------------------------------------------------------------------------------ preprocessing
+def test_preprocess_filters_in_the_standard_order():
+    df = _events(
+        [
+            (1, "A", 1), (1, "B", 2),
+            (2, "A", 3),  # length 1: dropped first, so it does not count for A's support
+            (3, "A", 4), (3, "C", 5), (3, "A", 6), (3, "B", 7),
+            (4, "B", 8), (4, "C", 9),
+            (5, "D", 10), (5, "A", 11),
+            (6, "E", 12), (7, "E", 13),  # length 1: E's support is then 1, not 3
+            (8, "E", 14), (8, "B", 15),
+        ]
+    )
+    out = preprocess(df, min_item_support=3)
+    # C (2 events) and D, E (1 each after step 1) go; sessions 4, 5, 8 are then single events.
+    # The repeated click on A in session 3 is kept.
+    assert _triples(out) == [(1, "A", 1.0), (1, "B", 2.0), (3, "A", 4.0), (3, "A", 6.0), (3, "B", 7.0)]
+
+
+def test_split_by_time_last_day_by_session_end():
+    day = 86400.0
+    df = _events(
+        [
+            (1, "A", 0), (1, "B", 100),
+            (2, "B", 200), (2, "C", day - 1),  # ends just before the boundary: train
+            (3, "A", day), (3, "B", day + 100),
+            (4, "A", day - 400), (4, "X", day + 3600), (4, "B", 2 * day),  # X unseen in train
+            (5, "X", day + 7200), (5, "A", day + 7300),  # only one known event left: dropped
+            (6, "C", day - 300), (6, "A", day),  # ends exactly on the boundary: test
+        ]
+    )
+    train, test = split_by_time(df, days=1)
+    assert train.SessionId.unique().tolist() == [1, 2]
+    assert _triples(test) == [
+        (3, "A", day), (3, "B", day + 100),
+        (4, "A", day - 400), (4, "B", 2 * day),
+        (6, "C", day - 300), (6, "A", day),
+    ]
+    stats = split_stats(train, test)
+    assert stats["train"]["events"] == 4 and stats["train"]["sessions"] == 2 and stats["train"]["items"] == 3
+    assert stats["test"]["events"] == 6 and stats["test"]["sessions"] == 3 and stats["test"]["items_not_in_train"] == 0
+    assert stats["test"]["time_max"] == 2 * day and stats["train"]["start"] == "1970-01-01T00:00:00Z"
+
+
+def test_write_tsv_round_trip(tmp_path):
+    ints = _events([(1, "A", 1400000000), (1, "B", 1400000001)])
+    write_tsv(ints, tmp_path / "i.tsv")
+    assert (tmp_path / "i.tsv").read_text() == "SessionId\tItemId\tTime\n1\tA\t1400000000\n1\tB\t1400000001\n"
+    frac = _events([(2, "7", 1396444666.94), (2, "8", 1396445162.515)])
+    write_tsv(frac, tmp_path / "f.tsv")
+    assert _triples(read_events(tmp_path / "f.tsv")) == _triples(frac)
+
+
+# ------------------------------------------------------------------ the shared benchmark splits
+def _need(*parts):
+    path = SHARED.joinpath(*parts)
+    if not path.exists():
+        pytest.skip(f"shared data set not available: {path} (only inside the project workspace)")
+    return path
+
+
+def _assert_same_events(ours, theirs):
+    assert len(ours) == len(theirs)
+    assert (ours.SessionId.to_numpy() == theirs.SessionId.to_numpy()).all()
+    assert (ours.ItemId.to_numpy() == theirs.ItemId.to_numpy()).all()
+    assert (ours.Time.to_numpy() == theirs.Time.to_numpy()).all()
+
+
+def test_reproduces_the_yoochoose_week_split():
+    raw = _need("yoochoose-week", "yoochoose-clicks-week.dat")
+    split = _need("splits", "yoochoose-week")
+    train, test = split_by_time(preprocess(read_events(raw)), days=1)
+    stats = split_stats(train, test)
+    assert (stats["train"]["events"], stats["train"]["sessions"], stats["train"]["items"]) == (152462, 37877, 4869)
+    assert (stats["test"]["events"], stats["test"]["sessions"]) == (27952, 7122)
+    _assert_same_events(train, read_events(split / "train.tsv"))
+    _assert_same_events(test, read_events(split / "test.tsv"))
+
+
+def test_reproduces_the_retailrocket_split():
+    folder = _need("retailrocket-views")
+    split = _need("splits", "retailrocket")
+    raw = [folder / "retailrocket_processed_view_train_valid.tsv", folder / "retailrocket_processed_view_test.tsv"]
+    train, test = split_by_time(preprocess(read_events(raw)), days=7)
+    assert (len(train), len(test)) == (17297, 13605)
+    assert (train.SessionId.nunique(), train.ItemId.nunique(), test.SessionId.nunique()) == (5014, 3361, 3968)
+    _assert_same_events(train, read_events(split / "train.tsv"))
+    _assert_same_events(test, read_events(split / "test.tsv"))
+
+
+def test_reads_the_rees46_head():
+    path = _need("rees46-head", "2019-Oct-head.csv")
+    df = read_events(path)
+    assert len(df) == 17434  # 17,435 rows, one without a user_session
+    assert df.Time.min() == 1569888000.0
+    assert len(read_events(path, event_types=["view"])) < len(df)
