@@ -33,7 +33,7 @@ case "${1:-start}" in
     start_one worker $PY/celery -A shop worker -Q default,training -c 2 --loglevel INFO
     start_one beat $PY/celery -A shop beat --loglevel INFO --schedule var/run/celerybeat-schedule
     for _ in $(seq 1 60); do
-      curl -fsS -o /dev/null "http://$BIND/health/?format=json" && { echo "shop is up at http://$BIND/"; exit 0; }
+      curl -fs -o /dev/null "http://$BIND/health/?format=json" && { echo "shop is up at http://$BIND/"; exit 0; }
       sleep 0.5
     done
     echo "the shop did not answer on http://$BIND/health/ within 30 s; see var/log/web.log" >&2; exit 1
