@@ -35,6 +35,10 @@ class Product(models.Model):
         indexes = [
             models.Index(fields=["is_active", "id"], name="product_active_id"),
             models.Index(fields=["category", "is_active", "id"], name="product_cat_active_id"),
+            # The list views' sort orders (each ends on id, the tiebreaker).
+            models.Index(fields=["is_active", "price", "id"], name="product_active_price_id"),
+            models.Index(fields=["is_active", "name", "id"], name="product_active_name_id"),
+            # PostgreSQL also gets a trigram index for name search (migration 0002, vendor-specific).
         ]
 
     def __str__(self):

@@ -1,0 +1,39 @@
+"""Products API serializers."""
+from django.urls import reverse
+from rest_framework import serializers
+
+from catalog.models import Category, Product
+
+
+class ProductSerializer(serializers.ModelSerializer):
+    category_slug = serializers.SlugRelatedField(source="category", slug_field="slug", read_only=True)
+    category_name = serializers.SlugRelatedField(source="category", slug_field="name", read_only=True)
+    url = serializers.SerializerMethodField(help_text="Storefront page of the product.")
+    image = serializers.SerializerMethodField(help_text="Generated SVG placeholder image.")
+
+    class Meta:
+        model = Product
+        fields = [
+            "id", "external_id", "name", "slug", "price", "currency", "category", "category_slug", "category_name", "brand",
+            "url", "image",
+        ]
+        read_only_fields = fields
+
+    def get_url(self, obj) -> str:
+        return reverse("storefront:product", args=[obj.pk])
+
+    def get_image(self, obj) -> str:
+        return reverse("storefront:product-image", args=[obj.pk])
+
+
+class ProductDetailSerializer(ProductSerializer):
+    class Meta(ProductSerializer.Meta):
+        fields = [*ProductSerializer.Meta.fields, "description", "is_active", "created", "updated"]
+        read_only_fields = fields
+
+
+class CategorySerializer(serializers.ModelSerializer):
+    class Meta:
+        model = Category
+        fields = ["id", "name", "slug", "parent"]
+        read_only_fields = fields

@@ -1,0 +1,60 @@
+"""Products and categories API: read-only, paginated, filtered, cached per query."""
+from django.core.cache import cache
+from drf_spectacular.utils import OpenApiResponse, extend_schema, extend_schema_view
+from rest_framework import viewsets
+from rest_framework.response import Response
+
+from catalog import cache as catalog_cache
+from catalog import selectors
+from catalog.models import Category
+
+from .filters import ProductFilter
+from .pagination import ProductPagination
+from .serializers import CategorySerializer, ProductDetailSerializer, ProductSerializer
+
+
+@extend_schema_view(
+    list=extend_schema(
+        summary="List active products",
+        description="Page-number pagination (`page`, `page_size` up to 100; larger values are clamped). "
+        "`count` may come from a cache. A page past the end or a non-numeric page gives 404; "
+        "an unknown category or ordering gives 400.",
+        responses={
+            200: ProductSerializer(many=True),
+            400: OpenApiResponse(description="Invalid filter value"),
+            404: OpenApiResponse(description="Invalid page"),
+        },
+    ),
+    retrieve=extend_schema(summary="One active product", responses={200: ProductDetailSerializer}),
+)
+class ProductViewSet(viewsets.ReadOnlyModelViewSet):
+    pagination_class = ProductPagination
+    filterset_class = ProductFilter
+
+    def get_queryset(self):
+        return selectors.product_list()
+
+    def get_serializer_class(self):
+        return ProductDetailSerializer if self.action == "retrieve" else ProductSerializer
+
+    def list(self, request, *args, **kwargs):
+        # Whole responses cached per query string; the catalogue version in the key invalidates them all
+        # when a product changes (catalog.services.catalog_cache_invalidate).
+        key = catalog_cache.key("api-products", request.get_host(), request.GET.urlencode())
+        data = cache.get(key)
+        if data is not None:
+            return Response(data)
+        response = super().list(request, *args, **kwargs)
+        if response.status_code == 200:
+            cache.set(key, response.data, catalog_cache.cache_seconds())
+        return response
+
+
+@extend_schema_view(
+    list=extend_schema(summary="All categories (a small tree, not paginated)"),
+    retrieve=extend_schema(summary="One category"),
+)
+class CategoryViewSet(viewsets.ReadOnlyModelViewSet):
+    serializer_class = CategorySerializer
+    pagination_class = None
+    queryset = Category.objects.order_by("slug")

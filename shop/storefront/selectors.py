@@ -1,0 +1,107 @@
+"""Storefront reads: the cart's lines, the session's orders, and the product page's widgets."""
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from decimal import Decimal
+
+from catalog import selectors as catalog_selectors
+from catalog.models import Product
+from shop.models import Order
+
+logger = logging.getLogger(__name__)
+
+CART_SESSION_KEY = "cart"
+
+
+@dataclass
+class CartLine:
+    product: Product
+    quantity: int
+
+    @property
+    def line_total(self) -> Decimal:
+        return self.product.price * self.quantity
+
+
+def cart_quantities(session) -> dict[int, int]:
+    """The cart as {product id: quantity}; whatever a session holds, only well-formed entries."""
+    raw = session.get(CART_SESSION_KEY) or {}
+    cart = {}
+    if isinstance(raw, dict):
+        for key, value in raw.items():
+            try:
+                cart[int(key)] = int(value)
+            except (TypeError, ValueError):
+                continue
+    return cart
+
+
+def cart_lines(session) -> list[CartLine]:
+    """Cart lines with their products (inactive ones included: checkout reports them), in adding order."""
+    cart = cart_quantities(session)
+    products = Product.objects.select_related("category").in_bulk(list(cart))
+    return [CartLine(products[pk], qty) for pk, qty in cart.items() if pk in products]
+
+
+def cart_total(lines: list[CartLine]) -> Decimal:
+    return sum((line.line_total for line in lines), Decimal("0.00"))
+
+
+def orders_for_session(session_key: str | None, limit: int = 50):
+    if not session_key:
+        return Order.objects.none()
+    return Order.objects.filter(session_key=session_key).prefetch_related("lines")[:limit]
+
+
+def order_for_session(session_key: str | None, pk: int) -> Order | None:
+    if not session_key:
+        return None
+    return Order.objects.filter(session_key=session_key, pk=pk).prefetch_related("lines__product").first()
+
+
+# --- Product page widgets ----------------------------------------------------------------------
+# Placeholders until the recommendations app exists: the recommendations engineer replaces
+# recommended_for_you() / similar_items() (same signatures, lists of Product, plus a model version).
+
+
+def _tracking_popular(category_id: int | None, limit: int) -> list[Product] | None:
+    """Popular products from tracking's popularity selector if it exists yet, else None.
+
+    Written defensively: tracking is built concurrently and its selector's final name and
+    signature may differ; anything unexpected means "no popularity data" rather than a broken page.
+    """
+    try:
+        from tracking import selectors as tracking_selectors
+    except ImportError:
+        return None
+    fn = getattr(tracking_selectors, "popular_products", None)
+    if fn is None:
+        return None
+    try:
+        result = list(fn(category_id=category_id, limit=limit))
+    except TypeError:
+        logger.warning("tracking.selectors.popular_products has an unexpected signature; using recent products")
+        return None
+    if result and not isinstance(result[0], Product):
+        result = catalog_selectors.products_by_ids(getattr(x, "pk", x) for x in result)
+    return result
+
+
+def popular_in_category(category_id: int | None, *, exclude=(), limit: int = 8) -> list[Product]:
+    """Popular active products of a category; recent ones when there is no popularity data (yet)."""
+    exclude = set(exclude)
+    popular = _tracking_popular(category_id, limit + len(exclude))
+    if popular:
+        products = [p for p in popular if p.pk not in exclude and p.is_active][:limit]
+        if products:
+            return products
+    return catalog_selectors.products_recent_in_category(category_id, exclude=exclude, limit=limit)
+
+
+def recommended_for_you(request, product: Product, limit: int = 8) -> list[Product]:
+    return popular_in_category(product.category_id, exclude=[product.pk], limit=limit)
+
+
+def similar_items(product: Product, limit: int = 8) -> list[Product]:
+    return popular_in_category(product.category_id, exclude=[product.pk], limit=limit)
