@@ -1,0 +1,1 @@
+/* Placeholder: the tracking engineer owns this file (impressions and clicks of .product-card). */
