@@ -11,13 +11,14 @@ PG_URL      ?= postgres://postgres@127.0.0.1:5432/shop
 REDIS_BASE  ?= redis://127.0.0.1:6379
 export PYTHONUNBUFFERED := 1
 
-.PHONY: help venv dev demo test test-all serve stop services migrate bench clean
+.PHONY: help venv dev demo test serve stop services migrate stress clean
 
 help:
 	@echo "make demo    - install, migrate, load demo data, serve http://$(HOST):$(PORT) (embedded: SQLite, no servers)"
 	@echo "make test    - run the test suite against PostgreSQL and Redis (starts them if needed)"
 	@echo "make serve   - gunicorn + Celery worker + beat on PostgreSQL/Redis in the background (logs in var/log)"
 	@echo "make stop    - stop what make serve started"
+	@echo "make stress  - load + fault injection on the real stack; report in var/reports/"
 
 $(VENV)/.installed: requirements.txt
 	test -x $(PY) || $(PYTHON_BOOT) -m venv $(VENV)
@@ -54,6 +55,9 @@ serve: venv services
 
 stop:
 	@bash scripts/serve.sh stop
+
+stress: dev services
+	$(PY) bench/stress/run.py
 
 clean:
 	rm -rf var/log var/run var/static
