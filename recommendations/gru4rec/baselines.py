@@ -315,8 +315,14 @@ class SessionKNN(_Baseline):
         uniq, first_from_end = np.unique(seq[::-1], return_index=True)
         wu = w[::-1][first_from_end]
         ip, ix = self.item_sess.indptr, self.item_sess.indices
-        cnt = ip[uniq + 1] - ip[uniq]
-        cand_all = ix[np.repeat(ip[uniq], cnt) + (np.arange(cnt.sum()) - np.repeat(np.cumsum(cnt) - cnt, cnt))]
+        # Each item's sessions are stored oldest first. The sample_size most recent sessions of
+        # the union are among the sample_size most recent of every item they contain, so reading
+        # only those tails gives the same sample and the same similarities, in O(L * sample_size)
+        # even for items in every other session.
+        stop = ip[uniq + 1]
+        begin = np.maximum(ip[uniq], stop - self.sample_size)
+        cnt = stop - begin
+        cand_all = ix[np.repeat(begin, cnt) + (np.arange(cnt.sum()) - np.repeat(np.cumsum(cnt) - cnt, cnt))]
         if len(cand_all) == 0:
             return
         cand, inv = np.unique(cand_all, return_inverse=True)
