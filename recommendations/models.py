@@ -1,2 +1,108 @@
-"""recommendations data."""
-from django.db import models  # noqa: F401
+"""Recommendations data: the model registry (one row per trained artifact) and training runs."""
+from django.conf import settings
+from django.db import models
+from django.db.models import Q
+
+
+class ModelVersion(models.Model):
+    """One trained, immutable model artifact and what is known about it.
+
+    The artifact file name carries its content hash and the row keeps the full sha256, so a
+    process never loads a file that changed after it was registered. Exactly one row is active:
+    it is the source of truth for what every process serves (Redis only mirrors it).
+    """
+
+    class Kind(models.TextChoices):
+        GRU4REC = "gru4rec", "GRU4Rec"
+        VSKNN = "vsknn", "V-SKNN (session kNN)"
+
+    class Status(models.TextChoices):
+        TRAINING = "training", "Training"
+        READY = "ready", "Ready"
+        ACTIVE = "active", "Active"
+        RETIRED = "retired", "Retired"
+
+    version = models.CharField(max_length=64, unique=True)
+    kind = models.CharField(max_length=16, choices=Kind.choices)
+    status = models.CharField(max_length=16, choices=Status.choices, default=Status.READY, db_index=True)
+    # Path relative to settings.MODEL_DIR, e.g. "gru4rec-20250101-030000-1a2b3c4d5e6f7a8b.safetensors".
+    artifact = models.CharField(max_length=255)
+    artifact_sha256 = models.CharField(max_length=64)
+    artifact_size = models.BigIntegerField(default=0)
+    parameters = models.JSONField(default=dict, blank=True)
+    n_items = models.PositiveIntegerField("catalogue size", default=0)
+    train_start = models.DateTimeField(null=True, blank=True)
+    train_end = models.DateTimeField(null=True, blank=True)
+    test_start = models.DateTimeField(null=True, blank=True)
+    test_end = models.DateTimeField(null=True, blank=True)
+    # {"model": {"recall@20": ..}, "baselines": {"popularity": {..}, "itemknn": {..}},
+    #  "active": {"version": "...", "metrics": {..}} or null, "data": {split stats}}
+    metrics = models.JSONField(default=dict, blank=True)
+    training_run = models.ForeignKey(
+        "TrainingRun", null=True, blank=True, on_delete=models.SET_NULL, related_name="versions"
+    )
+    created = models.DateTimeField(auto_now_add=True)
+    activated_at = models.DateTimeField(null=True, blank=True)
+    activated_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+
+    class Meta:
+        ordering = ["-created", "-id"]
+        get_latest_by = "created"
+        permissions = [
+            ("activate_modelversion", "Can activate or roll back a model version"),
+            ("train_model", "Can start a model training run"),
+        ]
+        constraints = [
+            models.UniqueConstraint(fields=["status"], condition=Q(status="active"), name="recommendations_one_active_model"),
+        ]
+
+    def __str__(self):
+        return f"{self.version} ({self.kind}, {self.status})"
+
+    def metric(self, name: str) -> float | None:
+        value = (self.metrics or {}).get("model", {}).get(name)
+        return None if value is None else float(value)
+
+
+class TrainingRun(models.Model):
+    """One execution of the training pipeline (export, train, evaluate, register, maybe activate)."""
+
+    class Status(models.TextChoices):
+        QUEUED = "queued", "Queued"
+        RUNNING = "running", "Running"
+        SUCCEEDED = "succeeded", "Succeeded"
+        FAILED = "failed", "Failed"
+
+    status = models.CharField(max_length=16, choices=Status.choices, default=Status.QUEUED, db_index=True)
+    stage = models.CharField(max_length=64, blank=True)
+    progress = models.FloatField(default=0.0)  # 0..1
+    params = models.TextField(blank=True)
+    activate = models.BooleanField(default=True)
+    # Train from this event file (a GRU4Rec TSV / YOOCHOOSE / REES46 log) instead of the shop's events.
+    data_path = models.CharField(max_length=500, blank=True)
+    log_tail = models.TextField(blank=True)
+    error = models.TextField(blank=True)
+    result = models.JSONField(default=dict, blank=True)
+    task_id = models.CharField(max_length=64, blank=True)
+    requested_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    created = models.DateTimeField(auto_now_add=True)
+    started_at = models.DateTimeField(null=True, blank=True)
+    heartbeat_at = models.DateTimeField(null=True, blank=True)
+    finished_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-created", "-id"]
+
+    def __str__(self):
+        return f"training run {self.pk} ({self.status})"
+
+    @property
+    def duration_seconds(self) -> float | None:
+        if not self.started_at:
+            return None
+        end = self.finished_at or self.heartbeat_at
+        return None if end is None else (end - self.started_at).total_seconds()

@@ -1,1 +1,135 @@
-"""recommendations selectors: functions that read."""
+"""Recommendations selectors: the registry, training runs, online performance, and the inputs the
+recommender reads from other apps (session history and popularity from tracking)."""
+from __future__ import annotations
+
+import logging
+import uuid
+
+from django.db.models import Count, Q, QuerySet
+
+from catalog.models import Product
+
+from .models import ModelVersion, TrainingRun
+
+logger = logging.getLogger(__name__)
+
+
+def model_version_list() -> QuerySet[ModelVersion]:
+    return ModelVersion.objects.select_related("activated_by", "training_run")
+
+
+def model_version_active() -> ModelVersion | None:
+    return ModelVersion.objects.filter(status=ModelVersion.Status.ACTIVE).first()
+
+
+def model_version_get(version: str | int) -> ModelVersion | None:
+    qs = ModelVersion.objects.all()
+    if isinstance(version, int) or (isinstance(version, str) and version.isdigit()):
+        found = qs.filter(pk=int(version)).first()
+        if found is not None:
+            return found
+    return qs.filter(version=str(version)).first()
+
+
+def model_version_previous(current: ModelVersion | None) -> ModelVersion | None:
+    """The version that was active before ``current`` (for roll back): the latest activated other one."""
+    qs = ModelVersion.objects.filter(activated_at__isnull=False).exclude(status=ModelVersion.Status.ACTIVE)
+    if current is not None:
+        qs = qs.exclude(pk=current.pk)
+    return qs.order_by("-activated_at").first()
+
+
+def training_run_list() -> QuerySet[TrainingRun]:
+    return TrainingRun.objects.all()
+
+
+def online_performance(versions: list[str]) -> dict[str, dict]:
+    """Impressions, clicks and CTR of recommended cards per model version (tracking events with
+    ``source`` recommended/similar and that ``model_version``). Empty figures without tracking."""
+    out = {v: {"impressions": 0, "clicks": 0, "ctr": None} for v in versions}
+    try:
+        from tracking.models import Event
+    except ImportError:
+        return out
+    try:
+        fields = {f.name for f in Event._meta.get_fields()}
+        if not {"model_version", "event_type"} <= fields:
+            return out
+        qs = Event.objects.filter(model_version__in=versions)
+        if "source" in fields:
+            qs = qs.filter(source__in=("recommended", "similar"))
+        rows = qs.values("model_version").annotate(
+            impressions=Count("pk", filter=Q(event_type="impression")),
+            clicks=Count("pk", filter=Q(event_type="click")),
+        )
+        for row in rows:
+            imp, clk = row["impressions"], row["clicks"]
+            out[row["model_version"]] = {"impressions": imp, "clicks": clk, "ctr": (clk / imp) if imp else None}
+    except Exception:  # tracking's schema is its own; never break the admin over it
+        logger.exception("online performance unavailable")
+    return out
+
+
+# --------------------------------------------------------------------- inputs from tracking
+def session_product_ids(visit_id: uuid.UUID | str) -> list[int]:
+    """Product pks the visit viewed/clicked, oldest first (tracking's ``session_history``)."""
+    try:
+        from tracking.selectors import session_history
+    except ImportError:
+        return []
+    history = session_history(visit_id)
+    out = []
+    for entry in history or ():
+        pk = _as_pk(entry)
+        if pk is not None:
+            out.append(pk)
+    return out
+
+
+def _as_pk(entry) -> int | None:
+    if isinstance(entry, int):
+        return entry
+    if isinstance(entry, Product):
+        return entry.pk
+    if isinstance(entry, dict):
+        value = entry.get("product_id", entry.get("product"))
+    else:
+        value = getattr(entry, "product_id", None)
+    if isinstance(value, Product):
+        return value.pk
+    try:
+        return int(value) if value is not None else None
+    except (TypeError, ValueError):
+        return None
+
+
+def popular_product_ids(k: int, category_id: int | None = None, exclude=()) -> list[int]:
+    """Most popular active products (tracking's popularity), topped up from the catalogue so that
+    ``k`` come back whenever the catalogue has them: same category first, then everything."""
+    exclude = set(exclude)
+    out: list[int] = []
+    try:
+        from tracking.selectors import popular_products
+
+        for entry in popular_products(k + len(exclude), category=category_id, exclude=tuple(exclude)) or ():
+            pk = _as_pk(entry)
+            if pk is not None and pk not in exclude and pk not in out:
+                out.append(pk)
+    except ImportError:
+        pass
+    except Exception:
+        logger.exception("tracking popularity unavailable; using the catalogue order")
+    if len(out) < k:
+        scopes = [Q(category_id=category_id), Q()] if category_id else [Q()]
+        for scope in scopes:
+            need = k - len(out)
+            if need <= 0:
+                break
+            more = (
+                Product.objects.filter(scope, is_active=True)
+                .exclude(pk__in=list(exclude) + out)
+                .order_by("-pk")
+                .values_list("pk", flat=True)[:need]
+            )
+            out.extend(more)
+    return out[:k]

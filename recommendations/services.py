@@ -1,1 +1,339 @@
-"""recommendations services: functions that change things."""
+"""Recommendations services: answering for a session, similar items, popular items, and the
+model lifecycle (activate, roll back, train). Views, tasks, admin and commands call these."""
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass, field
+from datetime import datetime
+from datetime import timezone as dt_timezone
+
+import numpy as np
+import torch
+from django.conf import settings
+from django.db import transaction
+from django.utils import timezone
+
+from catalog.models import Product
+
+from . import engine, selectors
+from .models import ModelVersion, TrainingRun
+from .serving import LoadedModel, active_version_publish, model_current
+
+logger = logging.getLogger(__name__)
+
+# Extra candidates asked of the model so that products deactivated since the model was loaded
+# can be dropped and exactly k still come back.
+CANDIDATE_MARGIN = 8
+
+
+@dataclass
+class ScoredProduct:
+    product: Product
+    score: float
+
+
+@dataclass
+class RecommendationResult:
+    strategy: str  # "gru4rec", "vsknn", "embedding", "itemknn" or "popular"
+    model_version: str | None
+    items: list[ScoredProduct]
+    explanation: dict | None = None
+    used: list[int] = field(default_factory=list)  # session product pks the model knew
+    skipped: list[int] = field(default_factory=list)  # session product pks unknown to the model
+
+    @property
+    def product_ids(self) -> list[int]:
+        return [s.product.pk for s in self.items]
+
+
+def _products_in_order(pks: list[int]) -> dict[int, Product]:
+    """The one query per request: the candidate products that are still active."""
+    if not pks:
+        return {}
+    return {p.pk: p for p in Product.objects.filter(pk__in=pks, is_active=True).select_related("category")}
+
+
+def _category_id(category) -> int | None:
+    if category is None or category == "":
+        return None
+    return getattr(category, "pk", None) or int(category)
+
+
+# ---------------------------------------------------------------------------- recommending
+def _model_candidates(bundle: LoadedModel, idx: list[int], n: int, exclude_seen: bool) -> tuple[list[int], list[float]]:
+    """Top ``n`` model item indices (and scores) for a session given as model item indices."""
+    eng = bundle.engine
+    with torch.inference_mode():
+        if bundle.kind == "gru4rec":
+            scores = eng.score_sessions([idx])[0]
+        else:
+            scores = torch.from_numpy(eng.score_sessions([idx])[0])
+            # zero = "no neighbour voted": not a recommendation (the popular fallback fills)
+            scores = scores.masked_fill(scores <= 0, -torch.inf)
+        scores = scores + bundle.unavailable
+        if exclude_seen:
+            scores[torch.as_tensor(idx)] = -torch.inf
+        top = torch.topk(scores, min(n, bundle.n_items))
+        values, positions = top.values.tolist(), top.indices.tolist()
+    out_i, out_s = [], []
+    for v, j in zip(values, positions):
+        if v == -np.inf:
+            break
+        out_i.append(j)
+        out_s.append(float(v))
+    return out_i, out_s
+
+
+def recommend_for_session(
+    session=None,
+    items: list[int] | None = None,
+    k: int = 6,
+    exclude_seen: bool = True,
+    explain: bool = False,
+    category=None,
+) -> RecommendationResult:
+    """Next products for a live session: ``session`` (a tracking visit id) or ``items`` (product
+    pks in order). Unknown items are skipped; with no known item or no active model the popular
+    products (of ``category`` when given) answer. Never raises: failures log and fall back."""
+    k = max(1, int(k))
+    category_id = None
+    try:
+        category_id = _category_id(category)
+        if items is None:
+            items = selectors.session_product_ids(session) if session else []
+        items = [int(i) for i in items]
+        bundle = model_current()
+        if bundle is not None:
+            return _recommend_model(bundle, items, k, exclude_seen, explain, category_id)
+        reason = "no active model"
+        used, skipped = [], list(items)
+    except Exception:
+        logger.exception("recommendation failed; answering with popular items")
+        reason = "the model failed; popular items answer"
+        used, skipped = [], list(items or [])
+    return _recommend_popular(k, items or [], exclude_seen, explain, category_id, reason, None, used, skipped)
+
+
+def _recommend_model(bundle, items, k, exclude_seen, explain, category_id) -> RecommendationResult:
+    idx, used, skipped = [], [], []
+    for pk in items:
+        i = bundle.pk_index.get(pk)
+        if i is None:
+            skipped.append(pk)
+        else:
+            idx.append(i)
+            used.append(pk)
+    if not idx:
+        reason = "no item of the session is known to the model" if items else "empty session"
+        return _recommend_popular(k, items, exclude_seen, explain, category_id, reason, bundle.version, used, skipped)
+    cand, scores = _model_candidates(bundle, idx, k + CANDIDATE_MARGIN, exclude_seen)
+    pks = [int(bundle.index_pk[i]) for i in cand]
+    products = _products_in_order(pks)
+    chosen = [ScoredProduct(products[pk], s) for pk, s in zip(pks, scores) if pk in products][:k]
+    strategy = bundle.kind
+    reason = f"{bundle.kind} scored the catalogue after {len(used)} session item(s)"
+    if len(chosen) < k:
+        seen = set(items) if exclude_seen else set()
+        fill = _popular_scored(k - len(chosen), category_id, seen | {s.product.pk for s in chosen})
+        if fill:
+            reason += f"; {len(fill)} popular item(s) filled the rest"
+        chosen += fill
+    result = RecommendationResult(strategy, bundle.version, chosen, used=used, skipped=skipped)
+    if explain:
+        result.explanation = _explanation(result, reason, exclude_seen)
+    return result
+
+
+def _popular_scored(k: int, category_id: int | None, exclude: set[int]) -> list[ScoredProduct]:
+    pks = selectors.popular_product_ids(k, category_id=category_id, exclude=exclude)
+    products = _products_in_order(pks)
+    ordered = [products[pk] for pk in pks if pk in products]
+    if len(ordered) < k:  # some popular ones were inactive: top up from the catalogue
+        more = selectors.popular_product_ids(k - len(ordered), None, exclude | {p.pk for p in ordered} | set(pks))
+        extra = _products_in_order(more)
+        ordered += [extra[pk] for pk in more if pk in extra]
+    # Popularity rank as the score: 1, 1/2, 1/3, ... (tracking's counts are not comparable across windows).
+    return [ScoredProduct(p, round(1.0 / (r + 1), 6)) for r, p in enumerate(ordered[:k])]
+
+
+def _recommend_popular(k, items, exclude_seen, explain, category_id, reason, version, used, skipped):
+    exclude = set(items) if exclude_seen else set()
+    chosen = _popular_scored(k, category_id, exclude)
+    if category_id:
+        reason += "; popular items of the current category first"
+    result = RecommendationResult("popular", version, chosen, used=used, skipped=skipped)
+    if explain:
+        result.explanation = _explanation(result, reason, exclude_seen)
+    return result
+
+
+def _explanation(result: RecommendationResult, reason: str, exclude_seen: bool) -> dict:
+    return {
+        "strategy": result.strategy,
+        "reason": reason,
+        "model_version": result.model_version,
+        "session_items_used": result.used,
+        "session_items_skipped": result.skipped,
+        "exclude_seen": exclude_seen,
+        "scores": [{"product": s.product.pk, "name": s.product.name, "score": s.score} for s in result.items],
+    }
+
+
+def similar_items(product: Product | int, k: int = 6) -> RecommendationResult:
+    """Nearest products by the active model's item embeddings (cosine); item-kNN co-occurrence for
+    V-SKNN models; popular items of the product's category when the model does not know it."""
+    k = max(1, int(k))
+    pk = product.pk if isinstance(product, Product) else int(product)
+    category_id = product.category_id if isinstance(product, Product) else None
+    bundle = None
+    try:
+        bundle = model_current()
+        i = bundle.pk_index.get(pk) if bundle is not None else None
+        if i is not None:
+            cand, scores, strategy = _similar_candidates(bundle, i, k + CANDIDATE_MARGIN)
+            pks = [int(bundle.index_pk[j]) for j in cand]
+            products = _products_in_order(pks)
+            chosen = [ScoredProduct(products[p], s) for p, s in zip(pks, scores) if p in products][:k]
+            if len(chosen) < k:
+                chosen += _popular_scored(k - len(chosen), category_id, {pk} | {s.product.pk for s in chosen})
+            return RecommendationResult(strategy, bundle.version, chosen, used=[pk])
+    except Exception:
+        logger.exception("similar items failed; answering with popular items")
+    if category_id is None:
+        category_id = Product.objects.filter(pk=pk).values_list("category_id", flat=True).first()
+    chosen = _popular_scored(k, category_id, {pk})
+    return RecommendationResult("popular", bundle.version if bundle else None, chosen, skipped=[pk])
+
+
+def _similar_candidates(bundle: LoadedModel, i: int, n: int) -> tuple[list[int], list[float], str]:
+    with torch.inference_mode():
+        unit = bundle.unit_embeddings()
+        if unit is not None:
+            sims = unit @ unit[i]
+            strategy = "embedding"
+        else:
+            # Item-kNN on the V-SKNN session matrix: cosine of the items' session occurrence vectors.
+            eng = bundle.engine
+            co = np.asarray((eng.item_sess[i] @ eng.sess_items).todense()).ravel().astype(np.float32)
+            support = np.maximum(np.diff(eng.item_sess.indptr).astype(np.float32), 1.0)
+            sims = torch.from_numpy(co / np.sqrt(support[i] * support))
+            sims = sims.masked_fill(sims <= 0, -torch.inf)
+            strategy = "itemknn"
+        sims = sims + bundle.unavailable
+        sims[i] = -torch.inf
+        top = torch.topk(sims, min(n, bundle.n_items))
+    out_i, out_s = [], []
+    for v, j in zip(top.values.tolist(), top.indices.tolist()):
+        if v == -np.inf:
+            break
+        out_i.append(j)
+        out_s.append(float(v))
+    return out_i, out_s, strategy
+
+
+def popular_items(k: int = 6, category=None, exclude=()) -> RecommendationResult:
+    """Most popular active products (of ``category`` first), from tracking's popularity."""
+    chosen = _popular_scored(max(1, int(k)), _category_id(category), set(exclude))
+    return RecommendationResult("popular", None, chosen)
+
+
+# ------------------------------------------------------------------------------ the registry
+class ActivationRefused(Exception):
+    """The candidate is worse than the active model (MODEL_ACTIVATE_REQUIRES_BETTER) or unusable."""
+
+
+def model_version_register(*, kind: str, model, version: str, parameters: dict, metrics: dict,
+                           train_range: dict | None = None, test_range: dict | None = None,
+                           training_run: TrainingRun | None = None) -> ModelVersion:
+    """Write the artifact under its content-addressed name and add a ``ready`` registry row."""
+    name, digest, size = engine.artifact_write(kind, model, settings.MODEL_DIR, version)
+
+    def ts(r, key):
+        value = (r or {}).get(key)
+        return None if value is None else datetime.fromtimestamp(float(value), tz=dt_timezone.utc)
+
+    return ModelVersion.objects.create(
+        version=version, kind=kind, status=ModelVersion.Status.READY, artifact=name, artifact_sha256=digest,
+        artifact_size=size, parameters=parameters, n_items=len(model.item_ids), metrics=metrics,
+        train_start=ts(train_range, "time_min"), train_end=ts(train_range, "time_max"),
+        test_start=ts(test_range, "time_min"), test_end=ts(test_range, "time_max"), training_run=training_run,
+    )
+
+
+def model_version_new_name(kind: str) -> str:
+    base = f"{timezone.now():%Y%m%d-%H%M%S}-{kind}"
+    name, n = base, 1
+    while ModelVersion.objects.filter(version=name).exists():
+        n += 1
+        name = f"{base}-{n}"
+    return name
+
+
+def model_activate(mv: ModelVersion, user=None, require_better: bool = False) -> ModelVersion:
+    """Make ``mv`` the version every process serves. The artifact's digest is checked first; with
+    ``require_better`` the candidate must be at least as good as the active model on the primary
+    metrics measured on the same held-out day (``metrics["active"]``). The change is a database
+    update, mirrored into Redis after commit; processes notice within MODEL_RELOAD_INTERVAL_SECONDS."""
+    from .serving import artifact_path
+
+    path = artifact_path(mv)
+    if not path.is_file() or engine.sha256_file(path) != mv.artifact_sha256:
+        raise ActivationRefused(f"{mv.version}: artifact missing or its sha256 does not match")
+    with transaction.atomic():
+        current = ModelVersion.objects.select_for_update().filter(status=ModelVersion.Status.ACTIVE).first()
+        mv = ModelVersion.objects.select_for_update().get(pk=mv.pk)
+        if current is not None and current.pk == mv.pk:
+            return mv
+        if require_better and current is not None:
+            reference = (mv.metrics or {}).get("active") or {}
+            ref_metrics = reference.get("metrics") if reference.get("version") == current.version else None
+            if ref_metrics is None:
+                ref_metrics = (current.metrics or {}).get("model", {})
+            candidate = (mv.metrics or {}).get("model", {})
+            if not engine.metrics_at_least(candidate, ref_metrics):
+                raise ActivationRefused(
+                    f"{mv.version} ({_fmt(candidate)}) is worse than the active {current.version} ({_fmt(ref_metrics)})"
+                )
+        if current is not None:
+            current.status = ModelVersion.Status.RETIRED
+            current.save(update_fields=["status"])
+        mv.status = ModelVersion.Status.ACTIVE
+        mv.activated_at = timezone.now()
+        mv.activated_by = user if getattr(user, "is_authenticated", False) else None
+        mv.save(update_fields=["status", "activated_at", "activated_by"])
+        transaction.on_commit(lambda v=mv.version: active_version_publish(v))
+    logger.info("model %s activated (was %s)", mv.version, current.version if current else None)
+    return mv
+
+
+def model_rollback(user=None) -> ModelVersion:
+    """Activate the version that was active before the current one."""
+    current = selectors.model_version_active()
+    previous = selectors.model_version_previous(current)
+    if previous is None:
+        raise ActivationRefused("no previous version to roll back to")
+    return model_activate(previous, user=user)
+
+
+def _fmt(metrics: dict) -> str:
+    return ", ".join(f"{n} {float(metrics.get(n, 0.0)):.4f}" for n in engine.PRIMARY_METRICS)
+
+
+# ------------------------------------------------------------------------------ training
+def training_run_queue(user=None, params: str | None = None, activate: bool = True, data_path: str = "") -> TrainingRun:
+    """Record a run and queue the Celery task after the transaction commits."""
+    from .tasks import model_train
+
+    run = TrainingRun.objects.create(
+        params=params or settings.MODEL_TRAIN_PARAMS, activate=activate, data_path=data_path,
+        requested_by=user if getattr(user, "is_authenticated", False) else None,
+    )
+    transaction.on_commit(lambda: model_train.delay(run.pk))
+    return run
+
+
+def training_run_execute(run_id: int, progress: bool = False) -> TrainingRun:
+    from .training import run_execute
+
+    return run_execute(run_id, progress=progress)
+

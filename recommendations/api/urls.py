@@ -1,6 +1,13 @@
-from django.urls import include, path
-from rest_framework.routers import DefaultRouter
+"""Recommendations API routes, included at /api/ by shop.urls."""
+from django.urls import path
 
-router = DefaultRouter()
+from . import views
 
-urlpatterns = [path("", include(router.urls))]
+urlpatterns = [
+    path("recommendations/", views.RecommendationView.as_view(), name="recommendations"),
+    path("products/<int:pk>/similar/", views.SimilarItemsView.as_view(), name="product-similar"),
+    path("models/", views.ModelVersionListView.as_view(), name="model-list"),
+    path("models/<int:pk>/activate/", views.ModelVersionActivateView.as_view(), name="model-activate"),
+    path("models/train/", views.ModelTrainView.as_view(), name="model-train"),
+    path("training-runs/<int:pk>/", views.TrainingRunDetailView.as_view(), name="training-run-detail"),
+]

@@ -1,0 +1,109 @@
+"""Recommendations API: validation and orchestration only; the services do the work."""
+from django.shortcuts import get_object_or_404
+from drf_spectacular.utils import extend_schema
+from rest_framework import status
+from rest_framework.response import Response
+from rest_framework.views import APIView
+
+from catalog.models import Product
+from recommendations import selectors, services
+
+from .permissions import IsStaffWithModelPermission
+from .serializers import (
+    ModelVersionSerializer,
+    RecommendationQuerySerializer,
+    RecommendationRequestSerializer,
+    RecommendationResultSerializer,
+    SimilarQuerySerializer,
+    TrainingRunSerializer,
+    TrainRequestSerializer,
+)
+
+
+def _answer(result, request) -> Response:
+    data = RecommendationResultSerializer(result, context={"request": request}).data
+    if result.explanation is None:
+        data.pop("explanation", None)
+    return Response(data)
+
+
+class RecommendationView(APIView):
+    """Next products for a live session, by tracking visit id (GET) or product ids in order (POST)."""
+
+    @extend_schema(parameters=[RecommendationQuerySerializer], responses=RecommendationResultSerializer)
+    def get(self, request):
+        q = RecommendationQuerySerializer(data=request.query_params)
+        q.is_valid(raise_exception=True)
+        v = q.validated_data
+        result = services.recommend_for_session(
+            session=v.get("session"), k=v["k"], exclude_seen=v["exclude_seen"], explain=v["explain"],
+            category=v.get("category"),
+        )
+        return _answer(result, request)
+
+    @extend_schema(request=RecommendationRequestSerializer, responses=RecommendationResultSerializer)
+    def post(self, request):
+        q = RecommendationRequestSerializer(data=request.data)
+        q.is_valid(raise_exception=True)
+        v = q.validated_data
+        result = services.recommend_for_session(
+            items=v["items"], k=v["k"], exclude_seen=v["exclude_seen"], explain=v["explain"],
+            category=v.get("category"),
+        )
+        return _answer(result, request)
+
+
+class SimilarItemsView(APIView):
+    """Products similar to this one (the active model's item embeddings; item-kNN; popular)."""
+
+    @extend_schema(parameters=[SimilarQuerySerializer], responses=RecommendationResultSerializer)
+    def get(self, request, pk: int):
+        q = SimilarQuerySerializer(data=request.query_params)
+        q.is_valid(raise_exception=True)
+        product = get_object_or_404(Product.objects.only("pk", "category_id"), pk=pk, is_active=True)
+        return _answer(services.similar_items(product, k=q.validated_data["k"]), request)
+
+
+class ModelVersionListView(APIView):
+    permission_classes = [IsStaffWithModelPermission]
+
+    @extend_schema(responses=ModelVersionSerializer(many=True))
+    def get(self, request):
+        return Response(ModelVersionSerializer(selectors.model_version_list()[:200], many=True).data)
+
+
+class ModelVersionActivateView(APIView):
+    permission_classes = [IsStaffWithModelPermission]
+    required_perm = "recommendations.activate_modelversion"
+
+    @extend_schema(request=None, responses=ModelVersionSerializer)
+    def post(self, request, pk: int):
+        mv = get_object_or_404(selectors.model_version_list(), pk=pk)
+        try:
+            mv = services.model_activate(mv, user=request.user)
+        except services.ActivationRefused as exc:
+            return Response({"detail": str(exc)}, status=status.HTTP_409_CONFLICT)
+        return Response(ModelVersionSerializer(mv).data)
+
+
+class ModelTrainView(APIView):
+    permission_classes = [IsStaffWithModelPermission]
+    required_perm = "recommendations.train_model"
+
+    @extend_schema(request=TrainRequestSerializer, responses={202: TrainingRunSerializer})
+    def post(self, request):
+        q = TrainRequestSerializer(data=request.data)
+        q.is_valid(raise_exception=True)
+        run = services.training_run_queue(
+            user=request.user, params=q.validated_data.get("params") or None, activate=q.validated_data["activate"]
+        )
+        run.refresh_from_db()
+        return Response(TrainingRunSerializer(run).data, status=status.HTTP_202_ACCEPTED)
+
+
+class TrainingRunDetailView(APIView):
+    permission_classes = [IsStaffWithModelPermission]
+
+    @extend_schema(responses=TrainingRunSerializer)
+    def get(self, request, pk: int):
+        return Response(TrainingRunSerializer(get_object_or_404(selectors.training_run_list(), pk=pk)).data)

@@ -1,0 +1,160 @@
+"""Thin adapter between the Django side and the engine package (``recommendations.gru4rec``).
+
+Artifacts, training, evaluation and the event table live here so that services never reach into
+the engine's internals; nothing in this module touches the database.
+
+Artifacts are single immutable files named ``<kind>-<version>-<sha256[:16]>.<ext>``:
+GRU4Rec is the engine's safetensors checkpoint; V-SKNN (a folder in the engine) is packed into an
+uncompressed zip so that it too is one file with one digest.
+"""
+from __future__ import annotations
+
+import hashlib
+import os
+import re
+import tempfile
+import zipfile
+from collections.abc import Callable
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from .gru4rec.checkpoint import CheckpointError
+
+KINDS = ("gru4rec", "vsknn")
+CUTOFFS = (5, 10, 20)
+PRIMARY_METRICS = ("recall@20", "mrr@20")
+_EXT = {"gru4rec": ".safetensors", "vsknn": ".zip"}
+
+
+class ArtifactError(Exception):
+    """The artifact cannot be served: missing, checksum mismatch, or refused by the engine."""
+
+
+# ----------------------------------------------------------------------------------- artifacts
+def sha256_file(path: str | os.PathLike) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as fh:
+        for block in iter(lambda: fh.read(1 << 20), b""):
+            h.update(block)
+    return h.hexdigest()
+
+
+def artifact_write(kind: str, model, model_dir: str | os.PathLike, version: str) -> tuple[str, str, int]:
+    """Write ``model`` into ``model_dir`` under its content-addressed name; returns (name, sha256, size)."""
+    if kind not in KINDS:
+        raise ValueError(f"unknown model kind {kind!r}")
+    model_dir = Path(model_dir)
+    model_dir.mkdir(parents=True, exist_ok=True)
+    safe_version = re.sub(r"[^A-Za-z0-9_.-]", "_", version)
+    with tempfile.TemporaryDirectory(dir=model_dir, prefix=".tmp-") as tmp:
+        tmp_file = Path(tmp) / f"artifact{_EXT[kind]}"
+        if kind == "gru4rec":
+            model.save(tmp_file)
+        else:
+            folder = Path(tmp) / "folder"
+            model.save(folder)
+            with zipfile.ZipFile(tmp_file, "w", compression=zipfile.ZIP_STORED) as zf:
+                for f in sorted(folder.iterdir()):
+                    zf.write(f, f.name)
+        digest = sha256_file(tmp_file)
+        name = f"{kind}-{safe_version}-{digest[:16]}{_EXT[kind]}"
+        final = model_dir / name
+        os.replace(tmp_file, final)  # atomic: readers never see a half-written artifact
+        os.chmod(final, 0o444)
+    return name, digest, final.stat().st_size
+
+
+def artifact_load(kind: str, path: str | os.PathLike, sha256: str | None = None):
+    """Load an artifact after checking its digest. Any defect raises :class:`ArtifactError`."""
+    path = Path(path)
+    if not path.is_file():
+        raise ArtifactError(f"{path}: artifact file missing")
+    if sha256 is not None:
+        got = sha256_file(path)
+        if got != sha256:
+            raise ArtifactError(f"{path}: sha256 mismatch (expected {sha256[:16]}..., file has {got[:16]}...)")
+    try:
+        if kind == "gru4rec":
+            from .gru4rec.model import GRU4Rec
+
+            return GRU4Rec.load(path)
+        if kind == "vsknn":
+            from .gru4rec.baselines import SessionKNN
+
+            with tempfile.TemporaryDirectory() as tmp, zipfile.ZipFile(path) as zf:
+                for name in zf.namelist():
+                    if "/" in name or name.startswith("."):
+                        raise ArtifactError(f"{path}: unexpected member {name!r}")
+                zf.extractall(tmp)
+                return SessionKNN.load(tmp)
+    except ArtifactError:
+        raise
+    except (CheckpointError, ValueError, KeyError, OSError, zipfile.BadZipFile) as exc:
+        raise ArtifactError(f"{path}: refused by the engine ({type(exc).__name__}: {exc})") from exc
+    raise ArtifactError(f"unknown model kind {kind!r}")
+
+
+# ------------------------------------------------------------------------------------- data
+def events_read(path: str | os.PathLike) -> pd.DataFrame:
+    from .gru4rec.data import read_events
+
+    return read_events(path)
+
+
+def events_split(df: pd.DataFrame, test_days: float = 1, min_item_support: int = 2) -> tuple[pd.DataFrame, pd.DataFrame, dict]:
+    """Standard preprocessing and the held-out last day(s); returns (train, test, stats)."""
+    from .gru4rec.data import preprocess, split_by_time, split_stats
+
+    df = preprocess(df, min_item_support=min_item_support, min_session_length=2)
+    train, test = split_by_time(df, days=test_days)
+    if len(train) == 0:
+        raise ValueError("no training events after preprocessing (too few sessions or items)")
+    return train, test, split_stats(train, test)
+
+
+# ------------------------------------------------------------------------------- training
+def gru4rec_train(train: pd.DataFrame, params: str, log: Callable[[str], None] | None = None, progress: bool = False):
+    from .gru4rec.trainer import fit
+
+    model, history = fit(train, params, device="cpu", seed=0, progress=progress, log=log)
+    return model
+
+
+def vsknn_train(train: pd.DataFrame, **params):
+    from .gru4rec.baselines import SessionKNN
+
+    return SessionKNN(**params).fit(train)
+
+
+def baseline_train(kind: str, train: pd.DataFrame):
+    from .gru4rec.baselines import ItemKNN, Popularity
+
+    return {"popularity": Popularity, "itemknn": ItemKNN}[kind]().fit(train)
+
+
+def evaluate(kind: str, model, test: pd.DataFrame, cutoffs=CUTOFFS) -> dict:
+    """Recall@N / MRR@N on ``test`` with the engine's protocol for that kind of model."""
+    if len(test) == 0:
+        out = {f"{m}@{c}": 0.0 for c in cutoffs for m in ("recall", "mrr")}
+        out["n_events"] = 0
+        return out
+    if kind == "gru4rec":
+        from .gru4rec.evaluation import evaluate as gru_evaluate
+
+        out = gru_evaluate(model, test, cutoffs=cutoffs)
+    else:
+        from .gru4rec.baselines import evaluate_baseline
+
+        out = evaluate_baseline(model, test, cutoffs=cutoffs)
+    return {k: (float(v) if isinstance(v, (float, np.floating)) else v) for k, v in out.items()}
+
+
+def metrics_at_least(candidate: dict, reference: dict, names=PRIMARY_METRICS) -> bool:
+    """True when ``candidate`` is at least as good as ``reference`` on every primary metric."""
+    return all(float(candidate.get(n, 0.0)) >= float(reference.get(n, 0.0)) for n in names)
+
+
+def metrics_key(metrics: dict, names=PRIMARY_METRICS) -> tuple:
+    return tuple(float(metrics.get(n, 0.0)) for n in names)

@@ -1,0 +1,251 @@
+"""The model this process serves: a cache of the registry row that says which version is active.
+
+Every ``MODEL_RELOAD_INTERVAL_SECONDS`` a caller of :func:`model_current` checks the active
+version (Redis key, the database when Redis has nothing); when it changed, the new artifact is
+loaded completely (digest checked, engine checks) and only then swapped in by rebinding one
+reference, so concurrent requests see either the old or the new bundle, never a half-loaded
+one. A version that fails to load is refused and remembered for a while; the old one keeps serving.
+
+Extension hook: :func:`extra_loader_register` adds a function called for every bundle after the
+engine is loaded (``fn(bundle, version_row) -> object``); its result lands in
+``bundle.extras[name]``. The clustering / ANN work registers its loaders there.
+"""
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import torch
+from django.conf import settings
+from django.core.cache import cache
+
+from . import engine
+
+logger = logging.getLogger(__name__)
+
+ACTIVE_VERSION_KEY = "recommendations:active_version"
+ACTIVE_VERSION_TTL = 300  # seconds; the database is the truth, Redis only mirrors it
+NO_ACTIVE = "-"  # cached marker for "no active version"
+REFUSED_RETRY_SECONDS = 60.0
+
+
+@dataclass(eq=False)
+class LoadedModel:
+    """Everything a process needs to serve one model version, built once per version.
+
+    ``index_pk[i]`` is the catalogue product pk of model item i (-1 when the catalogue has no such
+    product), ``pk_index`` the reverse map, ``unavailable`` a score mask (-inf for items that are
+    not active products at load time). ``extras`` is for per-version add-ons (clusters, ANN index).
+    """
+
+    version: str
+    kind: str
+    engine: object
+    item_ids: list[str]
+    index_pk: np.ndarray
+    pk_index: dict[int, int]
+    unavailable: torch.Tensor
+    loaded_at: float = field(default_factory=time.time)
+    load_seconds: float = 0.0
+    extras: dict = field(default_factory=dict)
+    _unit_embeddings: torch.Tensor | None = None
+    _lock: threading.Lock = field(default_factory=threading.Lock)
+
+    @property
+    def n_items(self) -> int:
+        return len(self.item_ids)
+
+    def unit_embeddings(self) -> torch.Tensor | None:
+        """Row-normalised item embeddings (GRU4Rec only), computed on first use."""
+        if self.kind != "gru4rec":
+            return None
+        if self._unit_embeddings is None:
+            with self._lock:
+                if self._unit_embeddings is None:
+                    emb = torch.from_numpy(self.engine.item_embeddings())
+                    self._unit_embeddings = emb / emb.norm(dim=1, keepdim=True).clamp_min(1e-12)
+        return self._unit_embeddings
+
+
+# ------------------------------------------------------------------------------ extension hook
+_EXTRA_LOADERS: dict[str, Callable] = {}
+
+
+def extra_loader_register(name: str, loader: Callable) -> None:
+    """Register ``loader(bundle, version_row) -> object``, run for every bundle loaded afterwards.
+    A loader that raises is logged and skipped: an add-on never blocks serving the model itself."""
+    _EXTRA_LOADERS[name] = loader
+
+
+# ---------------------------------------------------------------------------------- loading
+_torch_threads_set = False
+
+
+def _torch_threads() -> None:
+    global _torch_threads_set
+    if not _torch_threads_set:
+        torch.set_num_threads(max(1, int(settings.TORCH_NUM_THREADS)))
+        _torch_threads_set = True
+
+
+def artifact_path(row) -> Path:
+    return Path(settings.MODEL_DIR) / row.artifact
+
+
+def bundle_load(row) -> LoadedModel:
+    """Load a registry row into a :class:`LoadedModel`; raises ``engine.ArtifactError`` if refused."""
+    from catalog.models import Product
+
+    _torch_threads()
+    t0 = time.perf_counter()
+    model = engine.artifact_load(row.kind, artifact_path(row), sha256=row.artifact_sha256)
+    item_ids = [str(i) for i in model.item_ids]
+    index_pk = np.full(len(item_ids), -1, dtype=np.int64)
+    position = {item: i for i, item in enumerate(item_ids)}
+    active = np.zeros(len(item_ids), dtype=bool)
+    ext_field = "external_id"
+    # One query over the catalogue (chunked IN lists would be slower for 40k items).
+    for pk, ext, is_active in Product.objects.values_list("pk", ext_field, "is_active").iterator(chunk_size=5000):
+        i = position.get(ext)
+        if i is not None:
+            index_pk[i] = pk
+            active[i] = is_active
+    unavailable = torch.zeros(len(item_ids))
+    unavailable[torch.from_numpy(~active)] = -torch.inf
+    bundle = LoadedModel(
+        version=row.version,
+        kind=row.kind,
+        engine=model,
+        item_ids=item_ids,
+        index_pk=index_pk,
+        pk_index={int(pk): i for i, pk in enumerate(index_pk) if pk >= 0},
+        unavailable=unavailable,
+    )
+    for name, loader in _EXTRA_LOADERS.items():
+        try:
+            bundle.extras[name] = loader(bundle, row)
+        except Exception:  # an add-on never blocks the model itself
+            logger.exception("extra loader %s failed for model %s", name, row.version)
+    bundle.load_seconds = time.perf_counter() - t0
+    return bundle
+
+
+# ------------------------------------------------------------------------- the process state
+class _State:
+    def __init__(self):
+        self.bundle: LoadedModel | None = None
+        self.checked_at = 0.0  # monotonic time of the last version check
+        self.wanted: str | None = None  # the active version as last seen in Redis/DB
+        self.refused: dict[str, float] = {}  # version -> monotonic time it was refused
+        self.lock = threading.Lock()
+
+
+_state = _State()
+
+
+def active_version_publish(version: str | None) -> None:
+    """Mirror the active version into Redis (called after the activation commits)."""
+    cache.set(ACTIVE_VERSION_KEY, version or NO_ACTIVE, ACTIVE_VERSION_TTL)
+
+
+def active_version() -> str | None:
+    """The active version: Redis when it knows, else the database (and Redis is refreshed)."""
+    from .models import ModelVersion
+
+    cached = cache.get(ACTIVE_VERSION_KEY)
+    if cached is not None:
+        return None if cached == NO_ACTIVE else cached
+    version = (
+        ModelVersion.objects.filter(status=ModelVersion.Status.ACTIVE).values_list("version", flat=True).first()
+    )
+    active_version_publish(version)
+    return version
+
+
+def _sync(force: bool = False) -> None:
+    from .models import ModelVersion
+
+    now = time.monotonic()
+    if not force and now - _state.checked_at < settings.MODEL_RELOAD_INTERVAL_SECONDS:
+        return
+    # One thread checks and loads; the others keep serving the current bundle meanwhile.
+    if not _state.lock.acquire(blocking=force):
+        return
+    try:
+        now = time.monotonic()
+        if not force and now - _state.checked_at < settings.MODEL_RELOAD_INTERVAL_SECONDS:
+            return
+        _state.checked_at = now
+        try:
+            wanted = active_version()
+        except Exception:
+            logger.exception("cannot read the active model version; keeping %s", model_version_loaded())
+            return
+        _state.wanted = wanted
+        current = _state.bundle
+        if wanted is None:
+            if current is not None:
+                logger.info("no active model version any more; unloading %s", current.version)
+            _state.bundle = None
+            return
+        if current is not None and current.version == wanted:
+            return
+        refused_at = _state.refused.get(wanted)
+        if refused_at is not None and now - refused_at < REFUSED_RETRY_SECONDS:
+            return
+        row = ModelVersion.objects.filter(version=wanted).first()
+        if row is None:
+            return
+        try:
+            bundle = bundle_load(row)
+        except Exception as exc:
+            _state.refused[wanted] = now
+            logger.error("model %s refused, still serving %s: %s", wanted, model_version_loaded(), exc)
+            return
+        _state.bundle = bundle  # the swap: one reference rebinding
+        _state.refused.pop(wanted, None)
+        logger.info("model %s loaded in %.3f s (%d items)", bundle.version, bundle.load_seconds, bundle.n_items)
+    finally:
+        _state.lock.release()
+
+
+def model_current() -> LoadedModel | None:
+    """The bundle to serve now (None when no usable model); checks for a new version on a timer."""
+    try:
+        _sync()
+    except Exception:  # serving must not fail because the check failed
+        logger.exception("model version check failed")
+    return _state.bundle
+
+
+def model_reload(force: bool = True) -> LoadedModel | None:
+    """Check now and load the active version if it changed (CLI, tests, worker start)."""
+    _sync(force=force)
+    return _state.bundle
+
+
+def model_version_loaded() -> str | None:
+    bundle = _state.bundle
+    return bundle.version if bundle else None
+
+
+def model_version_wanted() -> str | None:
+    return _state.wanted
+
+
+def model_version_refused() -> list[str]:
+    return sorted(_state.refused)
+
+
+def model_unload() -> None:
+    """Forget the loaded model (tests)."""
+    with _state.lock:
+        _state.bundle = None
+        _state.checked_at = 0.0
+        _state.wanted = None
+        _state.refused.clear()

@@ -1,0 +1,107 @@
+"""recommend_for_session, similar_items, popular_items: strategies, fallbacks, exclude-seen, explanations."""
+import pytest
+
+from catalog.models import Product
+from recommendations import serving, services
+
+
+def _ext(pks):
+    return list(Product.objects.filter(pk__in=pks).values_list("external_id", flat=True))
+
+
+def test_no_model_falls_back_to_popular(catalogue):
+    result = services.recommend_for_session(items=[catalogue[0].pk, catalogue[1].pk], k=6, explain=True)
+    assert result.strategy == "popular"
+    assert result.model_version is None
+    assert len(result.items) == 6
+    assert catalogue[0].pk not in result.product_ids and catalogue[1].pk not in result.product_ids
+    assert result.explanation["reason"] == "no active model"
+    assert [s.score for s in result.items] == [1.0, 0.5, 0.333333, 0.25, 0.2, 0.166667]
+
+
+def test_popular_of_the_current_category_first(catalogue):
+    cat = catalogue[0].category_id
+    result = services.recommend_for_session(items=[], k=6, category=cat)
+    assert {p.product.category_id for p in result.items} == {cat}
+
+
+@pytest.mark.parametrize("kind", ["gru4rec", "vsknn"])
+def test_active_model_answers_and_excludes_seen(kind, request, activate):
+    mv = request.getfixturevalue("gru_version" if kind == "gru4rec" else "sknn_version")
+    activate(mv)
+    bundle = serving.model_reload()
+    seen = [int(bundle.index_pk[i]) for i in (0, 1, 2)]
+    result = services.recommend_for_session(items=seen, k=10, explain=True)
+    assert result.strategy == kind
+    assert result.model_version == mv.version
+    assert len(result.items) == 10
+    assert not set(seen) & set(result.product_ids)
+    assert len(set(result.product_ids)) == 10
+    scores = [s.score for s in result.items]
+    if kind == "gru4rec":
+        assert scores == sorted(scores, reverse=True)
+    ex = result.explanation
+    assert ex["strategy"] == kind and ex["session_items_used"] == seen and ex["session_items_skipped"] == []
+    assert [e["product"] for e in ex["scores"]] == result.product_ids
+    assert ex["scores"][0]["score"] == scores[0]
+    # without exclude_seen the seen items may come back, and the ranking is the model's
+    again = services.recommend_for_session(items=seen, k=60, exclude_seen=False)
+    assert len(again.items) == 60 if kind == "gru4rec" else len(again.items) == 60
+
+
+def test_unknown_items_skipped_and_all_unknown_falls_back(gru_version, catalogue, activate):
+    activate(gru_version)
+    bundle = serving.model_reload()
+    unknown = Product.objects.create(external_id="not-in-model", name="New", slug="new").pk
+    known = int(bundle.index_pk[5])
+    result = services.recommend_for_session(items=[unknown, known], k=4, explain=True)
+    assert result.strategy == "gru4rec"
+    assert result.used == [known] and result.skipped == [unknown]
+    assert result.explanation["session_items_skipped"] == [unknown]
+    only_unknown = services.recommend_for_session(items=[unknown], k=4, explain=True)
+    assert only_unknown.strategy == "popular"
+    assert only_unknown.model_version == gru_version.version
+    assert only_unknown.explanation["reason"] == "no item of the session is known to the model"
+    empty = services.recommend_for_session(items=[], k=4, explain=True)
+    assert empty.strategy == "popular" and empty.explanation["reason"] == "empty session"
+    assert len(empty.items) == 4
+
+
+def test_inactive_products_filtered_still_exactly_k(gru_version, catalogue, activate):
+    activate(gru_version)
+    serving.model_reload()
+    first = services.recommend_for_session(items=[catalogue[0].pk], k=5)
+    Product.objects.filter(pk__in=first.product_ids[:3]).update(is_active=False)
+    second = services.recommend_for_session(items=[catalogue[0].pk], k=5)
+    assert len(second.items) == 5
+    assert not set(first.product_ids[:3]) & set(second.product_ids)
+    assert second.product_ids[:2] == first.product_ids[3:5]
+
+
+def test_model_failure_never_raises(gru_version, catalogue, monkeypatch, activate):
+    activate(gru_version)
+    serving.model_reload()
+
+    def boom(*a, **k):
+        raise RuntimeError("engine exploded")
+
+    monkeypatch.setattr(services, "_model_candidates", boom)
+    result = services.recommend_for_session(items=[catalogue[0].pk], k=3, explain=True)
+    assert result.strategy == "popular" and len(result.items) == 3
+    assert result.explanation["reason"] == "the model failed; popular items answer"
+
+
+def test_similar_items_by_embedding_and_itemknn(gru_version, sknn_version, catalogue, activate):
+    activate(gru_version)
+    bundle = serving.model_reload()
+    product = Product.objects.get(pk=int(bundle.index_pk[0]))
+    result = services.similar_items(product, k=5)
+    assert result.strategy == "embedding" and len(result.items) == 5 and product.pk not in result.product_ids
+    activate(sknn_version)
+    bundle = serving.model_reload()
+    product = Product.objects.get(pk=int(bundle.index_pk[0]))
+    result = services.similar_items(product, k=5)
+    assert result.strategy == "itemknn" and len(result.items) == 5 and product.pk not in result.product_ids
+    new = Product.objects.create(external_id="zzz", name="Z", slug="z", category=product.category)
+    fallback = services.similar_items(new, k=3)
+    assert fallback.strategy == "popular" and {p.product.category_id for p in fallback.items} == {product.category_id}

@@ -1,0 +1,290 @@
+"""The training pipeline behind ``services.training_run_execute``: export the shop's sessions (or read
+an event file), train GRU4Rec and V-SKNN, evaluate both beside the baselines and the active model
+on the same held-out last day, register the versions and activate the better one if it is at
+least as good as the active model.
+
+One run at a time: a PostgreSQL session advisory lock on a dedicated connection. A worker that
+dies loses its connection and so its lock; the next run that gets the lock marks the dead run
+failed ("worker lost") before it starts.
+"""
+from __future__ import annotations
+
+import contextlib
+import logging
+import re
+import tempfile
+import threading
+import time
+from pathlib import Path
+
+import pandas as pd
+from django.conf import settings
+from django.db import connections
+from django.utils import timezone
+
+from . import engine
+from .models import ModelVersion, TrainingRun
+
+logger = logging.getLogger(__name__)
+
+ADVISORY_LOCK_KEY = 0x6752_5534  # "gRU4"
+LOG_TAIL_CHARS = 6000
+HEARTBEAT_SECONDS = 2.0
+# Without PostgreSQL (embedded SQLite) a run with no heartbeat for this long counts as dead.
+STALE_SECONDS = 600
+VSKNN_PARAMS = {"k": 100, "sample_size": 500, "similarity": "cosine", "weighting": "linear"}
+
+_local_lock = threading.Lock()
+
+
+class TrainingBusy(Exception):
+    """Another training run holds the lock."""
+
+
+@contextlib.contextmanager
+def training_lock():
+    """Hold the one-at-a-time training lock (raises :class:`TrainingBusy` when taken)."""
+    if connections["default"].vendor == "postgresql":
+        conn = connections.create_connection("default")  # own connection: dies with the process
+        try:
+            conn.ensure_connection()
+            with conn.cursor() as cur:
+                cur.execute("SELECT pg_try_advisory_lock(%s)", [ADVISORY_LOCK_KEY])
+                if not cur.fetchone()[0]:
+                    raise TrainingBusy("another training run is in progress")
+            try:
+                yield
+            finally:
+                with conn.cursor() as cur:
+                    cur.execute("SELECT pg_advisory_unlock(%s)", [ADVISORY_LOCK_KEY])
+        finally:
+            conn.close()
+    else:
+        if not _local_lock.acquire(blocking=False):
+            raise TrainingBusy("another training run is in progress")
+        try:
+            yield
+        finally:
+            _local_lock.release()
+
+
+class _Reporter:
+    """Progress, heartbeat and log tail of one run, written to its row (throttled)."""
+
+    def __init__(self, run: TrainingRun, echo=None):
+        self.run = run
+        self.echo = echo
+        self.lines: list[str] = []
+        self.last_write = 0.0
+
+    def log(self, msg: str) -> None:
+        line = f"{timezone.now():%H:%M:%S} {msg}"
+        self.lines.append(line)
+        logger.info("training run %s: %s", self.run.pk, msg)
+        if self.echo:
+            self.echo(line)
+        self.save(force=True)
+
+    def stage(self, name: str, progress: float) -> None:
+        self.run.stage = name
+        self.run.progress = progress
+        self.log(name)
+
+    def save(self, force: bool = False) -> None:
+        now = time.monotonic()
+        if not force and now - self.last_write < HEARTBEAT_SECONDS:
+            return
+        self.last_write = now
+        tail = "\n".join(self.lines)[-LOG_TAIL_CHARS:]
+        self.run.log_tail = tail
+        self.run.heartbeat_at = timezone.now()
+        TrainingRun.objects.filter(pk=self.run.pk).update(
+            stage=self.run.stage, progress=self.run.progress, log_tail=tail, heartbeat_at=self.run.heartbeat_at
+        )
+
+
+def stale_runs_fail(exclude_pk: int | None = None, lock_held: bool = True) -> int:
+    """Mark runs left ``running`` by a dead worker as failed. With the lock held nobody else can
+    be running, so every other running row is dead; otherwise only rows without a recent heartbeat."""
+    qs = TrainingRun.objects.filter(status=TrainingRun.Status.RUNNING)
+    if exclude_pk is not None:
+        qs = qs.exclude(pk=exclude_pk)
+    if not lock_held or connections["default"].vendor != "postgresql":
+        qs = qs.filter(heartbeat_at__lt=timezone.now() - timezone.timedelta(seconds=STALE_SECONDS))
+    n = 0
+    for run in qs:
+        last = run.heartbeat_at.isoformat() if run.heartbeat_at else "never"
+        n += TrainingRun.objects.filter(pk=run.pk, status=TrainingRun.Status.RUNNING).update(
+            status=TrainingRun.Status.FAILED,
+            finished_at=timezone.now(),
+            error=f"worker lost (killed or crashed) during stage {run.stage or 'start'!r}; last heartbeat {last}",
+        )
+    return n
+
+
+def events_for_run(run: TrainingRun, workdir: Path) -> tuple[pd.DataFrame, pd.DataFrame, dict]:
+    """(train, test, split stats) from the run's event file or the shop's own tracked sessions."""
+    if run.data_path:
+        return engine.events_split(engine.events_read(run.data_path))
+    from tracking.services import sessions_export
+
+    exported = sessions_export(str(workdir), test_days=1, event_types=("view", "click")) or {}
+    paths = {k: v for k, v in exported.items() if isinstance(v, (str, Path)) and Path(v).is_file()}
+    if "train" in paths and "test" in paths:
+        # tracking already split off the held-out day; keep its split, apply the same filtering
+        train, test = engine.events_read(paths["train"]), engine.events_read(paths["test"])
+        from .gru4rec.data import split_stats
+
+        return train, test[test["ItemId"].isin(train["ItemId"].unique())], split_stats(train, test)
+    for key in ("events", "path", "all", "file"):
+        if key in paths:
+            return engine.events_split(engine.events_read(paths[key]))
+    files = sorted(Path(workdir).glob("*.tsv"))
+    if files:
+        return engine.events_split(engine.events_read(files[0]))
+    raise ValueError(f"the session export wrote no event file ({exported!r})")
+
+
+def run_execute(run_id: int, progress: bool = False, echo=None) -> TrainingRun:
+    run = TrainingRun.objects.get(pk=run_id)
+    if run.status != TrainingRun.Status.QUEUED:
+        if run.status == TrainingRun.Status.RUNNING:
+            # A redelivered task: if nobody holds the lock the first attempt died.
+            try:
+                with training_lock():
+                    stale_runs_fail()
+            except TrainingBusy:
+                pass
+        logger.info("training run %s is %s; nothing to do", run.pk, run.status)
+        return TrainingRun.objects.get(pk=run_id)
+    try:
+        with training_lock():
+            failed = stale_runs_fail(exclude_pk=run.pk)
+            if failed:
+                logger.warning("marked %d dead training run(s) failed", failed)
+            return _run(run, progress, echo)
+    except TrainingBusy as exc:
+        TrainingRun.objects.filter(pk=run.pk).update(
+            status=TrainingRun.Status.FAILED, error=str(exc), finished_at=timezone.now()
+        )
+        run.refresh_from_db()
+        return run
+
+
+def _run(run: TrainingRun, progress: bool, echo) -> TrainingRun:
+    from . import services
+
+    rep = _Reporter(run, echo)
+    run.status = TrainingRun.Status.RUNNING
+    run.started_at = timezone.now()
+    run.error = ""
+    run.save(update_fields=["status", "started_at", "error"])
+    try:
+        with tempfile.TemporaryDirectory(prefix="shop-train-") as tmp:
+            rep.stage("export sessions", 0.02)
+            train, test, stats = events_for_run(run, Path(tmp))
+            rep.log(
+                f"train: {stats['train']['events']} events, {stats['train']['sessions']} sessions, "
+                f"{stats['train']['items']} items; held-out day: {stats['test']['events']} events"
+            )
+            models: dict[str, object] = {}
+            params: dict[str, dict] = {}
+            n_epochs = _epochs(run.params)
+
+            def epoch_log(msg: str) -> None:
+                m = re.match(r"epoch (\d+)/(\d+)", msg)
+                if m:
+                    run.progress = 0.05 + 0.6 * int(m.group(1)) / max(int(m.group(2)), 1)
+                rep.log(msg)
+
+            rep.stage(f"train gru4rec ({n_epochs} epochs)", 0.05)
+            try:
+                from .gru4rec.params import parse_params
+
+                models["gru4rec"] = engine.gru4rec_train(train, run.params, log=epoch_log, progress=progress)
+                params["gru4rec"] = {"params": parse_params(run.params).to_string()}
+            except Exception as exc:  # V-SKNN still gives the shop a model
+                logger.exception("GRU4Rec training failed in run %s", run.pk)
+                rep.log(f"gru4rec training failed: {type(exc).__name__}: {exc}")
+            rep.stage("train vsknn", 0.68)
+            models["vsknn"] = engine.vsknn_train(train, **VSKNN_PARAMS)
+            params["vsknn"] = {"params": VSKNN_PARAMS}
+
+            rep.stage("evaluate on the held-out day", 0.75)
+            baselines = {b: engine.evaluate(b, engine.baseline_train(b, train), test) for b in ("popularity", "itemknn")}
+            evaluated = {kind: engine.evaluate(kind, m, test) for kind, m in models.items()}
+            active = ModelVersion.objects.filter(status=ModelVersion.Status.ACTIVE).first()
+            active_eval = None
+            if active is not None:
+                try:
+                    from .serving import artifact_path
+
+                    old = engine.artifact_load(active.kind, artifact_path(active), active.artifact_sha256)
+                    active_eval = {"version": active.version, "metrics": engine.evaluate(active.kind, old, test)}
+                except Exception as exc:
+                    rep.log(f"could not evaluate the active model {active.version}: {exc}")
+            for kind, m in evaluated.items():
+                rep.log(f"{kind}: " + ", ".join(f"{n} {m[n]:.4f}" for n in engine.PRIMARY_METRICS))
+            for kind, m in baselines.items():
+                rep.log(f"{kind} baseline: " + ", ".join(f"{n} {m[n]:.4f}" for n in engine.PRIMARY_METRICS))
+
+            rep.stage("register versions", 0.9)
+            registered = {}
+            for kind, model in models.items():
+                metrics = {"model": evaluated[kind], "baselines": baselines, "active": active_eval,
+                           "others": {o: evaluated[o] for o in evaluated if o != kind}, "data": stats}
+                registered[kind] = services.model_version_register(
+                    kind=kind, model=model, version=services.model_version_new_name(kind), parameters=params[kind],
+                    metrics=metrics, train_range=stats["train"], test_range=stats["test"], training_run=run,
+                )
+                rep.log(f"registered {registered[kind].version} ({registered[kind].artifact})")
+            best_kind = max(evaluated, key=lambda kk: (engine.metrics_key(evaluated[kk]), kk == "gru4rec"))
+            best = registered[best_kind]
+            decision = _activate(run, best, rep)
+            run.result = {
+                "versions": {k: v.version for k, v in registered.items()},
+                "best": best.version,
+                "activated": decision["activated"],
+                "decision": decision["reason"],
+                "metrics": evaluated,
+                "baselines": baselines,
+                "active_before": active_eval,
+                "data": stats,
+            }
+        run.status = TrainingRun.Status.SUCCEEDED
+        run.progress = 1.0
+        run.stage = "done"
+    except Exception as exc:
+        logger.exception("training run %s failed", run.pk)
+        run.status = TrainingRun.Status.FAILED
+        run.error = f"{type(exc).__name__}: {exc}"
+        rep.lines.append(f"failed: {run.error}")
+    run.finished_at = timezone.now()
+    run.heartbeat_at = run.finished_at
+    run.log_tail = "\n".join(rep.lines)[-LOG_TAIL_CHARS:]
+    run.save()
+    return run
+
+
+def _activate(run: TrainingRun, best: ModelVersion, rep: _Reporter) -> dict:
+    from . import services
+
+    if not run.activate:
+        rep.log(f"best is {best.version}; not activated (activation not requested)")
+        return {"activated": False, "reason": "activation not requested"}
+    try:
+        services.model_activate(best, user=run.requested_by, require_better=settings.MODEL_ACTIVATE_REQUIRES_BETTER)
+    except services.ActivationRefused as exc:
+        rep.log(f"not activated: {exc}")
+        return {"activated": False, "reason": str(exc)}
+    rep.log(f"activated {best.version}")
+    return {"activated": True, "reason": "at least as good as the active model on " + ", ".join(engine.PRIMARY_METRICS)}
+
+
+def _epochs(params: str) -> int:
+    try:
+        from .gru4rec.params import parse_params
+
+        return parse_params(params).n_epochs
+    except Exception:
+        return 0
