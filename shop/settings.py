@@ -268,4 +268,6 @@ MODEL_TRAIN_PARAMS = env.str(
     "learning_rate=0.2,momentum=0.2,n_sample=2048,sample_alpha=0.5,logq=1.0,n_epochs=10",
 )
 ANN_MIN_CATALOGUE = env.int("ANN_MIN_CATALOGUE", default=100_000)
+# /health/ also checks that this process serves the active model version.
+HEALTH_CHECK_EXTRA = ["recommendations.health.ActiveModelLoaded"]
 DEMO_DATA = env.str("DEMO_DATA", default="")
