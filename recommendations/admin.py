@@ -1,0 +1,182 @@
+"""Staff admin for the model registry: metrics side by side, activate / roll back / retrain / compare,
+training runs with live progress, and each version's online performance (impressions, clicks, CTR)."""
+from django.contrib import admin, messages
+from django.core.exceptions import PermissionDenied
+from django.shortcuts import redirect
+from django.template.response import TemplateResponse
+from django.urls import path, reverse
+from django.utils.html import format_html, format_html_join
+
+from . import engine, selectors, services
+from .models import ModelVersion, TrainingRun
+
+METRIC_COLUMNS = ("recall@20", "mrr@20")
+
+
+def _metric(mv: ModelVersion, name: str) -> str:
+    value = mv.metric(name)
+    return "-" if value is None else f"{value:.4f}"
+
+
+@admin.register(ModelVersion)
+class ModelVersionAdmin(admin.ModelAdmin):
+    list_display = ("version", "kind", "status", "n_items", "recall_20", "mrr_20", "popularity_recall_20",
+                    "itemknn_recall_20", "online", "created", "activated_at")
+    list_filter = ("kind", "status")
+    search_fields = ("version",)
+    actions = ["action_activate", "action_compare"]
+    readonly_fields = [f.name for f in ModelVersion._meta.fields] + ["metrics_table", "online_performance"]
+    change_list_template = "admin/recommendations/modelversion/change_list.html"
+
+    def has_add_permission(self, request):
+        return False  # versions come from training runs only
+
+    def has_change_permission(self, request, obj=None):
+        return False  # immutable; actions go through services
+
+    def get_queryset(self, request):
+        return super().get_queryset(request).select_related("activated_by")
+
+    def changelist_view(self, request, extra_context=None):
+        qs = self.get_queryset(request)[:200]
+        self._online = selectors.online_performance([mv.version for mv in qs])
+        extra = {"can_train": request.user.has_perm("recommendations.train_model"),
+                 "can_activate": request.user.has_perm("recommendations.activate_modelversion"),
+                 "active": selectors.model_version_active()}
+        return super().changelist_view(request, {**(extra_context or {}), **extra})
+
+    @admin.display(description="Recall@20")
+    def recall_20(self, obj):
+        return _metric(obj, "recall@20")
+
+    @admin.display(description="MRR@20")
+    def mrr_20(self, obj):
+        return _metric(obj, "mrr@20")
+
+    @admin.display(description="Popularity R@20")
+    def popularity_recall_20(self, obj):
+        value = ((obj.metrics or {}).get("baselines") or {}).get("popularity", {}).get("recall@20")
+        return "-" if value is None else f"{value:.4f}"
+
+    @admin.display(description="Item-kNN R@20")
+    def itemknn_recall_20(self, obj):
+        value = ((obj.metrics or {}).get("baselines") or {}).get("itemknn", {}).get("recall@20")
+        return "-" if value is None else f"{value:.4f}"
+
+    @admin.display(description="Impressions / clicks / CTR")
+    def online(self, obj):
+        perf = getattr(self, "_online", {}).get(obj.version) or selectors.online_performance([obj.version])[obj.version]
+        ctr = "-" if perf["ctr"] is None else f"{perf['ctr']:.2%}"
+        return f"{perf['impressions']} / {perf['clicks']} / {ctr}"
+
+    @admin.display(description="Offline metrics (held-out day)")
+    def metrics_table(self, obj):
+        rows = [("this model", (obj.metrics or {}).get("model") or {})]
+        rows += [(f"baseline {k}", v) for k, v in ((obj.metrics or {}).get("baselines") or {}).items()]
+        rows += [(f"same run: {k}", v) for k, v in ((obj.metrics or {}).get("others") or {}).items()]
+        active = (obj.metrics or {}).get("active")
+        if active:
+            rows.append((f"active then: {active['version']}", active["metrics"]))
+        names = [f"{m}@{c}" for c in engine.CUTOFFS for m in ("recall", "mrr")]
+        head = format_html_join("", "<th>{}</th>", ((n,) for n in names))
+        body = format_html_join(
+            "", "<tr><th>{}</th>{}</tr>",
+            ((label, format_html_join("", "<td>{}</td>", ((f"{float(m.get(n, 0)):.4f}",) for n in names)))
+             for label, m in rows),
+        )
+        return format_html("<table><tr><th></th>{}</tr>{}</table>", head, body)
+
+    @admin.display(description="Online performance")
+    def online_performance(self, obj):
+        return self.online(obj)
+
+    # -- actions
+    @admin.action(description="Activate the selected version", permissions=["activate"])
+    def action_activate(self, request, queryset):
+        if queryset.count() != 1:
+            self.message_user(request, "Select exactly one version to activate.", messages.WARNING)
+            return
+        mv = queryset.first()
+        try:
+            services.model_activate(mv, user=request.user)
+        except services.ActivationRefused as exc:
+            self.message_user(request, f"Not activated: {exc}", messages.ERROR)
+            return
+        self.message_user(request, f"{mv.version} is active; every process serves it within seconds.")
+
+    @admin.action(description="Compare the selected versions")
+    def action_compare(self, request, queryset):
+        versions = list(queryset.order_by("-created")[:6])
+        names = [f"{m}@{c}" for c in engine.CUTOFFS for m in ("recall", "mrr")]
+        online = selectors.online_performance([v.version for v in versions])
+        rows = [
+            {"mv": v, "metrics": [f"{float(((v.metrics or {}).get('model') or {}).get(n, 0)):.4f}" for n in names],
+             "online": online[v.version]}
+            for v in versions
+        ]
+        context = {**self.admin_site.each_context(request), "title": "Compare model versions", "names": names,
+                   "rows": rows, "opts": self.model._meta}
+        return TemplateResponse(request, "admin/recommendations/modelversion/compare.html", context)
+
+    def has_activate_permission(self, request):
+        return request.user.has_perm("recommendations.activate_modelversion")
+
+    # -- buttons above the list: retrain now, roll back
+    def get_urls(self):
+        return [
+            path("train/", self.admin_site.admin_view(self.train_view), name="recommendations_modelversion_train"),
+            path("rollback/", self.admin_site.admin_view(self.rollback_view),
+                 name="recommendations_modelversion_rollback"),
+            *super().get_urls(),
+        ]
+
+    def train_view(self, request):
+        if request.method != "POST":
+            return redirect("admin:recommendations_modelversion_changelist")
+        if not request.user.has_perm("recommendations.train_model"):
+            raise PermissionDenied
+        run = services.training_run_queue(user=request.user)
+        url = reverse("admin:recommendations_trainingrun_change", args=[run.pk])
+        self.message_user(request, format_html('Training run <a href="{}">{}</a> queued.', url, run.pk))
+        return redirect("admin:recommendations_modelversion_changelist")
+
+    def rollback_view(self, request):
+        if request.method != "POST":
+            return redirect("admin:recommendations_modelversion_changelist")
+        if not request.user.has_perm("recommendations.activate_modelversion"):
+            raise PermissionDenied
+        try:
+            mv = services.model_rollback(user=request.user)
+        except services.ActivationRefused as exc:
+            self.message_user(request, f"Not rolled back: {exc}", messages.ERROR)
+        else:
+            self.message_user(request, f"Rolled back: {mv.version} is active again.")
+        return redirect("admin:recommendations_modelversion_changelist")
+
+
+@admin.register(TrainingRun)
+class TrainingRunAdmin(admin.ModelAdmin):
+    list_display = ("id", "status", "stage", "progress_percent", "created", "started_at", "finished_at", "duration")
+    list_filter = ("status",)
+    readonly_fields = [f.name for f in TrainingRun._meta.fields] + ["duration", "log"]
+    exclude = ("log_tail",)
+    change_form_template = "admin/recommendations/trainingrun/change_form.html"
+
+    def has_add_permission(self, request):
+        return False
+
+    def has_change_permission(self, request, obj=None):
+        return False
+
+    @admin.display(description="Progress")
+    def progress_percent(self, obj):
+        return f"{obj.progress:.0%}"
+
+    @admin.display(description="Duration")
+    def duration(self, obj):
+        secs = obj.duration_seconds
+        return "-" if secs is None else f"{secs:.1f} s"
+
+    @admin.display(description="Log (last lines)")
+    def log(self, obj):
+        return format_html('<pre id="training-log" style="max-height:30em;overflow:auto">{}</pre>', obj.log_tail)

@@ -1,0 +1,156 @@
+"""Hot reload across two real processes, and a refused corrupt artifact (the old version keeps serving)."""
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+from django.conf import settings
+from django.db import connection
+
+from recommendations import serving, services
+from recommendations.tests.conftest import version_register
+
+ROOT = Path(__file__).resolve().parents[2]
+SERVER = """
+import sys, time, django
+django.setup()
+from recommendations.serving import model_current
+from recommendations.services import recommend_for_session
+from catalog.models import Product
+pk = Product.objects.order_by("pk").values_list("pk", flat=True).first()
+end = time.time() + 60
+while time.time() < end:
+    bundle = model_current()
+    r = recommend_for_session(items=[pk], k=3)
+    print(f"{bundle.version if bundle else None} {r.model_version} {len(r.items)}", flush=True)
+    time.sleep(0.05)
+"""
+
+
+def _env():
+    db = connection.settings_dict
+    env = dict(os.environ)
+    env.update(
+        DATABASE_URL=f"postgres://{db['USER']}@{db['HOST'] or '127.0.0.1'}:{db['PORT'] or 5432}/{db['NAME']}",
+        MODEL_DIR=str(settings.MODEL_DIR), MODEL_RELOAD_INTERVAL_SECONDS="0.5", DJANGO_SETTINGS_MODULE="shop.settings",
+        TORCH_NUM_THREADS="1",
+    )
+    return env
+
+
+class Follower:
+    """A second process serving recommendations in a loop, printing the version it serves."""
+
+    def __init__(self):
+        self.proc = subprocess.Popen([sys.executable, "-c", SERVER], cwd=ROOT, env=_env(),
+                                     stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
+        os.set_blocking(self.proc.stdout.fileno(), False)
+        self.lines: list[str] = []
+
+    def wait_for(self, version, timeout):
+        t0 = time.monotonic()
+        while time.monotonic() - t0 < timeout:
+            chunk = self.proc.stdout.read()
+            if chunk:
+                self.lines += chunk.splitlines()
+                if self.lines and self.lines[-1].split()[0] == str(version):
+                    return time.monotonic() - t0
+            assert self.proc.poll() is None, "the follower process died"
+            time.sleep(0.05)
+        raise AssertionError(f"still serving {self.lines[-1] if self.lines else None} after {timeout} s")
+
+    def stop(self):
+        self.proc.kill()
+        self.proc.wait()
+
+
+@pytest.mark.skipif(connection.vendor != "postgresql", reason="needs a database two processes share")
+@pytest.mark.django_db(transaction=True)
+def test_second_process_follows_activation_within_5s_and_refuses_corrupt(catalogue, sessions):
+    v1 = version_register("vsknn", sessions, "v1")
+    v2 = version_register("gru4rec", sessions, "v2")
+    v3 = version_register("vsknn", sessions.iloc[::-1].reset_index(drop=True), "v3")
+    services.model_activate(v1)
+    follower = Follower()
+    try:
+        follower.wait_for("v1", timeout=30)  # process start-up and first load
+        services.model_activate(v2)
+        took = follower.wait_for("v2", timeout=5)
+        assert took < 5
+        # every answer in between was a full answer from v1 or v2, never an error
+        assert all(line.split()[2] == "3" and line.split()[1] in ("v1", "v2") for line in follower.lines)
+        # a corrupt artifact is refused; v2 keeps serving
+        services.model_activate(v3)  # digest checked here while the file is intact
+        path = serving.artifact_path(v3)
+        os.chmod(path, 0o644)
+        data = bytearray(path.read_bytes())
+        data[len(data) // 2] ^= 0xFF
+        path.write_bytes(bytes(data))
+        time.sleep(2.0)
+        follower.lines.clear()
+        follower.wait_for("v2", timeout=3)
+        assert {line.split()[0] for line in follower.lines} == {"v2"}
+        # roll back = activate the previous version
+        services.model_activate(v1)
+        follower.wait_for("v1", timeout=5)
+    finally:
+        follower.stop()
+
+
+@pytest.mark.django_db
+def test_truncated_or_corrupt_artifact_refused_in_process(gru_version, sknn_version, activate):
+    activate(gru_version)
+    assert serving.model_reload().version == "v-gru"
+    activate(sknn_version)
+    path = serving.artifact_path(sknn_version)
+    os.chmod(path, 0o644)
+    path.write_bytes(path.read_bytes()[:100])  # truncated
+    assert serving.model_reload().version == "v-gru"
+    assert serving.model_version_refused() == ["v-sknn"]
+    result = services.recommend_for_session(items=[], k=2)
+    assert len(result.items) == 2
+    # activating a version whose artifact no longer matches its digest is refused up front
+    with pytest.raises(services.ActivationRefused, match="sha256"):
+        services.model_activate(sknn_version)
+
+
+@pytest.mark.django_db
+def test_incompatible_artifact_with_valid_digest_refused(gru_version, sknn_version, activate):
+    """A file the engine rejects (CheckpointError) is refused even when its sha256 is the registered one."""
+    activate(gru_version)
+    serving.model_reload()
+    path = serving.artifact_path(sknn_version)
+    os.chmod(path, 0o644)
+    path.write_bytes(b"PK\x03\x04 not really a zip")
+    from recommendations.engine import sha256_file
+
+    type(sknn_version).objects.filter(pk=sknn_version.pk).update(artifact_sha256=sha256_file(path))
+    sknn_version.refresh_from_db()
+    activate(sknn_version)
+    assert serving.model_reload().version == "v-gru"
+    assert "v-sknn" in serving.model_version_refused()
+
+
+@pytest.mark.django_db
+def test_activation_rule_requires_at_least_the_active_metrics(catalogue, sessions, activate):
+    good = version_register("vsknn", sessions, "good", metrics={"model": {"recall@20": 0.5, "mrr@20": 0.2}})
+    worse = version_register("vsknn", sessions, "worse", metrics={
+        "model": {"recall@20": 0.4, "mrr@20": 0.25}, "active": {"version": "good", "metrics": {"recall@20": 0.5, "mrr@20": 0.2}}})
+    equal = version_register("vsknn", sessions, "equal", metrics={
+        "model": {"recall@20": 0.5, "mrr@20": 0.2}, "active": {"version": "good", "metrics": {"recall@20": 0.5, "mrr@20": 0.2}}})
+    activate(good)
+    with pytest.raises(services.ActivationRefused, match="worse than the active good"):
+        services.model_activate(worse, require_better=True)
+    assert type(good).objects.get(pk=good.pk).status == "active"
+    activate(equal, require_better=True)
+    assert serving.active_version() == "equal"
+    assert type(good).objects.get(pk=good.pk).status == "retired"
+    # a person may activate anything valid (no rule), and roll back
+    activate(worse)
+    assert serving.active_version() == "worse"
+    from django.db import transaction  # noqa: F401
+
+    with pytest.raises(Exception):
+        type(good).objects.filter(pk=good.pk).update(status="active")  # one active version only
