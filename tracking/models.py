@@ -1,2 +1,123 @@
-"""tracking data."""
-from django.db import models  # noqa: F401
+"""Tracking data: browser/API/imported visits and the append-only stream of their events.
+
+The event table is the recommender's training data and grows to tens of millions of rows, so its
+indexes are chosen for the two access paths that matter (a visit's events in time order, time-range
+scans) and for cheap bulk imports.
+"""
+import uuid
+
+from django.conf import settings
+from django.db import models
+from django.utils import timezone
+
+
+class Visit(models.Model):
+    """One browsing session. ``uuid`` is the id the outside world sees (JS, API, exports)."""
+
+    class Source(models.TextChoices):
+        WEB = "web", "Web"
+        API = "api", "API"
+        IMPORT = "import", "Import"
+
+    # A bigint primary key keeps the event table and its indexes small and, because new visits get
+    # increasing ids, keeps bulk-imported events appended near each other in the (visit, time) index.
+    uuid = models.UUIDField(unique=True, default=uuid.uuid4, editable=False)
+    started = models.DateTimeField(default=timezone.now)
+    last_seen = models.DateTimeField(default=timezone.now)
+    user = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="visits"
+    )
+    is_staff = models.BooleanField(default=False)
+    source = models.CharField(max_length=8, choices=Source.choices, default=Source.WEB)
+
+    class Meta:
+        indexes = [models.Index(fields=["started"], name="visit_started")]
+
+    def __str__(self):
+        return str(self.uuid)
+
+
+class EventType(models.TextChoices):
+    VIEW = "view", "View"
+    CLICK = "click", "Click"
+    IMPRESSION = "impression", "Impression"
+    ADD_TO_CART = "add_to_cart", "Add to cart"
+    REMOVE_FROM_CART = "remove_from_cart", "Remove from cart"
+    PURCHASE = "purchase", "Purchase"
+
+
+class Event(models.Model):
+    """One interaction. Append-only: rows are inserted by services and imports, never updated."""
+
+    Type = EventType
+
+    # The foreign keys have no database constraint: per-row FK triggers cost more than half of a
+    # bulk import's time on this table. Rows are only written by the services (from model
+    # instances) and by the importer (with ids it has just resolved), and Django's on_delete
+    # handling still applies. No separate index on visit: the unique (visit, timestamp, ...)
+    # index below serves "the events of a visit in time order" and lookups by visit.
+    visit = models.ForeignKey(
+        Visit, on_delete=models.CASCADE, related_name="events", db_index=False, db_constraint=False
+    )
+    event_type = models.CharField(max_length=16, choices=EventType.choices)
+    # No index on product either (it would double the import time): product deletion, which
+    # must check for events, is a rare admin action and may scan; popularity scans by time.
+    product = models.ForeignKey(
+        "catalog.Product", on_delete=models.PROTECT, related_name="+", db_index=False, db_constraint=False
+    )
+    # Where the product was shown: grid, search, recommended, similar, cart, ... ("" when unknown).
+    source = models.CharField(max_length=32, blank=True, default="")
+    position = models.PositiveIntegerField(null=True, blank=True)
+    # Set on events that come from a recommendation: which model produced the list.
+    model_version = models.CharField(max_length=64, blank=True, default="")
+    # Items in the visit's history when the event happened; NULL for imported logs (not recorded).
+    history_length = models.PositiveIntegerField(null=True, blank=True)
+    timestamp = models.DateTimeField(default=timezone.now)
+    user = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+", db_index=False,
+        db_constraint=False,
+    )
+    is_staff = models.BooleanField(default=False)
+    # Imported rows only: the occurrence number (0, 1, ...) of this exact (visit, timestamp,
+    # product, type) within its file. With the unique constraint this makes re-imports add nothing
+    # while real repeated rows of a log are kept. NULL for live events (NULLs never conflict).
+    import_seq = models.PositiveSmallIntegerField(null=True, blank=True)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(
+                fields=["visit", "timestamp", "product", "event_type", "import_seq"], name="event_visit_time_dedup"
+            ),
+        ]
+        indexes = [
+            models.Index(fields=["user"], name="event_user", condition=models.Q(user__isnull=False)),
+        ]
+        # The BRIN index on timestamp (time-range scans over tens of millions of rows) is created
+        # by migration 0002 on PostgreSQL; other databases get a plain index there.
+
+    def __str__(self):
+        return f"{self.event_type} {self.product_id} @ {self.timestamp:%Y-%m-%d %H:%M:%S}"
+
+
+class ProductPopularity(models.Model):
+    """Views and purchases of a product over one recent window, recomputed by ``popularity_refresh``."""
+
+    product = models.ForeignKey("catalog.Product", on_delete=models.CASCADE, related_name="+")
+    window_days = models.PositiveSmallIntegerField()
+    views = models.PositiveIntegerField(default=0)
+    purchases = models.PositiveIntegerField(default=0)
+    # views + PURCHASE_WEIGHT * purchases
+    score = models.FloatField(default=0)
+    # The window's daily score rate over the longest window's daily rate (smoothed): > 1 is rising.
+    trend = models.FloatField(default=0)
+    updated = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["product", "window_days"], name="popularity_product_window"),
+        ]
+        indexes = [
+            models.Index(fields=["window_days", "-score"], name="popularity_window_score"),
+            models.Index(fields=["window_days", "-trend"], name="popularity_window_trend"),
+        ]
+        verbose_name_plural = "product popularity"

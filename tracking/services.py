@@ -1,1 +1,417 @@
-"""tracking services: functions that change things."""
+"""Tracking services: visits, recording events, importing click logs, popularity and the training export."""
+from __future__ import annotations
+
+import tempfile
+import time
+import uuid as uuid_lib
+from collections.abc import Iterable, Sequence
+from datetime import datetime, timedelta
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+from django.conf import settings
+from django.db import connection, transaction
+from django.utils import timezone
+
+from catalog.models import Product
+
+from .models import Event, EventType, ProductPopularity, Visit
+
+VISIT_SESSION_KEY = "tracking_visit"
+# last_seen is written (session and database) at most this often: the 30-minute expiry is then
+# exact to within a minute and a page view does not always cost a write.
+VISIT_RENEW_EVERY = timedelta(seconds=60)
+# Event types that make up a visit's item history (what the recommender reads and trains on).
+HISTORY_EVENT_TYPES = (EventType.VIEW.value, EventType.CLICK.value)
+PURCHASE_WEIGHT = 10.0
+EVENT_TYPE_VALUES = frozenset(EventType.values)
+
+
+# --- Visits ------------------------------------------------------------------------------
+
+def _request_user(request):
+    user = getattr(request, "user", None)
+    return user if user is not None and user.is_authenticated else None
+
+
+def visit_for_request(request) -> Visit:
+    """The visit of this browser session: renewed while active, a new one after
+    ``VISIT_TIMEOUT_MINUTES`` of inactivity. The id lives server-side in ``request.session``."""
+    cached = getattr(request, "_tracking_visit", None)
+    if cached is not None:
+        return cached
+    now = timezone.now()
+    timeout = timedelta(minutes=settings.VISIT_TIMEOUT_MINUTES)
+    user = _request_user(request)
+    is_staff = bool(user and user.is_staff)
+    data = request.session.get(VISIT_SESSION_KEY) or {}
+    visit = None
+    last_seen = None
+    if data:
+        try:
+            last_seen = datetime.fromisoformat(data["last_seen"])
+            if now - last_seen <= timeout:
+                visit = Visit.objects.filter(pk=data["pk"]).first()
+        except (KeyError, TypeError, ValueError):
+            visit = None
+    if visit is None:
+        visit = Visit.objects.create(
+            started=now, last_seen=now, user=user, is_staff=is_staff, source=Visit.Source.WEB
+        )
+        last_seen = now
+    else:
+        changes = {}
+        if user is not None and visit.user_id != user.pk:
+            changes["user"] = user
+        if is_staff and not visit.is_staff:
+            changes["is_staff"] = True  # a visit that ever had a staff user stays staff
+        if now - last_seen >= VISIT_RENEW_EVERY or changes:
+            changes["last_seen"] = now
+            last_seen = now
+        if changes:
+            Visit.objects.filter(pk=visit.pk).update(**changes)
+            for name, value in changes.items():
+                setattr(visit, name, value)
+    new_data = {"pk": visit.pk, "uuid": str(visit.uuid), "last_seen": last_seen.isoformat()}
+    if new_data != data:
+        request.session[VISIT_SESSION_KEY] = new_data
+    request._tracking_visit = visit
+    return visit
+
+
+def visit_for_api(visit_uuid: uuid_lib.UUID | str, *, user=None) -> Visit:
+    """The visit an API client names; a uuid the shop has not seen starts a new visit."""
+    visit_uuid = uuid_lib.UUID(str(visit_uuid))
+    is_staff = bool(user is not None and user.is_authenticated and user.is_staff)
+    visit, _ = Visit.objects.get_or_create(
+        uuid=visit_uuid,
+        defaults={
+            "source": Visit.Source.API,
+            "user": user if user is not None and user.is_authenticated else None,
+            "is_staff": is_staff,
+        },
+    )
+    return visit
+
+
+# --- Recording events --------------------------------------------------------------------
+
+def _history_length(visit_id: int) -> int:
+    return Event.objects.filter(visit_id=visit_id, event_type__in=HISTORY_EVENT_TYPES).count()
+
+
+def event_record(
+    visit: Visit,
+    event_type: str,
+    product: Product | int,
+    *,
+    source: str = "",
+    position: int | None = None,
+    model_version: str = "",
+    user=None,
+    is_staff: bool = False,
+    timestamp: datetime | None = None,
+) -> Event:
+    """Append one event to a visit. Staff events (user or visit) are flagged and left out of
+    training data and popularity."""
+    if event_type not in EVENT_TYPE_VALUES:
+        raise ValueError(f"unknown event type {event_type!r}")
+    if position is not None and position < 0:
+        raise ValueError("position must be >= 0")
+    product_id = product.pk if isinstance(product, Product) else int(product)
+    user = user if user is not None and user.is_authenticated else None
+    return Event.objects.create(
+        visit=visit,
+        event_type=event_type,
+        product_id=product_id,
+        source=source or "",
+        position=position,
+        model_version=model_version or "",
+        history_length=_history_length(visit.pk),
+        timestamp=timestamp or timezone.now(),
+        user=user,
+        is_staff=bool(is_staff or visit.is_staff or (user is not None and user.is_staff)),
+    )
+
+
+def event_record_for_request(request, event_type, product, *, source="", position=None, model_version="") -> Event:
+    """Record an event of the request's visit (the storefront calls this for view, add_to_cart,
+    remove_from_cart and purchase)."""
+    visit = visit_for_request(request)
+    user = _request_user(request)
+    return event_record(
+        visit,
+        event_type,
+        product,
+        source=source,
+        position=position,
+        model_version=model_version,
+        user=user,
+        is_staff=bool(user and user.is_staff),
+    )
+
+
+def events_record_batch(visit: Visit, events: Sequence[dict], *, user=None) -> int:
+    """Append a validated batch of events (dicts with type, product, and optionally timestamp,
+    source, position, model_version) to a visit in one insert; returns how many were stored."""
+    now = timezone.now()
+    user = user if user is not None and user.is_authenticated else None
+    is_staff = bool(visit.is_staff or (user is not None and user.is_staff))
+    user = user or visit.user
+    history = _history_length(visit.pk)
+    rows = []
+    for item in events:
+        event_type = item["type"]
+        rows.append(
+            Event(
+                visit_id=visit.pk,
+                event_type=event_type,
+                product_id=item["product"],
+                source=item.get("source") or "",
+                position=item.get("position"),
+                model_version=item.get("model_version") or "",
+                history_length=history,
+                timestamp=item.get("timestamp") or now,
+                user=user,
+                is_staff=is_staff,
+            )
+        )
+        if event_type in HISTORY_EVENT_TYPES:
+            history += 1
+    with transaction.atomic():
+        Event.objects.bulk_create(rows, batch_size=500)
+        last = max([now] + [r.timestamp for r in rows])
+        Visit.objects.filter(pk=visit.pk, last_seen__lt=last).update(last_seen=last)
+    return len(rows)
+
+
+# --- Importing logs ----------------------------------------------------------------------
+
+def events_import(path, fmt: str = "auto", *, strict: bool = False, progress: bool = False):
+    """Import a click log (YOOCHOOSE, GRU4Rec TSV or REES46 CSV) into visits and events.
+
+    Bad rows are reported by line number and skipped; with ``strict`` nothing is written when any
+    row is bad. Re-importing a file adds nothing. Returns ``tracking.importers.ImportStats``."""
+    from .importers import import_file
+
+    return import_file(str(path), fmt, strict=strict, progress=progress)
+
+
+# --- Popularity --------------------------------------------------------------------------
+
+def popularity_refresh(now: datetime | None = None) -> int:
+    """Recompute ``ProductPopularity`` (views and purchases per product over each window in
+    ``POPULARITY_WINDOWS_DAYS``) in one set-based statement; staff events are left out.
+    Returns the number of rows written. Safe to run twice or concurrently."""
+    now = now or timezone.now()
+    windows = sorted(set(int(d) for d in settings.POPULARITY_WINDOWS_DAYS))
+    longest = windows[-1]
+    since = {d: now - timedelta(days=d) for d in windows}
+    aggregates, params = [], []
+    for d in windows:
+        aggregates.append(
+            f"SUM(CASE WHEN e.timestamp >= %s AND e.event_type = 'view' THEN 1 ELSE 0 END) AS v{d}, "
+            f"SUM(CASE WHEN e.timestamp >= %s AND e.event_type = 'purchase' THEN 1 ELSE 0 END) AS p{d}"
+        )
+        params += [since[d], since[d]]
+    agg_sql = (
+        "SELECT e.product_id, " + ", ".join(aggregates) + " FROM tracking_event e "
+        "WHERE e.timestamp >= %s AND e.timestamp <= %s AND e.is_staff = %s "
+        "AND e.event_type IN ('view', 'purchase') GROUP BY e.product_id"
+    )
+    params += [since[longest], now, False]
+    selects = []
+    for d in windows:
+        score = f"(a.v{d} + {PURCHASE_WEIGHT} * a.p{d})"
+        long_score = f"(a.v{longest} + {PURCHASE_WEIGHT} * a.p{longest})"
+        # Daily rate in this window over the daily rate in the longest one, smoothed by +1 so
+        # a single view does not top the trending list.
+        trend = f"(({score} * 1.0 / {d}) + 1.0) / (({long_score} * 1.0 / {longest}) + 1.0)"
+        selects.append(
+            f"SELECT a.product_id, {d}, a.v{d}, a.p{d}, {score}, {trend}, %s FROM agg a WHERE a.v{d} + a.p{d} > 0"
+        )
+        params.append(now)
+    insert_sql = (
+        f"WITH agg AS ({agg_sql}) "
+        "INSERT INTO tracking_productpopularity (product_id, window_days, views, purchases, score, trend, updated) "
+        + " UNION ALL ".join(selects)
+    )
+    with transaction.atomic():
+        with connection.cursor() as cursor:
+            if connection.vendor == "postgresql":
+                # One refresh at a time; a concurrent one waits, then replaces the table again.
+                cursor.execute("SELECT pg_advisory_xact_lock(%s)", [0x7472_6B70])
+            cursor.execute("DELETE FROM tracking_productpopularity")
+            cursor.execute(insert_sql, params)
+            written = cursor.rowcount
+    return written
+
+
+# --- Export for training -----------------------------------------------------------------
+
+def _event_columns(since, until, event_types) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """(visit id, product id, time in µs, event id) of the non-staff events to export, streamed."""
+    event_types = list(event_types)
+    if connection.vendor == "postgresql":
+        where, params = ["e.is_staff = false", "v.is_staff = false", "e.event_type = ANY(%s)"], [event_types]
+        if since:
+            where.append("e.timestamp >= %s")
+            params.append(since)
+        if until:
+            where.append("e.timestamp < %s")
+            params.append(until)
+        sql = (
+            "SELECT e.visit_id, e.product_id, (EXTRACT(EPOCH FROM e.timestamp) * 1000000)::bigint, e.id "
+            "FROM tracking_event e JOIN tracking_visit v ON v.id = e.visit_id WHERE " + " AND ".join(where)
+        )
+        # COPY streams the rows to a temporary file that pandas reads back in chunks: no Python
+        # object per row and no table of model instances in memory.
+        with tempfile.TemporaryFile() as tmp:
+            with connection.cursor() as cursor:
+                raw = cursor.cursor
+                raw.copy_expert(raw.mogrify(f"COPY ({sql}) TO STDOUT", params).decode(), tmp)
+            tmp.seek(0)
+            parts = [
+                chunk.to_numpy(dtype=np.int64)
+                for chunk in pd.read_csv(tmp, sep="\t", header=None, dtype=np.int64, chunksize=2_000_000)
+            ]
+        data = np.concatenate(parts) if parts else np.zeros((0, 4), dtype=np.int64)
+        return data[:, 0], data[:, 1], data[:, 2], data[:, 3]
+    qs = Event.objects.filter(is_staff=False, visit__is_staff=False, event_type__in=event_types)
+    if since:
+        qs = qs.filter(timestamp__gte=since)
+    if until:
+        qs = qs.filter(timestamp__lt=until)
+    cols: list[list[int]] = [[], [], [], []]
+    for visit_id, product_id, ts, pk in qs.values_list("visit_id", "product_id", "timestamp", "id").iterator(
+        chunk_size=20_000
+    ):
+        cols[0].append(visit_id)
+        cols[1].append(product_id)
+        cols[2].append(int(ts.timestamp()) * 1_000_000 + ts.microsecond)
+        cols[3].append(pk)
+    return tuple(np.asarray(c, dtype=np.int64) for c in cols)  # type: ignore[return-value]
+
+
+def _keep_sessions(session: np.ndarray, min_length: int) -> np.ndarray:
+    """Mask of rows whose session (sorted array) has at least ``min_length`` rows."""
+    if not len(session):
+        return np.zeros(0, dtype=bool)
+    _, inverse, counts = np.unique(session, return_inverse=True, return_counts=True)
+    return counts[inverse] >= min_length
+
+
+def _keep_items(item: np.ndarray, min_support: int) -> np.ndarray:
+    if not len(item):
+        return np.zeros(0, dtype=bool)
+    _, inverse, counts = np.unique(item, return_inverse=True, return_counts=True)
+    return counts[inverse] >= min_support
+
+
+def sessions_split(session, item, time_us, *, test_days: float = 1, min_item_support: int = 5):
+    """The standard GRU4Rec preprocessing and time split on arrays sorted by (session, time).
+
+    Drop sessions of length 1, items with fewer than ``min_item_support`` events, sessions shorter
+    than 2; test = sessions whose last event falls in the last ``test_days`` days; test events on
+    items not in train are dropped, then test sessions shorter than 2. Returns (train mask over
+    the input, test mask over the input)."""
+    n = len(session)
+    keep = _keep_sessions(session, 2)
+    idx = np.flatnonzero(keep)
+    keep_items = _keep_items(item[idx], min_item_support)
+    idx = idx[keep_items]
+    idx = idx[_keep_sessions(session[idx], 2)]
+    train = np.zeros(n, dtype=bool)
+    test = np.zeros(n, dtype=bool)
+    if not len(idx):
+        return train, test
+    s, t = session[idx], time_us[idx]
+    uniq, inverse = np.unique(s, return_inverse=True)
+    session_end = np.full(len(uniq), np.iinfo(np.int64).min, dtype=np.int64)
+    np.maximum.at(session_end, inverse, t)
+    threshold = t.max() - int(round(test_days * 86400 * 1_000_000))
+    is_test = session_end[inverse] >= threshold
+    train[idx[~is_test]] = True
+    test_idx = idx[is_test]
+    test_idx = test_idx[np.isin(item[test_idx], np.unique(item[train]))]
+    test_idx = test_idx[_keep_sessions(session[test_idx], 2)]
+    test[test_idx] = True
+    return train, test
+
+
+def _write_tsv(path: Path, session, item_ext, time_us) -> None:
+    exact_ms = not len(time_us) or bool((time_us % 1000 == 0).all())
+    seconds = time_us / 1_000_000
+    frame = pd.DataFrame({"SessionId": session, "ItemId": item_ext, "Time": seconds})
+    frame.to_csv(path, sep="\t", index=False, float_format="%.3f" if exact_ms else "%.6f", lineterminator="\n")
+
+
+def sessions_export(
+    outdir, since=None, until=None, test_days: float = 1, event_types: Iterable[str] = HISTORY_EVENT_TYPES
+) -> dict:
+    """Write ``train.tsv`` and ``test.tsv`` (``SessionId ItemId Time``, tab-separated, Time in unix
+    seconds, ItemId = product external id, SessionId = visit id) for GRU4Rec training, with the
+    standard preprocessing and time split (see ``sessions_split``). Staff events are excluded.
+    Returns the split's statistics."""
+    started = time.perf_counter()
+    event_types = tuple(event_types)
+    unknown = set(event_types) - EVENT_TYPE_VALUES
+    if unknown:
+        raise ValueError(f"unknown event types: {', '.join(sorted(unknown))}")
+    outdir = Path(outdir)
+    outdir.mkdir(parents=True, exist_ok=True)
+    session, product, time_us, pk = _event_columns(since, until, event_types)
+    order = np.lexsort((pk, time_us, session))
+    session, product, time_us = session[order], product[order], time_us[order]
+    del pk, order
+    train, test = sessions_split(session, product, time_us, test_days=test_days)
+    used = np.unique(product[train | test])
+    external: dict[int, str] = {}
+    for start in range(0, len(used), 5000):
+        ids = used[start : start + 5000].tolist()
+        external.update(Product.objects.filter(pk__in=ids).values_list("pk", "external_id"))
+    lookup = pd.Series(external, dtype=object)
+
+    def write(mask, name):
+        ext = lookup.reindex(product[mask]).to_numpy()
+        _write_tsv(outdir / name, session[mask], ext, time_us[mask])
+
+    write(train, "train.tsv")
+    write(test, "test.tsv")
+
+    def span(mask):
+        if not mask.any():
+            return None, None
+        fmt = lambda us: datetime.fromtimestamp(us / 1e6, tz=timezone.get_fixed_timezone(0)).isoformat()  # noqa: E731
+        return fmt(int(time_us[mask].min())), fmt(int(time_us[mask].max()))
+
+    stats = {
+        "events_read": int(len(session)),
+        "train_events": int(train.sum()),
+        "train_sessions": int(len(np.unique(session[train]))),
+        "train_items": int(len(np.unique(product[train]))),
+        "test_events": int(test.sum()),
+        "test_sessions": int(len(np.unique(session[test]))),
+        "test_items": int(len(np.unique(product[test]))),
+        "train_span": span(train),
+        "test_span": span(test),
+        "event_types": list(event_types),
+        "test_days": test_days,
+        "outdir": str(outdir),
+        "seconds": round(time.perf_counter() - started, 3),
+    }
+    return stats
+
+
+__all__ = [
+    "visit_for_request",
+    "visit_for_api",
+    "event_record",
+    "event_record_for_request",
+    "events_record_batch",
+    "events_import",
+    "popularity_refresh",
+    "sessions_export",
+    "sessions_split",
+]
