@@ -160,7 +160,7 @@ def _parse_row(row: dict, mapping: dict[str, str], header_len: int) -> dict:
             raise ValueError(f"{mapping['price']} {raw!r} is out of range")
         values["price"] = price.quantize(Decimal("0.01"))
     if "currency" in values:
-        values["currency"] = values["currency"].upper()[:3]
+        values["currency"] = values["currency"].upper()[:3] or "EUR"
     if "name" in values:
         values["name"] = values["name"][:255]
     if "brand" in values:
@@ -196,7 +196,7 @@ def _import_flush(batch: dict[str, dict], mapping: dict, categories: dict, curre
         if "name" in wanted:
             wanted["slug"] = (slugify(wanted["name"]) or "item")[:255]
         if product is None:
-            to_create.append(Product(external_id=ext, currency=currency, **wanted))
+            to_create.append(Product(external_id=ext, **{"currency": currency, **wanted}))
             continue
         diff = {k: v for k, v in wanted.items() if getattr(product, k) != v}
         if diff:

@@ -1,0 +1,1 @@
+from catalog.tests.fixtures import clean_cache, tracked  # noqa: F401

@@ -1,0 +1,51 @@
+from django.core.cache import cache
+
+import pytest
+
+from catalog import cache as catalog_cache
+from catalog.models import Category, Product
+from catalog.services import category_ensure_path, product_stubs_ensure, products_set_active
+from catalog.tests.factories import ProductFactory
+
+pytestmark = pytest.mark.django_db
+
+
+def test_category_ensure_path_builds_the_chain_once():
+    leaf = category_ensure_path("electronics.audio.headphone")
+    again = category_ensure_path("electronics.audio.headphone")
+    assert leaf.pk == again.pk
+    assert [c.slug for c in Category.objects.order_by("id")] == [
+        "electronics", "electronics-audio", "electronics-audio-headphone"
+    ]
+    assert (leaf.name, leaf.parent.name, leaf.parent.parent.name) == ("Headphone", "Audio", "Electronics")
+    assert category_ensure_path("") is None
+
+
+def test_product_stubs_ensure_creates_missing_and_invalidates_the_cache():
+    existing = ProductFactory(external_id="10")
+    version = catalog_cache.version()
+    result = product_stubs_ensure(["10", "11", "11", "12"], categories={"12": "kids.toys"})
+    assert result["10"] == existing.pk
+    assert sorted(result) == ["10", "11", "12"]
+    stub = Product.objects.get(external_id="12")
+    assert (stub.name, stub.slug, stub.category.slug) == ("Item 12", "item-12", "kids-toys")
+    assert catalog_cache.version() != version
+    assert product_stubs_ensure(["10", "11"]) == {"10": existing.pk, "11": result["11"]}
+
+
+def test_products_set_active_counts_changes_and_bumps_version():
+    a, b = ProductFactory(), ProductFactory(is_active=False)
+    version = catalog_cache.version()
+    assert products_set_active([a.pk, b.pk], False) == 1
+    assert catalog_cache.version() != version
+    version = catalog_cache.version()
+    assert products_set_active([a.pk, b.pk], False) == 0
+    assert catalog_cache.version() == version
+    assert list(Product.objects.filter(is_active=True)) == []
+
+
+def test_version_survives_a_flushed_cache():
+    first = catalog_cache.version()
+    assert catalog_cache.version() == first
+    cache.clear()
+    assert catalog_cache.version() != first
