@@ -54,6 +54,7 @@ INSTALLED_APPS = [
     "catalog",
     "tracking",
     "recommendations",
+    "recommendations.clusters",
 ]
 
 MIDDLEWARE = [

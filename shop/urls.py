@@ -9,6 +9,7 @@ api_patterns = [
     path("", include("catalog.api.urls")),
     path("", include("tracking.api.urls")),
     path("", include("recommendations.api.urls")),
+    path("", include("recommendations.clusters.api.urls")),
     path("schema/", SpectacularAPIView.as_view(), name="schema"),
     path("docs/", SpectacularSwaggerView.as_view(url_name="schema"), name="swagger-ui"),
 ]
@@ -17,5 +18,6 @@ urlpatterns = [
     path("admin/", admin.site.urls),
     path("api/", include(api_patterns)),
     path("health/", ShopHealthCheckView.as_view(), name="health"),
+    path("taste/", include("recommendations.clusters.urls")),
     path("", include("shop.storefront.urls")),
 ]

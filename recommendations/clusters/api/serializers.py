@@ -1,0 +1,29 @@
+"""Cluster API serializers."""
+from rest_framework import serializers
+
+from catalog.models import Product
+
+from ..models import ItemCluster
+
+
+class ClusterProductSerializer(serializers.ModelSerializer):
+    category = serializers.SlugRelatedField(slug_field="slug", read_only=True)
+
+    class Meta:
+        model = Product
+        fields = ["id", "external_id", "name", "slug", "price", "currency", "category", "brand"]
+
+
+class ClusterSerializer(serializers.ModelSerializer):
+    id = serializers.IntegerField(source="cluster_id", read_only=True)
+    model_version = serializers.CharField(source="model_version.version", read_only=True)
+    dominant_category = serializers.SlugRelatedField(slug_field="slug", read_only=True)
+    samples = serializers.SerializerMethodField()
+
+    class Meta:
+        model = ItemCluster
+        fields = ["id", "label", "size", "dominant_category", "dominant_share", "model_version", "samples"]
+
+    def get_samples(self, obj) -> list[int]:
+        samples = (self.context.get("samples") or {}).get(obj.pk, [])
+        return [p.pk for p in samples]

@@ -1,0 +1,364 @@
+"""Services: build a model version's clusters and ANN index, load them with the model, and answer
+candidate / diversity questions for the recommendation service.
+
+Integration points for ``recommendations.services`` / ``serving`` / ``tasks``:
+
+- :func:`retrieval_extras_load` ``(bundle, row) -> dict`` is registered with
+  ``serving.extra_loader_register("retrieval", ...)`` (apps.py), so the index and the cluster
+  assignment are loaded with every model version, hot reload included: ``bundle.extras["retrieval"]``.
+- :func:`ann_applies` ``(bundle) -> bool`` and :func:`model_candidates_ann`
+  ``(bundle, idx, n, exclude_seen) -> (indices, scores)``: the large-catalogue path of
+  ``services._model_candidates``; :func:`candidates_for` ``(hidden, extras, n)`` is the bare search.
+- :func:`diversify_bundle` ``(bundle, indices, scores, k, cap_per_cluster)``: the per-cluster cap.
+- :func:`version_extras_build` ``(model_version, k=None)``: clusters + index after an activation
+  (the Celery task ``recommendations.tasks.clusters_build`` calls it; queue it with
+  :func:`version_extras_queue` after the activation commits).
+"""
+from __future__ import annotations
+
+import logging
+import os
+import time
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+from django.conf import settings
+from django.core.cache import cache
+from django.db import transaction
+
+from catalog.models import Category, Product
+from recommendations import engine
+from recommendations.models import ModelVersion
+
+from . import clustering, retrieval
+from .models import ItemCluster, ItemClustering, ItemClusterMember, RetrievalIndex
+
+logger = logging.getLogger(__name__)
+
+MEMBER_BATCH = 5000
+LOCK_SECONDS = 3600
+
+
+class ClustersUnavailable(Exception):
+    """The model version has no item vectors to cluster or index (e.g. V-SKNN)."""
+
+
+@dataclass
+class BuildReport:
+    clustering: ItemClustering | None
+    index: RetrievalIndex | None
+
+
+# ----------------------------------------------------------------------------------- helpers
+def _model_dir() -> Path:
+    return Path(settings.MODEL_DIR)
+
+
+def _engine_load(mv: ModelVersion):
+    if mv.kind != ModelVersion.Kind.GRU4REC:
+        raise ClustersUnavailable(f"{mv.version}: a {mv.kind} model has no item embeddings")
+    from recommendations.serving import artifact_path
+
+    return engine.artifact_load(mv.kind, artifact_path(mv), sha256=mv.artifact_sha256)
+
+
+def _sidecar_name(mv: ModelVersion, suffix: str, digest: str) -> str:
+    stem = Path(mv.artifact).name.rsplit(".", 1)[0]
+    return f"{stem}.{suffix}-{digest[:16]}"
+
+
+def _write_content_addressed(mv: ModelVersion, suffix: str, ext: str, write) -> tuple[str, str, int]:
+    """``write(tmp_path)`` then rename to ``<artifact stem>.<suffix>-<sha16><ext>``; read-only."""
+    d = _model_dir()
+    d.mkdir(parents=True, exist_ok=True)
+    tmp = d / f".tmp-{os.getpid()}-{time.time_ns()}{ext}"
+    try:
+        write(tmp)
+        digest = engine.sha256_file(tmp)
+        name = _sidecar_name(mv, suffix, digest) + ext
+        os.replace(tmp, d / name)
+        os.chmod(d / name, 0o444)
+    finally:
+        if tmp.exists():
+            tmp.unlink()
+    return name, digest, (d / name).stat().st_size
+
+
+@contextmanager
+def _build_lock(mv: ModelVersion):
+    """One build per version at a time (Redis lock when the cache has locks; else none needed:
+    the embedded default runs tasks eagerly in one process)."""
+    lock = cache.lock(f"clusters:build:{mv.pk}", timeout=LOCK_SECONDS) if hasattr(cache, "lock") else None
+    try:
+        acquired = lock is None or lock.acquire(blocking=True, blocking_timeout=LOCK_SECONDS)
+    except Exception:  # Redis down: build anyway; the write is one transaction and idempotent
+        logger.warning("build lock unavailable for %s; building without it", mv.version)
+        lock, acquired = None, True
+    if not acquired:
+        raise TimeoutError(f"another build of {mv.version} holds the lock")
+    try:
+        yield
+    finally:
+        if lock is not None:
+            try:
+                lock.release()
+            except Exception:  # expired meanwhile: nothing to release
+                pass
+
+
+def _item_products(item_ids: list[str]) -> tuple[np.ndarray, np.ndarray]:
+    """(product pk, category id) per model item; -1 where the catalogue has none."""
+    position = {item: i for i, item in enumerate(item_ids)}
+    pks = np.full(len(item_ids), -1, dtype=np.int64)
+    cats = np.full(len(item_ids), -1, dtype=np.int64)
+    rows = Product.objects.values_list("pk", "external_id", "category_id").iterator(chunk_size=10000)
+    for pk, ext, cat in rows:
+        i = position.get(ext)
+        if i is not None:
+            pks[i] = pk
+            cats[i] = -1 if cat is None else cat
+    return pks, cats
+
+
+def _labels(labels: np.ndarray, cats: np.ndarray, k: int) -> tuple[list[str], np.ndarray, np.ndarray]:
+    """A label per cluster from its two most common categories, e.g. "Shoes 81% · Bags 12%"."""
+    names = dict(Category.objects.filter(pk__in=np.unique(cats[cats >= 0]).tolist()).values_list("pk", "name"))
+    dom, share, _ = clustering.dominant_shares(labels, cats, k)
+    out = []
+    known = cats >= 0
+    lab_k, cat_k = labels[known], cats[known]
+    order = np.argsort(lab_k, kind="stable")
+    bounds = np.searchsorted(lab_k[order], np.arange(k + 1))
+    for c in range(k):
+        members = cat_k[order[bounds[c] : bounds[c + 1]]]
+        if len(members) == 0:
+            out.append(f"Cluster {c}")
+            continue
+        values, counts = np.unique(members, return_counts=True)
+        top = np.argsort(-counts, kind="stable")[:2]
+        parts = [f"{names.get(int(values[t]), '?')} {100 * counts[t] / len(members):.0f}%" for t in top]
+        out.append(" · ".join(parts)[:255])
+    return out, dom, share
+
+
+# ------------------------------------------------------------------------------- clusters
+def clusters_build(model_version: ModelVersion, k: int | None = None, seed: int = 0, model=None,
+                   log=None) -> ItemClustering:
+    """Cluster the version's item embeddings (MiniBatchKMeans) and store clusters, members, the
+    per-item assignment file and the quality figure. Replaces an earlier clustering of the same
+    version in one transaction: safe to run twice."""
+    log = log or (lambda msg: logger.info("%s", msg))
+    mv = model_version
+    model = model or _engine_load(mv)
+    emb = model.item_embeddings()
+    n = len(emb)
+    k = int(min(k or clustering.default_k(n), n))
+    result = clustering.kmeans_fit(emb, k, seed=seed)
+    log(f"{mv.version}: {k} clusters of {n} items in {result.seconds:.1f} s ({result.n_iter} passes)")
+    pks, cats = _item_products(model.item_ids)
+    label_texts, dom, share = _labels(result.labels, cats, k)
+    sizes = np.bincount(result.labels, minlength=k)
+    # Quality over the items with a category: the clusters' dominant share vs random clusters.
+    known = cats >= 0
+    d_share = clustering.weighted_share(*clustering.dominant_shares(result.labels[known], cats[known], k)[1:])
+    r_share = clustering.random_baseline_share(result.labels[known], cats[known], k, seed=seed)
+
+    assignment = result.labels.astype("<i4")
+    name, digest, _ = _write_content_addressed(mv, f"clusters{k}", ".npy",
+                                               lambda p: np.save(p, assignment, allow_pickle=False))
+    with transaction.atomic():
+        ItemClustering.objects.filter(model_version=mv).delete()
+        cl = ItemClustering.objects.create(
+            model_version=mv, k=k, n_items=n, n_products=int((pks >= 0).sum()), dominant_share=d_share,
+            random_share=r_share, inertia=result.inertia, n_iter=result.n_iter, seconds=result.seconds,
+            assignment=name, assignment_sha256=digest,
+        )
+        clusters = ItemCluster.objects.bulk_create(
+            ItemCluster(clustering=cl, model_version=mv, cluster_id=c, label=label_texts[c], size=int(sizes[c]),
+                        dominant_category_id=int(dom[c]) if dom[c] >= 0 else None, dominant_share=float(share[c]),
+                        centroid=result.centroids[c].astype("<f4").tobytes())
+            for c in range(k)
+        )
+        cluster_pk = np.array([c.pk for c in clusters], dtype=np.int64)
+        # Members: products only, ranked from the centre outwards within each cluster.
+        items = np.flatnonzero(pks >= 0)
+        order = items[np.lexsort((result.distances[items], result.labels[items]))]
+        lab = result.labels[order]
+        starts = np.r_[0, np.flatnonzero(np.diff(lab)) + 1]
+        rank = np.arange(len(order)) - np.repeat(starts, np.diff(np.r_[starts, len(order)]))
+        for s in range(0, len(order), MEMBER_BATCH):
+            sl = slice(s, s + MEMBER_BATCH)
+            ItemClusterMember.objects.bulk_create(
+                ItemClusterMember(cluster_id=int(cluster_pk[c]), product_id=int(p), item_index=int(i), rank=int(r))
+                for c, p, i, r in zip(lab[sl], pks[order[sl]], order[sl], rank[sl])
+            )
+    log(f"quality: {100 * d_share:.1f}% of items in their cluster's dominant category "
+        f"(random clusters of the same sizes: {100 * r_share:.1f}%)")
+    return cl
+
+
+# ------------------------------------------------------------------------------ ANN index
+def retrieval_index_build(model_version: ModelVersion, model=None, log=None) -> RetrievalIndex:
+    """Build the faiss IVF inner-product index over ``[Wy | By]`` and store it next to the artifact."""
+    log = log or (lambda msg: logger.info("%s", msg))
+    mv = model_version
+    model = model or _engine_load(mv)
+    Wy, By = model.output_vectors()
+    params = retrieval.index_params(len(Wy))
+    t0 = time.perf_counter()
+    index = retrieval.build_ip_index(Wy, By, **params)
+    seconds = time.perf_counter() - t0
+    name, digest, size = _write_content_addressed(mv, "ann", ".faiss", lambda p: retrieval.index_write(index, p))
+    row, _ = RetrievalIndex.objects.update_or_create(
+        model_version=mv,
+        defaults=dict(path=name, sha256=digest, size=size, index_type=f"IVF{params['nlist']},Flat,IP",
+                      nlist=params["nlist"], nprobe=params["nprobe"], n_items=len(Wy), build_seconds=seconds),
+    )
+    log(f"{mv.version}: ANN index {row.index_type} nprobe={row.nprobe} over {len(Wy)} items "
+        f"in {seconds:.1f} s, {size / 2**20:.1f} MiB")
+    return row
+
+
+def version_extras_build(model_version: ModelVersion | int, k: int | None = None, log=None) -> BuildReport:
+    """Clusters and ANN index of a version (the task after each activation). A model kind without
+    item vectors gets neither; that is not an error."""
+    mv = model_version if isinstance(model_version, ModelVersion) else ModelVersion.objects.get(pk=model_version)
+    if mv.kind != ModelVersion.Kind.GRU4REC:
+        logger.info("%s: %s model, no clusters or ANN index", mv.version, mv.kind)
+        return BuildReport(None, None)
+    with _build_lock(mv):
+        model = _engine_load(mv)
+        cl = clusters_build(mv, k=k, model=model, log=log)
+        idx = retrieval_index_build(mv, model=model, log=log)
+    return BuildReport(cl, idx)
+
+
+def version_extras_queue(model_version: ModelVersion, k: int | None = None) -> None:
+    """Queue the build after the surrounding transaction commits (call after an activation)."""
+    from .tasks import clusters_build as task
+
+    transaction.on_commit(lambda: task.delay(model_version.pk, k))
+
+
+# --------------------------------------------------------------------------------- loading
+def retrieval_extras_load(bundle, row: ModelVersion) -> dict:
+    """Loader for ``serving.extra_loader_register``: the version's ANN index and per-item cluster
+    ids, each checked against its recorded sha256. Missing parts are None (exact scoring, no cap)."""
+    out = {"index": None, "nprobe": None, "cluster_of_item": None}
+    idx_row = RetrievalIndex.objects.filter(model_version_id=row.pk).first()
+    if idx_row is not None and idx_row.n_items == bundle.n_items:
+        path = _model_dir() / idx_row.path
+        if path.is_file() and engine.sha256_file(path) == idx_row.sha256:
+            out["index"] = retrieval.index_read(path, nprobe=idx_row.nprobe)
+            out["nprobe"] = idx_row.nprobe
+        else:
+            logger.error("ANN index of %s missing or its sha256 does not match; exact scoring", row.version)
+    cl = ItemClustering.objects.filter(model_version_id=row.pk).first()
+    if cl is not None and cl.assignment:
+        path = _model_dir() / cl.assignment
+        if path.is_file() and engine.sha256_file(path) == cl.assignment_sha256:
+            labels = np.load(path, allow_pickle=False)
+            if len(labels) == bundle.n_items:
+                out["cluster_of_item"] = labels
+        else:
+            logger.error("cluster assignment of %s missing or its sha256 does not match", row.version)
+    return out
+
+
+# ------------------------------------------------------------------------------- serving
+def _extras(bundle) -> dict:
+    return (getattr(bundle, "extras", None) or {}).get("retrieval") or {}
+
+
+def ann_applies(bundle) -> bool:
+    """True when this bundle should be served from ANN candidates: a GRU4Rec model whose
+    catalogue has at least ``ANN_MIN_CATALOGUE`` items and an index loaded with it."""
+    return (bundle.kind == "gru4rec" and bundle.n_items >= int(settings.ANN_MIN_CATALOGUE)
+            and _extras(bundle).get("index") is not None)
+
+
+def candidates_for(hidden, extras: dict, n: int) -> tuple[np.ndarray, np.ndarray]:
+    """Top ``n`` (item indices, scores) of the ANN index for one hidden state [H] or [1, H]."""
+    scores, ids = retrieval.search(extras["index"], hidden, n)
+    keep = ids[0] >= 0
+    return ids[0][keep], scores[0][keep]
+
+
+def model_candidates_ann(bundle, idx: list[int], n: int, exclude_seen: bool) -> tuple[list[int], list[float]]:
+    """The large-catalogue twin of ``services._model_candidates``: GRU state for the session,
+    ANN candidates (scores are exact: IVF-Flat), unavailable and seen items dropped, top ``n``."""
+    import torch
+
+    with torch.inference_mode():
+        h = bundle.engine.final_hidden([idx])
+    seen = set(idx) if exclude_seen else set()
+    unavailable = bundle.unavailable
+    ask = n + len(seen) + 16
+    out_i, out_s = [], []
+    for _ in range(3):  # widen the search when many candidates were unavailable
+        ids, scores = candidates_for(h, _extras(bundle), ask)
+        out_i, out_s = [], []
+        for j, s in zip(ids.tolist(), scores.tolist()):
+            if j in seen or unavailable[j] == -np.inf:
+                continue
+            out_i.append(j)
+            out_s.append(float(s))
+            if len(out_i) >= n:
+                return out_i, out_s
+        if len(ids) < ask:
+            break
+        ask *= 4
+    return out_i, out_s
+
+
+def diversify_bundle(bundle, indices: list[int], scores: list[float], k: int,
+                     cap_per_cluster: int | None) -> tuple[list[int], list[float]]:
+    """:func:`clustering.diversify` with the bundle's cluster assignment (no cap without one)."""
+    labels = _extras(bundle).get("cluster_of_item")
+    if labels is None or not cap_per_cluster:
+        return list(indices)[:k], list(scores)[:k]
+    return clustering.diversify(indices, scores, labels, k, cap_per_cluster)
+
+
+diversify = clustering.diversify
+
+
+# ------------------------------------------------------------------------ cold-path pools
+POOLS_KEY = "clusters:popular_pools"
+POOLS_TTL = 600
+
+
+def popular_pools_build(limit: int = 50) -> dict[int, list[int]]:
+    """Popular active products per category (ancestors included), best first, from tracking's
+    popularity of the longest window; stored in the cache for the cold paths. Key 0: all."""
+    from tracking.models import ProductPopularity
+
+    window = max(getattr(settings, "POPULARITY_WINDOWS_DAYS", (30,)))
+    parent = dict(Category.objects.values_list("pk", "parent_id"))
+    n_cats = max(1, len(parent))
+    rows = (ProductPopularity.objects.filter(window_days=window, product__is_active=True, score__gt=0)
+            .order_by("-score", "product_id").values_list("product_id", "product__category_id")[: limit * (n_cats + 1)])
+    pools: dict[int, list[int]] = {}
+    for pk, cat in rows:
+        chain, seen = [0], set()
+        while cat is not None and cat not in seen:
+            seen.add(cat)
+            chain.append(cat)
+            cat = parent.get(cat)
+        for c in chain:
+            pool = pools.setdefault(c, [])
+            if len(pool) < limit:
+                pool.append(pk)
+    cache.set(POOLS_KEY, pools, POOLS_TTL)
+    return pools
+
+
+def popular_pool(category_id: int | None, n: int, exclude=()) -> list[int]:
+    """Up to ``n`` precomputed popular product pks of the category (all categories when None)."""
+    pools = cache.get(POOLS_KEY)
+    if pools is None:
+        pools = popular_pools_build()
+    exclude = set(exclude)
+    return [pk for pk in pools.get(int(category_id or 0), []) if pk not in exclude][:n]
