@@ -1,6 +1,9 @@
-from django.urls import include, path
-from rest_framework.routers import DefaultRouter
+"""Tracking API routes (included under /api/)."""
+from django.urls import path
 
-router = DefaultRouter()
+from .views import EventBatchView, SessionHistoryView
 
-urlpatterns = [path("", include(router.urls))]
+urlpatterns = [
+    path("events/", EventBatchView.as_view(), name="tracking-events"),
+    path("sessions/<uuid:session>/history/", SessionHistoryView.as_view(), name="tracking-session-history"),
+]

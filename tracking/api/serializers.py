@@ -1,0 +1,90 @@
+"""Validation of event batches sent by the storefront's JS and by API clients."""
+from datetime import datetime, timedelta, timezone as dt_timezone
+
+from django.conf import settings
+from django.utils import timezone
+from rest_framework import serializers
+
+from catalog.models import Product
+
+from ..models import EventType
+
+EARLIEST = datetime(1990, 1, 1, tzinfo=dt_timezone.utc)
+MAX_CLOCK_SKEW = timedelta(hours=1)
+
+
+class StrictIntegerField(serializers.IntegerField):
+    """A JSON integer: "3", 3.0 and true are type errors, not silently coerced."""
+
+    def to_internal_value(self, data):
+        if isinstance(data, bool) or not isinstance(data, int):
+            self.fail("invalid")
+        return super().to_internal_value(data)
+
+
+class StrictCharField(serializers.CharField):
+    def to_internal_value(self, data):
+        if not isinstance(data, str):
+            self.fail("invalid")
+        return super().to_internal_value(data)
+
+
+class StrictRegexField(serializers.RegexField):
+    def to_internal_value(self, data):
+        if not isinstance(data, str):
+            self.fail("invalid")
+        return super().to_internal_value(data)
+
+
+class EventInSerializer(serializers.Serializer):
+    type = serializers.ChoiceField(choices=EventType.choices)
+    product = StrictIntegerField(min_value=1, max_value=2**63 - 1, help_text="Product id (pk).")
+    timestamp = serializers.DateTimeField(
+        required=False, help_text="ISO 8601; when the event happened (default: when it is received)."
+    )
+    source = StrictRegexField(
+        r"^[a-z0-9_-]*$", max_length=32, required=False, allow_blank=True, default="",
+        help_text="Where the product was shown: grid, search, recommended, similar, cart, ...",
+    )
+    position = StrictIntegerField(min_value=0, max_value=2**31 - 1, required=False, allow_null=True, default=None)
+    model_version = StrictCharField(
+        max_length=64, required=False, allow_blank=True, default="",
+        help_text="Set on events of recommended items: the model that produced the list.",
+    )
+
+    def to_internal_value(self, data):
+        if isinstance(data, dict):
+            unknown = set(data) - set(self.fields)
+            if unknown:
+                raise serializers.ValidationError({key: ["Unknown field."] for key in sorted(unknown)})
+        return super().to_internal_value(data)
+
+    def validate_timestamp(self, value):
+        if value < EARLIEST or value > timezone.now() + MAX_CLOCK_SKEW:
+            raise serializers.ValidationError("Timestamp out of range.")
+        return value
+
+
+class EventBatchSerializer(serializers.Serializer):
+    session = serializers.UUIDField(help_text="The visit id (window.SHOP.visitId, or the API client's own uuid).")
+    events = EventInSerializer(many=True, allow_empty=False, max_length=settings.EVENTS_MAX_BATCH)
+
+    def validate_events(self, events):
+        # One query for the whole batch; errors keep DRF's per-item list shape.
+        ids = {e["product"] for e in events}
+        known = set(Product.objects.filter(pk__in=ids).values_list("pk", flat=True))
+        if len(known) != len(ids):
+            raise serializers.ValidationError(
+                [{} if e["product"] in known else {"product": [f"Unknown product {e['product']}."]} for e in events]
+            )
+        return events
+
+
+class EventBatchResultSerializer(serializers.Serializer):
+    session = serializers.UUIDField()
+    count = serializers.IntegerField()
+
+
+class SessionHistorySerializer(serializers.Serializer):
+    session = serializers.UUIDField()
+    items = serializers.ListField(child=serializers.IntegerField(), help_text="Product ids in time order.")
