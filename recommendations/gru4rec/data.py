@@ -19,7 +19,6 @@ COLUMNS = ("SessionId", "ItemId", "Time")
 FORMATS = ("auto", "yoochoose", "tsv", "rees46")
 DAY = 86400.0
 
-_INT_RE = r"[+-]?\d+"
 _ISO_RE = re.compile(r"^\d{4}-\d{2}-\d{2}[T ]\d{2}:\d{2}")
 # Names accepted for the three columns of a GRU4Rec-style file (compared lower-case, '_' removed).
 _HEADER_NAMES = {
@@ -175,7 +174,7 @@ class _Chunks:
     def __init__(self):
         self.sessions, self.items, self.times = [], [], []
         self.session_is_int = None
-        self.time_kind = None  # "int", "float" or "datetime"
+        self.time_kind = None  # "number" (unit decided from the magnitude) or "datetime"
 
 
 def _read_file(path, fmt: str, event_types, chunksize: int, acc: _Chunks) -> None:
@@ -183,17 +182,22 @@ def _read_file(path, fmt: str, event_types, chunksize: int, acc: _Chunks) -> Non
     if event_types is not None and lay.fmt != "rees46":
         raise DataFormatError("event_types filters only REES46 logs (they have an event_type column)", path)
     first_line = 2 if lay.header else 1
+    if lay.fmt == "rees46":
+        typing = {"dtype": str, "na_filter": False}
+    else:
+        # The C parser types the numeric columns (fast); only empty fields are missing values,
+        # so an item id such as "NA" stays an id.
+        typing = {"dtype": {lay.cols["ItemId"]: object}, "keep_default_na": False, "na_values": [""]}
     reader = pd.read_csv(
         path,
         sep=lay.sep,
         header=None,
         skiprows=1 if lay.header else 0,
-        dtype=str,
-        na_filter=False,
         skip_blank_lines=False,
         chunksize=chunksize,
         engine="c" if lay.sep != r"\s+" else "python",
         encoding="utf-8-sig",
+        **typing,
     )
     offset = 0
     try:
@@ -202,10 +206,12 @@ def _read_file(path, fmt: str, event_types, chunksize: int, acc: _Chunks) -> Non
             lines = np.arange(first_line + offset, first_line + offset + n)
             offset += n
             if chunk.shape[1] < lay.n_fields:
-                # The C parser fills missing trailing fields with ''; a short chunk width means
-                # every row of the chunk was short.
+                # Missing trailing fields are filled in; a narrow chunk means every row was short.
                 raise DataFormatError(f"expected {lay.n_fields} fields, saw {chunk.shape[1]}", path, int(lines[0]))
-            blank = (chunk == "").all(axis=1).to_numpy()
+            if lay.fmt == "rees46":
+                blank = (chunk == "").all(axis=1).to_numpy()
+            else:
+                blank = chunk.isna().all(axis=1).to_numpy()
             if blank.any():
                 chunk, lines = chunk[~blank], lines[~blank]
             if lay.fmt == "rees46":
@@ -220,51 +226,61 @@ def _read_file(path, fmt: str, event_types, chunksize: int, acc: _Chunks) -> Non
         raise DataFormatError(f"not UTF-8 text ({exc})", path) from exc
 
 
-def _session_column(values: pd.Series, lines, path, acc: _Chunks, must_be_int: bool):
-    values = values.str.strip()
-    _bad((values == "").to_numpy(), lines, path, "missing SessionId")
-    is_int = values.str.fullmatch(_INT_RE).to_numpy(dtype=bool)
+def _is_int_dtype(values: pd.Series) -> bool:
+    return values.dtype.kind in "iu"
+
+
+def _session_column(values: pd.Series, lines, path, acc: _Chunks, must_be_int: bool) -> np.ndarray:
+    _bad(values.isna().to_numpy(), lines, path, "missing SessionId")
+    if _is_int_dtype(values):
+        is_int = np.ones(len(values), dtype=bool)
+    else:
+        num = pd.to_numeric(values, errors="coerce").to_numpy(dtype=np.float64)
+        is_int = np.isfinite(num) & (num == np.floor(num))
     if acc.session_is_int is None:
         acc.session_is_int = bool(is_int.all()) or must_be_int
     if acc.session_is_int:
         _bad(~is_int, lines, path, "SessionId is not an integer", values.to_numpy())
-        return values.astype(np.int64).to_numpy()
-    return values.to_numpy(dtype=object)
+        if _is_int_dtype(values):
+            return values.to_numpy(dtype=np.int64)
+        return pd.to_numeric(values).to_numpy().astype(np.int64)
+    return values.astype(str).to_numpy(dtype=object)
 
 
 def _item_column(values: pd.Series, lines, path) -> np.ndarray:
-    values = values.str.strip()
-    _bad((values == "").to_numpy(), lines, path, "missing ItemId")
+    raw = values.to_numpy(dtype=object)
+    _bad(pd.isna(raw) | (raw == ""), lines, path, "missing ItemId")
     # Factorising makes equal ids share one str object: 10M rows then cost 8 bytes each.
-    codes, uniques = pd.factorize(values.to_numpy(dtype=object))
+    codes, uniques = pd.factorize(raw)
     return np.asarray(uniques, dtype=object)[codes]
 
 
+def _time_column(values: pd.Series, lines, path, acc: _Chunks, lay: _Layout) -> np.ndarray:
+    _bad(values.isna().to_numpy(), lines, path, "missing Time")
+    if values.dtype.kind in "iuf":
+        if acc.time_kind is None:
+            acc.time_kind = "number"
+        if acc.time_kind == "datetime":
+            _bad(np.ones(len(values), bool), lines, path, "Time is a number, earlier rows had dates", values.to_numpy())
+        # Integers stay exact until the unit is known (ms -> s is then rounded once).
+        return values.to_numpy(dtype=np.int64 if _is_int_dtype(values) else np.float64)
+    text = values.astype(str)
+    if acc.time_kind is None:
+        acc.time_kind = "datetime" if lay.fmt == "yoochoose" or _ISO_RE.match(text.iloc[0].strip()) else "number"
+    if acc.time_kind == "datetime":
+        return _parse_datetimes(text.str.strip(), lines, path, None)
+    num = pd.to_numeric(text, errors="coerce").to_numpy(dtype=np.float64)
+    _bad(~np.isfinite(num), lines, path, "Time is not a number", text.to_numpy())
+    return num
+
+
 def _chunk_events(chunk: pd.DataFrame, lines, lay: _Layout, path, acc: _Chunks) -> None:
-    if lay.n_fields and chunk.shape[1] > lay.n_fields:
-        extra = (chunk.iloc[:, lay.n_fields :] != "").any(axis=1).to_numpy()
+    if chunk.shape[1] > lay.n_fields:
+        extra = chunk.iloc[:, lay.n_fields :].notna().any(axis=1).to_numpy()
         _bad(extra, lines, path, f"more than {lay.n_fields} fields")
     sess = _session_column(chunk.iloc[:, lay.cols["SessionId"]], lines, path, acc, lay.fmt == "yoochoose")
     items = _item_column(chunk.iloc[:, lay.cols["ItemId"]], lines, path)
-    raw_t = chunk.iloc[:, lay.cols["Time"]].str.strip()
-    _bad((raw_t == "").to_numpy(), lines, path, "missing Time")
-    if acc.time_kind is None:
-        head = raw_t.iloc[0] if len(raw_t) else ""
-        if lay.fmt == "yoochoose" or _ISO_RE.match(head):
-            acc.time_kind = "datetime"
-        else:
-            acc.time_kind = "int" if raw_t.str.fullmatch(_INT_RE).all() else "float"
-    if acc.time_kind == "datetime":
-        times = _parse_datetimes(raw_t, lines, path, None)
-    else:
-        num = pd.to_numeric(raw_t, errors="coerce").to_numpy(dtype=np.float64)
-        _bad(~np.isfinite(num), lines, path, "Time is not a number", raw_t.to_numpy())
-        if acc.time_kind == "int" and raw_t.str.fullmatch(_INT_RE).all():
-            # Keep integers exact until the unit is known (ms -> s is then rounded once).
-            times = raw_t.astype(np.int64).to_numpy()
-        else:
-            acc.time_kind = "float"
-            times = num
+    times = _time_column(chunk.iloc[:, lay.cols["Time"]], lines, path, acc, lay)
     acc.sessions.append(sess)
     acc.items.append(items)
     acc.times.append(times)
@@ -272,16 +288,16 @@ def _chunk_events(chunk: pd.DataFrame, lines, lay: _Layout, path, acc: _Chunks) 
 
 def _chunk_rees46(chunk: pd.DataFrame, lines, lay: _Layout, path, event_types, acc: _Chunks) -> None:
     if event_types is not None:
-        keep = chunk.iloc[:, lay.cols["event_type"]].str.strip().isin(list(event_types)).to_numpy()
+        keep = chunk.iloc[:, lay.cols["event_type"]].isin(list(event_types)).to_numpy()
         chunk, lines = chunk[keep], lines[keep]
     # REES46 has rows without a user_session (anonymous traffic): they belong to no session.
-    sess = chunk.iloc[:, lay.cols["user_session"]].str.strip()
+    sess = chunk.iloc[:, lay.cols["user_session"]]
     keep = (sess != "").to_numpy()
     chunk, lines, sess = chunk[keep], lines[keep], sess[keep]
     acc.session_is_int = False
     acc.time_kind = "datetime"
     items = _item_column(chunk.iloc[:, lay.cols["product_id"]], lines, path)
-    times = _parse_datetimes(chunk.iloc[:, lay.cols["event_time"]].str.strip(), lines, path, "%Y-%m-%d %H:%M:%S UTC")
+    times = _parse_datetimes(chunk.iloc[:, lay.cols["event_time"]], lines, path, "%Y-%m-%d %H:%M:%S UTC")
     acc.sessions.append(sess.to_numpy(dtype=object))
     acc.items.append(items)
     acc.times.append(times)
@@ -327,7 +343,7 @@ def _assemble(accs: list[_Chunks]) -> pd.DataFrame:
         if not acc.times:
             continue
         times = np.concatenate(acc.times)
-        if acc.time_kind != "datetime":
+        if acc.time_kind == "number":
             scale = _time_scale(times)
             times = times.astype(np.float64)
             if scale != 1.0:
