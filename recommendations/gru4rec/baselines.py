@@ -148,6 +148,8 @@ class _Baseline:
         Items the model cannot tell apart (equal scores, e.g. zero) are ordered by popularity."""
         k = max(0, int(k))
         idx, used, skipped = self.item_index(items)
+        if k == 0:
+            return Recommendation([], [], used, skipped, "model" if idx else "popular")
         seen = np.asarray(idx, dtype=np.int64) if exclude_seen else np.zeros(0, dtype=np.int64)
         chosen = np.zeros(0, dtype=np.int64)
         chosen_scores = np.zeros(0, dtype=np.float32)
@@ -238,8 +240,12 @@ class ItemKNN(_Baseline):
         self.sim = co
 
     def score_sessions(self, sessions):
-        last = np.fromiter((s[-1] for s in sessions), dtype=np.int64, count=len(sessions))
-        return self.sim[last].toarray()
+        out = np.zeros((len(sessions), self.n_items), dtype=np.float32)
+        rows = [r for r, s in enumerate(sessions) if len(s)]
+        if rows:
+            last = np.fromiter((sessions[r][-1] for r in rows), dtype=np.int64, count=len(rows))
+            out[rows] = self.sim[last].toarray()
+        return out
 
     def _arrays(self):
         return {"indptr": self.sim.indptr.astype(np.int64), "indices": self.sim.indices.astype(np.int32), "data": self.sim.data}

@@ -195,7 +195,7 @@ def _read_file(path, fmt: str, event_types, chunksize: int, acc: _Chunks) -> Non
         skiprows=1 if lay.header else 0,
         skip_blank_lines=False,
         chunksize=chunksize,
-        engine="c" if lay.sep != r"\s+" else "python",
+        engine="c",  # the C parser also handles the whitespace separator r"\s+"
         encoding="utf-8-sig",
         **typing,
     )

@@ -112,6 +112,13 @@ def test_unknown_items_only_fall_back_to_popular():
         assert (rec.item_ids, rec.scores, rec.used, rec.skipped, rec.strategy) == (["A", "B"], [3.0, 3.0], [], ["Z", "Y"], "popular")
 
 
+def test_edge_requests():
+    for m in (Popularity().fit(TRAIN), ItemKNN().fit(TRAIN), SessionKNN().fit(TRAIN)):
+        assert m.recommend(["A"], k=0).item_ids == []
+        assert len(m.recommend(["A"], k=10).item_ids) == 3  # every item but the seen one
+        assert not m.score_sessions([[]]).any() or isinstance(m, Popularity)
+
+
 # ----------------------------------------------------------------------------------- save/load
 @pytest.mark.parametrize("model", [Popularity(), ItemKNN(lmbd=5.0, alpha=0.3), SessionKNN(k=2, sample_size=3, similarity="dot", weighting="div")])
 def test_save_load_round_trip(tmp_path, model):
