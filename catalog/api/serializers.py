@@ -1,8 +1,16 @@
 """Products API serializers."""
+from functools import lru_cache
+
 from django.urls import reverse
 from rest_framework import serializers
 
 from catalog.models import Category, Product
+
+
+@lru_cache(maxsize=8)
+def _url_pattern(name: str) -> str:
+    # reverse() once per URL name, then str.format per row: reverse() per row was a third of a page's time.
+    return reverse(name, args=[987654321]).replace("987654321", "{}")
 
 
 class ProductSerializer(serializers.ModelSerializer):
@@ -20,10 +28,10 @@ class ProductSerializer(serializers.ModelSerializer):
         read_only_fields = fields
 
     def get_url(self, obj) -> str:
-        return reverse("storefront:product", args=[obj.pk])
+        return _url_pattern("storefront:product").format(obj.pk)
 
     def get_image(self, obj) -> str:
-        return reverse("storefront:product-image", args=[obj.pk])
+        return _url_pattern("storefront:product-image").format(obj.pk)
 
 
 class ProductDetailSerializer(ProductSerializer):

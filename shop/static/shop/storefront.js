@@ -79,7 +79,12 @@
         grid.dispatchEvent(new CustomEvent("shop:cards-added", {bubbles: true, detail: {cards: added}}));
       })
       .catch(function () { hasNext = false; })
-      .then(function () { loading = false; sentinel.classList.remove("loading"); });
+      .then(function () {
+        loading = false;
+        sentinel.classList.remove("loading");
+        // The observer only fires on changes: if the sentinel is still near the viewport, keep going.
+        if (sentinel.getBoundingClientRect().top < window.innerHeight + 600) loadMore();
+      });
   }
 
   new IntersectionObserver(function (entries) {
