@@ -70,12 +70,14 @@ class EventBatchSerializer(serializers.Serializer):
     events = EventInSerializer(many=True, allow_empty=False, max_length=settings.EVENTS_MAX_BATCH)
 
     def validate_events(self, events):
-        # One query for the whole batch; errors keep DRF's per-item list shape.
+        # One query for the whole batch; errors keyed by item index, like DRF's own list errors
+        # ({"events": {"3": {"product": [...]}}}).
         ids = {e["product"] for e in events}
         known = set(Product.objects.filter(pk__in=ids).values_list("pk", flat=True))
         if len(known) != len(ids):
             raise serializers.ValidationError(
-                [{} if e["product"] in known else {"product": [f"Unknown product {e['product']}."]} for e in events]
+                {i: {"product": [f"Unknown product {e['product']}."]} for i, e in enumerate(events)
+                 if e["product"] not in known}
             )
         return events
 
