@@ -47,28 +47,29 @@ class DataFormatError(ValueError):
 class _Layout:
     """What sniffing the first line found: format, separator, header, column positions."""
 
-    def __init__(self, fmt, sep, header, n_fields, cols):
+    def __init__(self, fmt, sep, header, n_fields, cols, first=1):
         self.fmt, self.sep, self.header, self.n_fields, self.cols = fmt, sep, header, n_fields, cols
+        self.first = first  # number of the first non-blank line (the header, if any)
 
 
-def _first_line(path) -> str:
+def _first_line(path) -> tuple[str, int]:
+    """The first non-blank line and its 1-based number."""
     with open(path, encoding="utf-8-sig", newline="") as fh:
-        for line in fh:
+        for number, line in enumerate(fh, start=1):
             if line.strip():
-                return line.rstrip("\r\n")
+                return line.rstrip("\r\n"), number
     raise DataFormatError("file is empty", path)
 
 
-def _sniff_sep(line: str) -> str:
-    # Tab first: GRU4Rec files are TSV; a comma would also appear inside nothing we read.
+def _sniff_sep(line: str, path) -> str:
+    # Tab first: GRU4Rec files are TSV, and a tab never occurs inside an id or a timestamp,
+    # while a comma may (a REES46 category path does not, but free text could).
     for sep in ("\t", ",", ";", "|"):
         if len(line.split(sep)) >= 3:
             return sep
     if len(line.split()) >= 3:
         return r"\s+"
-    raise DataFormatError(
-        f"cannot detect the separator: the first line has fewer than 3 fields: {line[:80]!r}"
-    )
+    raise DataFormatError(f"cannot detect the separator: fewer than 3 fields in {line[:80]!r}", path)
 
 
 def _split(line: str, sep: str) -> list[str]:
@@ -89,23 +90,27 @@ def _header_cols(fields: list[str]) -> dict[str, int] | None:
 
 
 def _layout(path, fmt: str) -> _Layout:
-    line = _first_line(path)
-    sep = _sniff_sep(line)
+    line, first = _first_line(path)
+    lay = _detect(path, fmt, line, first)
+    lay.first = first
+    return lay
+
+
+def _detect(path, fmt: str, line: str, first: int) -> _Layout:
+    sep = _sniff_sep(line, path)
     fields = _split(line, sep)
     lower = [f.strip().lower() for f in fields]
     if fmt in ("auto", "rees46") and all(c in lower for c in _REES46_COLUMNS):
         return _Layout("rees46", sep, True, len(fields), {c: lower.index(c) for c in _REES46_COLUMNS})
     if fmt == "rees46":
-        raise DataFormatError(f"not a REES46 log: the header lacks one of {_REES46_COLUMNS}", path, 1)
+        raise DataFormatError(f"not a REES46 log: the header lacks one of {_REES46_COLUMNS}", path, first)
     cols = _header_cols(fields)
     if cols is not None:
         if fmt == "yoochoose":
-            raise DataFormatError("YOOCHOOSE clicks have no header line", path, 1)
+            raise DataFormatError("YOOCHOOSE clicks have no header line", path, first)
         return _Layout("tsv", sep, True, len(fields), cols)
     looks_yoochoose = len(fields) == 4 and bool(_ISO_RE.match(fields[1].strip()))
     if fmt == "yoochoose" or (fmt == "auto" and looks_yoochoose):
-        if len(fields) < 3:
-            raise DataFormatError("YOOCHOOSE clicks need SessionID,Timestamp,ItemID[,Category]", path, 1)
         return _Layout("yoochoose", sep, False, len(fields), {"SessionId": 0, "Time": 1, "ItemId": 2})
     if len(fields) == 3:
         # A headerless 3-column file: the GRU4Rec column order.
@@ -114,7 +119,7 @@ def _layout(path, fmt: str) -> _Layout:
         "unrecognised format: expected a SessionId/ItemId/Time header, a REES46 header or "
         f"YOOCHOOSE clicks; first line: {line[:80]!r}",
         path,
-        1,
+        first,
     )
 
 
@@ -181,7 +186,9 @@ def _read_file(path, fmt: str, event_types, chunksize: int, acc: _Chunks) -> Non
     lay = _layout(path, fmt)
     if event_types is not None and lay.fmt != "rees46":
         raise DataFormatError("event_types filters only REES46 logs (they have an event_type column)", path)
-    first_line = 2 if lay.header else 1
+    # Leading blank lines and the header are skipped; data rows then map 1:1 to file lines.
+    skip = lay.first if lay.header else lay.first - 1
+    first_line = skip + 1
     if lay.fmt == "rees46":
         typing = {"dtype": str, "na_filter": False}
     else:
@@ -192,7 +199,7 @@ def _read_file(path, fmt: str, event_types, chunksize: int, acc: _Chunks) -> Non
         path,
         sep=lay.sep,
         header=None,
-        skiprows=1 if lay.header else 0,
+        skiprows=skip,
         skip_blank_lines=False,
         chunksize=chunksize,
         engine="c",  # the C parser also handles the whitespace separator r"\s+"

@@ -100,9 +100,12 @@ def test_several_files_are_one_log(tmp_path):
     assert df.Time.iloc[0] == 1442004589.439
 
 
-def test_blank_lines_are_skipped(tmp_path):
-    p = _write(tmp_path, "SessionId\tItemId\tTime\n1\t5\t100\n\n1\t6\t200\n")
+def test_blank_lines_are_skipped_and_lines_still_counted(tmp_path):
+    p = _write(tmp_path, "\nSessionId\tItemId\tTime\n1\t5\t100\n\n1\t6\t200\n")
     assert len(read_events(p)) == 2
+    p = _write(tmp_path, "\n\nSessionId\tItemId\tTime\n1\t5\t100\n\n1\t6\tx\n", "bad.tsv")
+    with pytest.raises(DataFormatError, match="line 6"):
+        read_events(p)
 
 
 def test_chunked_reading_gives_the_same_events(tmp_path):
