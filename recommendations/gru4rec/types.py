@@ -9,7 +9,9 @@ class Recommendation:
     """Top-k answer for one live session.
 
     ``used`` are the input items the model knew (in session order), ``skipped`` the unknown ones.
-    ``strategy`` says what answered: ``"model"``, or ``"popular"`` when no input item was known.
+    ``strategy`` says what answered: ``"model"``; with no known input item, ``"popular"`` (the
+    baselines answer with their own popularity ranking) or ``"none"`` (the GRU4Rec model returns
+    nothing and leaves the fallback to its caller).
     """
 
     item_ids: list[str]
