@@ -46,6 +46,5 @@ class ClusterDetailView(generics.ListAPIView):
     def list(self, request, *args, **kwargs):
         page = self.paginate_queryset(self.get_queryset())
         response = self.get_paginated_response(ClusterProductSerializer([m.product for m in page], many=True).data)
-        response.data["cluster"] = ClusterSerializer(self.cluster, context={"samples": {}}).data
-        response.data.move_to_end("cluster", last=False)
+        response.data = {"cluster": ClusterSerializer(self.cluster, context={"samples": {}}).data, **response.data}
         return response

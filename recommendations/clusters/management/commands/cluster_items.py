@@ -9,6 +9,10 @@ from ... import services
 class Command(BaseCommand):
     help = "Cluster the items of a model version (default: the active one) and build its ANN index."
 
+    def create_parser(self, prog_name, subcommand, **kwargs):
+        # --version names the model version here (the interface), replacing Django's own flag.
+        return super().create_parser(prog_name, subcommand, conflict_handler="resolve", **kwargs)
+
     def add_arguments(self, parser):
         parser.add_argument("--k", type=int, default=None, help="number of clusters (default: sqrt(n/2), 2..1000)")
         parser.add_argument("--version", default=None, help="model version name or id (default: the active one)")

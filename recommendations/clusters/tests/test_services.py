@@ -1,0 +1,149 @@
+"""Cluster storage, the ANN index with the model (hot reload), and the exact/ANN switch."""
+import numpy as np
+import pytest
+from django.core.management import call_command
+
+from catalog.models import Product
+from recommendations import serving
+from recommendations.clusters import selectors, services
+from recommendations.clusters.models import ItemCluster, ItemClustering, ItemClusterMember, RetrievalIndex
+
+from .conftest import N_ITEMS
+
+
+@pytest.mark.django_db
+def test_clusters_build_stores_clusters_members_and_quality(version, syn):
+    cl = services.clusters_build(version, k=8)
+    assert (cl.k, cl.n_items, cl.n_products) == (8, N_ITEMS, N_ITEMS)
+    clusters = list(ItemCluster.objects.filter(model_version=version).order_by("cluster_id"))
+    assert [c.cluster_id for c in clusters] == list(range(8))
+    assert sum(c.size for c in clusters) == N_ITEMS
+    assert ItemClusterMember.objects.filter(cluster__model_version=version).count() == N_ITEMS
+    assert all(c.centroid_vector.shape == (16,) for c in clusters)
+    # every cluster's members are ranked 0..size-1 from the centre out
+    for c in clusters:
+        ranks = sorted(c.members.values_list("rank", flat=True))
+        assert ranks == list(range(c.size))
+    # categories follow the embedding structure: clusters are far purer than random ones
+    assert cl.dominant_share > cl.random_share + 0.2
+    big = max(clusters, key=lambda c: c.size)
+    assert big.dominant_category is not None and big.label.startswith(big.dominant_category.name)
+    # the assignment file matches the member rows
+    labels = np.load(services._model_dir() / cl.assignment, allow_pickle=False)
+    member = ItemClusterMember.objects.select_related("cluster").get(product__external_id="5")
+    assert labels[5] == member.cluster.cluster_id and member.item_index == 5
+
+
+@pytest.mark.django_db
+def test_rebuild_replaces_the_clustering(version):
+    services.clusters_build(version, k=8)
+    services.clusters_build(version, k=5)
+    assert ItemClustering.objects.filter(model_version=version).count() == 1
+    assert ItemCluster.objects.filter(model_version=version).count() == 5
+    assert ItemClusterMember.objects.count() == N_ITEMS
+
+
+@pytest.mark.django_db
+def test_task_builds_clusters_and_index(version):
+    from recommendations.clusters.tasks import clusters_build
+
+    out = clusters_build.delay(version.pk, 6).get()
+    assert out == {"model_version": version.pk, "clusters": 6, "index": "IVF15,Flat,IP"}
+    row = RetrievalIndex.objects.get(model_version=version)
+    assert (row.n_items, row.nlist, row.nprobe) == (N_ITEMS, 15, 15)
+    assert (services._model_dir() / row.path).is_file() and len(row.sha256) == 64
+
+
+@pytest.mark.django_db
+def test_vsknn_version_gets_nothing(version):
+    version.kind = "vsknn"
+    report = services.version_extras_build(version)
+    assert report.clustering is None and report.index is None
+
+
+@pytest.mark.django_db
+def test_index_and_clusters_load_with_the_model(active_version, settings):
+    services.version_extras_build(active_version, k=6)
+    bundle = serving.model_reload()
+    extras = bundle.extras["retrieval"]
+    assert extras["index"].ntotal == N_ITEMS
+    assert extras["cluster_of_item"].shape == (N_ITEMS,)
+    settings.ANN_MIN_CATALOGUE = N_ITEMS + 1
+    assert not services.ann_applies(bundle)
+    settings.ANN_MIN_CATALOGUE = N_ITEMS
+    assert services.ann_applies(bundle)
+
+
+@pytest.mark.django_db
+def test_tampered_index_is_not_loaded(active_version):
+    services.version_extras_build(active_version, k=6)
+    row = RetrievalIndex.objects.get(model_version=active_version)
+    row.sha256 = "0" * 64
+    row.save()
+    bundle = serving.model_reload()
+    assert bundle.extras["retrieval"]["index"] is None
+    assert not services.ann_applies(bundle)
+
+
+@pytest.mark.django_db
+def test_ann_candidates_match_exact_scoring(active_version, settings, syn):
+    services.version_extras_build(active_version, k=6)
+    bundle = serving.model_reload()
+    from recommendations.services import _model_candidates
+
+    session = [3, 17, 42, 99]
+    exact_i, exact_s = _model_candidates(bundle, session, 20, True)
+    settings.ANN_MIN_CATALOGUE = 1
+    ann_i, ann_s = services.model_candidates_ann(bundle, session, 20, True)
+    assert len(ann_i) == 20 and not set(ann_i) & set(session)
+    assert len(set(ann_i) & set(exact_i)) >= 19
+    np.testing.assert_allclose(ann_s[:5], exact_s[:5], rtol=1e-4)
+    # inactive products never come back
+    Product.objects.filter(external_id=str(ann_i[0])).update(is_active=False)
+    serving.model_unload()
+    bundle = serving.model_reload()
+    assert ann_i[0] not in services.model_candidates_ann(bundle, session, 20, True)[0]
+
+
+@pytest.mark.django_db
+def test_diversify_bundle_caps_per_cluster(active_version):
+    services.version_extras_build(active_version, k=6)
+    bundle = serving.model_reload()
+    labels = bundle.extras["retrieval"]["cluster_of_item"]
+    ranked = list(np.argsort(labels, kind="stable")[:30])  # clustered: many of one cluster first
+    scores = [float(30 - r) for r in range(30)]
+    out, _ = services.diversify_bundle(bundle, ranked, scores, 6, cap_per_cluster=2)
+    counts = np.bincount(labels[out])
+    assert len(out) == 6 and counts.max() <= 2 or len(set(labels[ranked])) * 2 < 6
+
+
+@pytest.mark.django_db
+def test_selectors_default_to_the_active_version(active_version):
+    services.clusters_build(active_version, k=4)
+    assert selectors.clustering_for_version(None).model_version == active_version
+    assert selectors.clustering_for_version("v-syn").model_version == active_version
+    assert selectors.clustering_for_version("nope") is None
+    cluster = selectors.cluster_list(selectors.clustering_for_version(None)).first()
+    samples = selectors.cluster_samples([cluster], 3)[cluster.pk]
+    assert [p.pk for p in samples] == [m.product.pk for m in selectors.cluster_members(cluster)[:3]]
+
+
+@pytest.mark.django_db
+def test_command_prints_quality(active_version, capsys):
+    call_command("cluster_items", "--k", "5", "--no-index")
+    out = capsys.readouterr().out
+    assert "5 clusters of 600 items (600 catalogue products) for v-syn" in out
+    assert "dominant category share" in out and "random clusters of equal sizes" in out
+
+
+@pytest.mark.django_db
+def test_popular_pools_per_category(catalogue):
+    from tracking.models import ProductPopularity
+
+    p = list(Product.objects.order_by("pk")[:3])
+    for i, prod in enumerate(p):
+        ProductPopularity.objects.create(product=prod, window_days=30, views=10 - i, score=10 - i)
+    pools = services.popular_pools_build(limit=5)
+    assert pools[0] == [x.pk for x in p]
+    assert services.popular_pool(p[0].category_id, 5) == [x.pk for x in p if x.category_id == p[0].category_id]
+    assert services.popular_pool(None, 2, exclude={p[0].pk}) == [p[1].pk, p[2].pk]
