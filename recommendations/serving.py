@@ -83,14 +83,11 @@ def extra_loader_register(name: str, loader: Callable) -> None:
 
 
 # ---------------------------------------------------------------------------------- loading
-_torch_threads_set = False
-
-
-def _torch_threads() -> None:
-    global _torch_threads_set
-    if not _torch_threads_set:
-        torch.set_num_threads(max(1, int(settings.TORCH_NUM_THREADS)))
-        _torch_threads_set = True
+def torch_threads_cap() -> None:
+    """Cap this process's torch threads at TORCH_NUM_THREADS (web and Celery processes share cores)."""
+    n = max(1, int(settings.TORCH_NUM_THREADS))
+    if torch.get_num_threads() != n:
+        torch.set_num_threads(n)
 
 
 def artifact_path(row) -> Path:
@@ -101,7 +98,7 @@ def bundle_load(row) -> LoadedModel:
     """Load a registry row into a :class:`LoadedModel`; raises ``engine.ArtifactError`` if refused."""
     from catalog.models import Product
 
-    _torch_threads()
+    torch_threads_cap()
     t0 = time.perf_counter()
     model = engine.artifact_load(row.kind, artifact_path(row), sha256=row.artifact_sha256)
     item_ids = [str(i) for i in model.item_ids]

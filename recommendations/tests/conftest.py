@@ -2,11 +2,14 @@
 from pathlib import Path
 
 import pytest
+import torch
 from django.core.cache import cache
 
 from catalog.models import Category, Product
 from recommendations import engine, serving, services
 from recommendations.demo import sessions_generate
+
+torch.set_num_threads(1)  # as TORCH_NUM_THREADS does in every shop process
 
 SMALL_PARAMS = "loss=cross-entropy,layers=16,batch_size=16,n_sample=32,learning_rate=0.1,momentum=0.1,n_epochs=2"
 

@@ -45,16 +45,21 @@ class Follower:
 
     def __init__(self):
         self.proc = subprocess.Popen([sys.executable, "-c", SERVER], cwd=ROOT, env=_env(),
-                                     stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
+                                     stdout=subprocess.PIPE, stderr=subprocess.DEVNULL)
         os.set_blocking(self.proc.stdout.fileno(), False)
         self.lines: list[str] = []
+        self.buf = b""
 
     def wait_for(self, version, timeout):
         t0 = time.monotonic()
         while time.monotonic() - t0 < timeout:
-            chunk = self.proc.stdout.read()
-            if chunk:
-                self.lines += chunk.splitlines()
+            try:
+                self.buf += os.read(self.proc.stdout.fileno(), 1 << 16)
+            except BlockingIOError:
+                pass
+            if b"\n" in self.buf:
+                done, self.buf = self.buf.rsplit(b"\n", 1)
+                self.lines += done.decode().splitlines()
                 if self.lines and self.lines[-1].split()[0] == str(version):
                     return time.monotonic() - t0
             assert self.proc.poll() is None, "the follower process died"

@@ -1,0 +1,134 @@
+"""The Celery training task end to end through a real Redis broker and worker process, a worker
+killed mid-run (its run is failed, the lock freed, a new run succeeds), and the eager path."""
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+from celery import Celery
+from django.conf import settings
+from django.db import connection
+
+from recommendations import serving
+from recommendations.gru4rec.data import write_tsv
+from recommendations.models import ModelVersion, TrainingRun
+from recommendations.services import training_run_execute
+from recommendations.tests.conftest import SMALL_PARAMS
+
+ROOT = Path(__file__).resolve().parents[2]
+BROKER = os.environ.get("TEST_BROKER_URL", "")
+
+
+def _worker(tmp_path):
+    db = connection.settings_dict
+    env = dict(os.environ)
+    env.update(
+        DATABASE_URL=f"postgres://{db['USER']}@{db['HOST'] or '127.0.0.1'}:{db['PORT'] or 5432}/{db['NAME']}",
+        CELERY_BROKER_URL=BROKER, CELERY_RESULT_BACKEND="", CELERY_TASK_ALWAYS_EAGER="false",
+        MODEL_DIR=str(settings.MODEL_DIR), DJANGO_SETTINGS_MODULE="shop.settings", TORCH_NUM_THREADS="1",
+    )
+    log = open(tmp_path / "worker.log", "w")
+    return subprocess.Popen(
+        [sys.executable, "-m", "celery", "-A", "shop", "worker", "-Q", "training", "-P", "solo", "-c", "1",
+         "--without-heartbeat", "--without-gossip", "--without-mingle", "-l", "INFO"],
+        cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
+    )
+
+
+def _send(run_id):
+    app = Celery(broker=BROKER)
+    app.conf.task_routes = settings.CELERY_TASK_ROUTES
+    app.send_task("recommendations.tasks.model_train", args=[run_id], queue="training")
+
+
+def _wait(run_id, statuses, timeout):
+    t0 = time.monotonic()
+    while time.monotonic() - t0 < timeout:
+        run = TrainingRun.objects.get(pk=run_id)
+        if run.status in statuses:
+            return run
+        time.sleep(0.2)
+    raise AssertionError(f"run {run_id} still {TrainingRun.objects.get(pk=run_id).status} after {timeout} s")
+
+
+@pytest.mark.skipif(not BROKER or connection.vendor != "postgresql", reason="needs TEST_BROKER_URL and PostgreSQL")
+@pytest.mark.django_db(transaction=True)
+def test_training_task_through_real_broker_and_worker_killed_mid_run(catalogue, sessions, tmp_path):
+    data = tmp_path / "events.tsv"
+    write_tsv(sessions, data)
+    Celery(broker=BROKER).connection_for_write().default_channel.queue_purge("training")
+    worker = _worker(tmp_path)
+    try:
+        run = TrainingRun.objects.create(params=SMALL_PARAMS, activate=True, data_path=str(data))
+        _send(run.pk)
+        run = _wait(run.pk, ("succeeded", "failed"), timeout=90)
+        assert run.status == "succeeded", (run.error, (tmp_path / "worker.log").read_text()[-3000:])
+        assert set(run.result["versions"]) == {"gru4rec", "vsknn"}
+        assert run.result["activated"] is True
+        active = ModelVersion.objects.get(status="active")
+        assert active.version == run.result["best"]
+        assert set(active.metrics["baselines"]) == {"popularity", "itemknn"}
+        assert 0.0 <= active.metrics["model"]["recall@20"] <= 1.0
+        assert serving.artifact_path(active).name.startswith(f"{active.kind}-")
+        assert active.artifact_sha256[:16] in active.artifact
+        # a long run, killed mid-training (SIGKILL: no cleanup at all)
+        slow = TrainingRun.objects.create(params=SMALL_PARAMS.replace("n_epochs=2", "n_epochs=400"),
+                                          activate=True, data_path=str(data))
+        _send(slow.pk)
+        t0 = time.monotonic()
+        while "train gru4rec" not in TrainingRun.objects.get(pk=slow.pk).stage:
+            assert time.monotonic() - t0 < 60, "the slow run never started training"
+            time.sleep(0.2)
+        os.killpg(worker.pid, signal.SIGKILL)
+        worker.wait()
+    finally:
+        if worker.poll() is None:
+            os.killpg(worker.pid, signal.SIGKILL)
+            worker.wait()
+    assert TrainingRun.objects.get(pk=slow.pk).status == "running"  # nobody noticed yet
+    # the next run (eager, in this process) gets the lock, fails the dead run, and trains
+    nxt = TrainingRun.objects.create(params=SMALL_PARAMS, activate=False, data_path=str(data))
+    nxt = training_run_execute(nxt.pk)
+    assert nxt.status == "succeeded", nxt.error
+    dead = TrainingRun.objects.get(pk=slow.pk)
+    assert dead.status == "failed"
+    assert dead.error.startswith("worker lost (killed or crashed) during stage 'train gru4rec (400 epochs)'")
+    assert nxt.result["activated"] is False and nxt.result["decision"] == "activation not requested"
+
+
+@pytest.mark.django_db
+def test_eager_run_refuses_a_worse_model_and_reports(catalogue, sessions, tmp_path, settings, django_capture_on_commit_callbacks):
+    settings.MODEL_ACTIVATE_REQUIRES_BETTER = True
+    data = tmp_path / "events.tsv"
+    write_tsv(sessions, data)
+    run = TrainingRun.objects.create(params=SMALL_PARAMS, activate=True, data_path=str(data))
+    with django_capture_on_commit_callbacks(execute=True):
+        run = training_run_execute(run.pk)
+    assert run.status == "succeeded" and run.result["activated"] is True
+    assert run.progress == 1.0 and run.stage == "done"
+    assert "register versions" in run.log_tail and "activated" in run.log_tail
+    first = run.result["best"]
+    # same data, a much weaker GRU4Rec (0 epochs) and the same V-SKNN: at best equal, never worse
+    run2 = TrainingRun.objects.create(params=SMALL_PARAMS.replace("n_epochs=2", "n_epochs=0"), activate=True,
+                                      data_path=str(data))
+    run2 = training_run_execute(run2.pk)
+    assert run2.status == "succeeded"
+    active = ModelVersion.objects.get(status="active")
+    best2 = ModelVersion.objects.get(version=run2.result["best"])
+    if run2.result["activated"]:
+        assert best2.metrics["model"]["recall@20"] >= best2.metrics["active"]["metrics"]["recall@20"]
+        assert active == best2
+    else:
+        assert active.version == first and "worse than the active" in run2.result["decision"]
+    assert run2.result["active_before"]["version"] == first
+
+
+@pytest.mark.django_db
+def test_broken_input_fails_the_run_with_the_reason(db, tmp_path):
+    run = TrainingRun.objects.create(params=SMALL_PARAMS, data_path=str(tmp_path / "missing.tsv"))
+    run = training_run_execute(run.pk)
+    assert run.status == "failed" and run.error.startswith("FileNotFoundError")
+    assert training_run_execute(run.pk).status == "failed"  # safe to run twice
