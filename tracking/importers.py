@@ -247,6 +247,10 @@ def parse_block(block: bytes, first_line: int, layout: FileLayout) -> tuple[Chun
         fast_dtype = {"session": np.int64, "item": np.int64}
     fast_dtype = {**{c: str for c in layout.columns}, **fast_dtype}
     try:
+        # Every line must have exactly the expected number of separators (one cheap C-level
+        # count), else the careful path finds the lines that do not.
+        if block.count(layout.sep.encode()) != n_lines * (len(layout.columns) - 1):
+            raise ValueError("field count mismatch")
         df = _read(block, layout, fast_dtype)
         if len(df) != n_lines:
             raise ValueError("line count mismatch")
