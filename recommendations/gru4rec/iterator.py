@@ -109,7 +109,7 @@ def plan_epoch(offsets: np.ndarray, batch_size: int) -> EpochPlan:
             m = np.ones((run, n_slots), dtype=np.float32)
             m[0, fresh] = 0.0
             mults.append(m.ravel())
-            sess_rows.append(np.broadcast_to(slot_sess, (run, n_slots)).ravel())
+            sess_rows.append(np.tile(slot_sess, run))
             sizes.extend([n_slots] * run)
             n_steps += run
             start = start + run
@@ -127,7 +127,8 @@ def plan_epoch(offsets: np.ndarray, batch_size: int) -> EpochPlan:
                 alive[slot] = False
         if not alive.all():
             keep = np.flatnonzero(alive)
-            shrink[n_steps] = keep
+            # compose with a shrink already recorded for this step (possible with 1-event sessions)
+            shrink[n_steps] = shrink[n_steps][keep] if n_steps in shrink else keep
             slot_sess, start, end, fresh = slot_sess[keep], start[keep], end[keep], fresh[keep]
             n_slots = len(keep)
     cat = (lambda xs, dt: np.concatenate(xs).astype(dt) if xs else np.zeros(0, dt))

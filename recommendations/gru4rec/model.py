@@ -1,0 +1,308 @@
+"""The GRU4Rec model: weights, item map, inference (evaluation and serving) and checkpoints.
+
+Weights are plain tensors (no autograd; the trainer computes gradients by hand):
+
+- ``output``  [n_items, H+1] = ``[Wy | By]``: the output matrix with the bias folded in as the
+  last column. Score of item j for hidden h is ``h . Wy[j] + By[j]``. With the shared
+  (constrained) embedding, ``Wy`` is also the input embedding.
+- ``embedding`` [n_items, E] for a separate embedding, or [n_items, 3*H0] for one-hot input
+  (the first GRU layer's input weights, one row per item). Absent with the shared embedding.
+- ``gru.{l}.W_ih`` [D, 3H], ``gru.{l}.W_hh`` [H, 3H], ``gru.{l}.b_ih``, ``gru.{l}.b_hh`` [3H] per
+  layer, gates in the order reset, update, candidate (PyTorch's GRU equations, tanh candidate).
+  ``gru.0.W_ih`` is absent with one-hot input. The dense tensors are views of one flat buffer
+  so that the optimiser updates them with a handful of kernels.
+"""
+from __future__ import annotations
+
+import math
+import os
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+
+from .checkpoint import CheckpointError, read_checkpoint, write_checkpoint
+from .params import GRU4RecParams
+from .types import Recommendation
+
+
+def _uniform_(t: torch.Tensor, fan_in: int, fan_out: int, gen: torch.Generator) -> None:
+    bound = math.sqrt(6.0 / (fan_in + fan_out))
+    t.uniform_(-bound, bound, generator=gen)
+
+
+@dataclass
+class _DenseSpec:
+    name: str
+    shape: tuple[int, ...]
+    fans: tuple[int, int] | None  # per-gate (fan_in, fan_out) for init; None = zeros (biases)
+
+
+class GRU4Rec:
+    """A trained (or fresh) GRU4Rec model and its item map. Train with :func:`fit` (trainer.py)."""
+
+    def __init__(self, params: GRU4RecParams, item_ids, device: str | torch.device = "cpu", seed: int | None = 0):
+        self.params = params
+        self.item_ids: list[str] = [str(i) for i in item_ids]
+        self.item_index: dict[str, int] = {item: i for i, item in enumerate(self.item_ids)}
+        if len(self.item_index) != len(self.item_ids):
+            raise ValueError("item ids must be unique")
+        self.device = torch.device(device)
+        self.meta: dict = {"train_range": None, "metrics": {}}
+        gen = torch.Generator(device="cpu")
+        gen.manual_seed(0 if seed is None else int(seed))
+        self._build(gen)
+
+    # ------------------------------------------------------------------ structure
+    @property
+    def n_items(self) -> int:
+        return len(self.item_ids)
+
+    @property
+    def input_mode(self) -> str:
+        return self.params.input_mode
+
+    @property
+    def hidden_size(self) -> int:
+        return self.params.layers[-1]
+
+    def _dense_specs(self) -> list[_DenseSpec]:
+        p = self.params
+        specs = []
+        in_dim = {"shared": p.layers[-1], "embedding": p.embedding, "onehot": None}[p.input_mode]
+        for layer, h in enumerate(p.layers):
+            d = in_dim if layer == 0 else p.layers[layer - 1]
+            if d is not None:
+                specs.append(_DenseSpec(f"gru.{layer}.W_ih", (d, 3 * h), (d, h)))
+            specs.append(_DenseSpec(f"gru.{layer}.W_hh", (h, 3 * h), (h, h)))
+            specs.append(_DenseSpec(f"gru.{layer}.b_ih", (3 * h,), None))
+            specs.append(_DenseSpec(f"gru.{layer}.b_hh", (3 * h,), None))
+        return specs
+
+    def _build(self, gen: torch.Generator) -> None:
+        p, n = self.params, self.n_items
+        h = self.hidden_size
+        output = torch.zeros(n, h + 1)
+        _uniform_(output[:, :h], n, h, gen)
+        self.output = output.to(self.device)
+        self.embedding: torch.Tensor | None = None
+        if p.input_mode == "embedding":
+            emb = torch.empty(n, p.embedding)
+            _uniform_(emb, n, p.embedding, gen)
+            self.embedding = emb.to(self.device)
+        elif p.input_mode == "onehot":
+            h0 = p.layers[0]
+            emb = torch.empty(n, 3 * h0)
+            for g in range(3):
+                _uniform_(emb[:, g * h0 : (g + 1) * h0], n, h0, gen)
+            self.embedding = emb.to(self.device)
+        specs = self._dense_specs()
+        total = sum(math.prod(s.shape) for s in specs)
+        flat = torch.zeros(total)
+        self.dense_flat = flat.to(self.device)
+        self.dense: dict[str, torch.Tensor] = {}
+        offset = 0
+        for s in specs:
+            size = math.prod(s.shape)
+            view = self.dense_flat[offset : offset + size].view(s.shape)
+            if s.fans is not None:
+                tmp = torch.empty(s.shape)
+                hh = s.shape[1] // 3
+                for g in range(3):  # each gate block is its own matrix
+                    _uniform_(tmp[:, g * hh : (g + 1) * hh], s.fans[0], s.fans[1], gen)
+                view.copy_(tmp)
+            self.dense[s.name] = view
+            offset += size
+
+    def tensors(self) -> dict[str, torch.Tensor]:
+        out = {"output": self.output, **self.dense}
+        if self.embedding is not None:
+            out["embedding"] = self.embedding
+        return out
+
+    def to(self, device: str | torch.device) -> "GRU4Rec":
+        device = torch.device(device)
+        if device != self.device:
+            self.output = self.output.to(device)
+            if self.embedding is not None:
+                self.embedding = self.embedding.to(device)
+            flat = self.dense_flat.to(device)
+            offset = 0
+            for name, t in list(self.dense.items()):
+                self.dense[name] = flat[offset : offset + t.numel()].view(t.shape)
+                offset += t.numel()
+            self.dense_flat = flat
+            self.device = device
+        return self
+
+    # ------------------------------------------------------------------ inference
+    def _layer_input(self, x: torch.Tensor) -> torch.Tensor:
+        """Input of the first layer for item indices x: its input projection for one-hot."""
+        mode = self.input_mode
+        if mode == "shared":
+            return self.output.index_select(0, x)[:, : self.hidden_size]
+        if mode == "embedding":
+            return self.embedding.index_select(0, x)
+        return self.embedding.index_select(0, x).add_(self.dense["gru.0.b_ih"])
+
+    def _cell(self, layer: int, gi: torch.Tensor, h: torch.Tensor) -> torch.Tensor:
+        size = self.params.layers[layer]
+        gh = torch.addmm(self.dense[f"gru.{layer}.b_hh"], h, self.dense[f"gru.{layer}.W_hh"])
+        rz = torch.sigmoid(gi[:, : 2 * size] + gh[:, : 2 * size])
+        n = torch.tanh(torch.addcmul(gi[:, 2 * size :], rz[:, :size], gh[:, 2 * size :]))
+        return torch.lerp(n, h, rz[:, size:])  # (1 - z) * n + z * h
+
+    def _gi(self, layer: int, inp: torch.Tensor) -> torch.Tensor:
+        if layer == 0 and self.input_mode == "onehot":
+            return inp  # already the projection
+        return torch.addmm(self.dense[f"gru.{layer}.b_ih"], inp, self.dense[f"gru.{layer}.W_ih"])
+
+    def step(self, x: torch.Tensor, hidden: list[torch.Tensor]) -> list[torch.Tensor]:
+        """One inference step for a batch of item indices; returns the new hidden state per layer."""
+        inp = self._layer_input(x)
+        out = []
+        for layer, h in enumerate(hidden):
+            inp = self._cell(layer, self._gi(layer, inp), h)
+            out.append(inp)
+        return out
+
+    def zero_hidden(self, batch: int) -> list[torch.Tensor]:
+        return [torch.zeros(batch, h, device=self.device) for h in self.params.layers]
+
+    def scores(self, h_last: torch.Tensor) -> torch.Tensor:
+        """Scores of the whole catalogue: ``h . Wy[j] + By[j]`` -> [batch, n_items]."""
+        hs = self.hidden_size
+        return torch.addmm(self.output[:, hs], h_last, self.output[:, :hs].t())
+
+    def session_state(self, sessions: list[list[int]]) -> list[torch.Tensor]:
+        """Hidden state (every layer) after feeding each session's item indices in order.
+
+        Sessions are right-aligned: before its first item a session's state is held at zero,
+        so one batched pass serves sessions of different lengths. An empty session keeps zeros.
+        """
+        n = len(sessions)
+        length = max((len(s) for s in sessions), default=0)
+        hidden = self.zero_hidden(n)
+        if length == 0:
+            return hidden
+        pad = np.zeros((n, length), dtype=np.int64)
+        started = np.zeros((n, length), dtype=np.float32)
+        for i, s in enumerate(sessions):
+            if s:
+                pad[i, length - len(s) :] = s
+                started[i, length - len(s) :] = 1.0
+        idx = torch.from_numpy(pad).to(self.device)
+        mask = torch.from_numpy(started).to(self.device).unsqueeze(2)
+        with torch.inference_mode():
+            # layer by layer: all input projections of a layer in one matmul, then the recurrence
+            inp = self._layer_input(idx.reshape(-1))
+            for layer, size in enumerate(self.params.layers):
+                gi = self._gi(layer, inp).view(n, length, 3 * size)
+                h = hidden[layer]
+                outs = []
+                for t in range(length):
+                    h = self._cell(layer, gi[:, t], h)
+                    if n > 1 or t < length - len(sessions[0]):
+                        h = h * mask[:, t]
+                    outs.append(h)
+                hidden[layer] = h
+                if layer + 1 < len(self.params.layers):
+                    inp = torch.stack(outs, 1).view(n * length, size)
+        return hidden
+
+    def final_hidden(self, sessions: list[list[int]]) -> torch.Tensor:
+        """Last layer's hidden state per session -> [n_sessions, H] (the query vector)."""
+        return self.session_state(sessions)[-1]
+
+    def score_sessions(self, sessions: list[list[int]]) -> torch.Tensor:
+        """Scores of the whole catalogue for each session (item indices) -> [n_sessions, n_items]."""
+        with torch.inference_mode():
+            return self.scores(self.final_hidden(sessions))
+
+    def recommend(self, items: list[str], k: int = 10, exclude_seen: bool = True) -> Recommendation:
+        """Top-k for one live session given its external item ids in order.
+
+        Unknown items are skipped; with no known item the result is empty (the caller falls back).
+        """
+        used, skipped, idx = [], [], []
+        for item in items:
+            i = self.item_index.get(str(item))
+            if i is None:
+                skipped.append(str(item))
+            else:
+                used.append(str(item))
+                idx.append(i)
+        if not idx:
+            return Recommendation(item_ids=[], scores=[], used=used, skipped=skipped, strategy="none")
+        with torch.inference_mode():
+            scores = self.score_sessions([idx])[0]
+            if exclude_seen:
+                scores[torch.tensor(idx, device=scores.device)] = -torch.inf
+            k = min(int(k), self.n_items - (len(set(idx)) if exclude_seen else 0))
+            top = torch.topk(scores, max(k, 0))
+            values = top.values.tolist()
+            positions = top.indices.tolist()
+        return Recommendation(
+            item_ids=[self.item_ids[j] for j in positions], scores=values, used=used, skipped=skipped,
+            strategy="model",
+        )
+
+    def output_vectors(self) -> tuple[np.ndarray, np.ndarray]:
+        """(Wy [n_items, H], By [n_items]) as float32 numpy; ANN over ``[Wy | By]`` with query ``[h | 1]``."""
+        out = self.output.detach().to("cpu")
+        return out[:, :-1].numpy().copy(), out[:, -1].numpy().copy()
+
+    def item_embeddings(self) -> np.ndarray:
+        """Per-item vectors for cosine "similar items": the input embedding, or Wy when shared/one-hot."""
+        if self.input_mode == "embedding":
+            return self.embedding.detach().to("cpu").numpy().copy()
+        return self.output_vectors()[0]
+
+    def similar_items(self, item: str, k: int = 10) -> list[tuple[str, float]]:
+        """Nearest items by cosine similarity of :meth:`item_embeddings` (small catalogues / inspection)."""
+        emb = torch.from_numpy(self.item_embeddings())
+        emb = emb / emb.norm(dim=1, keepdim=True).clamp_min(1e-12)
+        i = self.item_index[str(item)]
+        sims = emb @ emb[i]
+        sims[i] = -torch.inf
+        top = torch.topk(sims, min(k, self.n_items - 1))
+        return [(self.item_ids[j], float(v)) for v, j in zip(top.values.tolist(), top.indices.tolist())]
+
+    # ------------------------------------------------------------------ checkpoints
+    def save(self, path: str | os.PathLike) -> None:
+        meta = {
+            "params": self.params.to_dict(),
+            "item_ids": self.item_ids,
+            "train_range": self.meta.get("train_range"),
+            "metrics": self.meta.get("metrics", {}),
+            "extra": {k: v for k, v in self.meta.items() if k not in ("train_range", "metrics")},
+        }
+        write_checkpoint(path, self.tensors(), meta)
+
+    @classmethod
+    def load(cls, path: str | os.PathLike, device: str | torch.device = "cpu") -> "GRU4Rec":
+        tensors, meta = read_checkpoint(path)
+        try:
+            params = GRU4RecParams.from_dict(meta["params"])
+            item_ids = meta["item_ids"]
+            if not isinstance(item_ids, list):
+                raise TypeError("item_ids is not a list")
+        except Exception as exc:
+            raise CheckpointError(f"{path}: invalid metadata ({exc})") from exc
+        model = cls.__new__(cls)
+        model.params = params
+        model.item_ids = [str(i) for i in item_ids]
+        model.item_index = {item: i for i, item in enumerate(model.item_ids)}
+        model.device = torch.device("cpu")
+        gen = torch.Generator().manual_seed(0)
+        with torch.random.fork_rng(devices=[]):
+            model._build(gen)  # allocates the expected layout; weights are then overwritten
+        expected = {k: tuple(v.shape) for k, v in model.tensors().items()}
+        got = {k: tuple(v.shape) for k, v in tensors.items()}
+        if expected != got:
+            raise CheckpointError(f"{path}: weights do not match the parameters: expected {expected}, got {got}")
+        for name, t in model.tensors().items():
+            t.copy_(tensors[name].to(torch.float32))
+        model.meta = {"train_range": meta.get("train_range"), "metrics": meta.get("metrics") or {}}
+        model.meta.update(meta.get("extra") or {})
+        return model.to(device)

@@ -1,0 +1,164 @@
+"""Training step gradients, sampling distribution, dropout, determinism, NaN stop and learning."""
+import numpy as np
+import pytest
+import torch
+
+from recommendations.gru4rec.evaluation import evaluate
+from recommendations.gru4rec.iterator import encode_sessions
+from recommendations.gru4rec.model import GRU4Rec
+from recommendations.gru4rec.params import parse_params
+from recommendations.gru4rec.trainer import ADAGRAD_EPS, Trainer, TrainingDiverged, fit, item_support
+
+from .conftest import events, rule_sessions
+
+
+def test_gru_cell_is_the_standard_gru():
+    p = parse_params("layers=6,constrained_embedding=True")
+    m = GRU4Rec(p, list("abcdefgh"), seed=1)
+    cell = torch.nn.GRUCell(6, 6)
+    with torch.no_grad():
+        cell.weight_ih.copy_(m.dense["gru.0.W_ih"].t())
+        cell.weight_hh.copy_(m.dense["gru.0.W_hh"].t())
+        cell.bias_ih.copy_(torch.randn(18))
+        cell.bias_hh.copy_(torch.randn(18))
+        m.dense["gru.0.b_ih"].copy_(cell.bias_ih)
+        m.dense["gru.0.b_hh"].copy_(cell.bias_hh)
+        x = torch.tensor([0, 3, 5])
+        h = torch.randn(3, 6)
+        ours = m.step(x, [h])[0]
+        ref = cell(m.output[x, :6], h)
+    assert torch.allclose(ours, ref, atol=1e-6)
+
+
+def _autograd_reference(m: GRU4Rec, p, x, y, keep, hidden, samples, log_q):
+    """The same step in float64 with autograd: returns grads of every weight."""
+    W = {k: v.detach().double().clone().requires_grad_() for k, v in m.tensors().items()}
+    hsize = m.hidden_size
+    if m.input_mode == "shared":
+        inp = W["output"][x, :hsize]
+    else:
+        inp = W["embedding"][x]
+    for layer, size in enumerate(p.layers):
+        h0 = hidden[layer].double() * keep.double()
+        if layer == 0 and m.input_mode == "onehot":
+            gi = inp + W["gru.0.b_ih"]
+        else:
+            gi = inp @ W[f"gru.{layer}.W_ih"] + W[f"gru.{layer}.b_ih"]
+        gh = h0 @ W[f"gru.{layer}.W_hh"] + W[f"gru.{layer}.b_hh"]
+        r = torch.sigmoid(gi[:, :size] + gh[:, :size])
+        z = torch.sigmoid(gi[:, size:2 * size] + gh[:, size:2 * size])
+        n = torch.tanh(gi[:, 2 * size:] + r * gh[:, 2 * size:])
+        inp = (1 - z) * n + z * h0
+    sel = torch.cat([y, samples])
+    scores = inp @ W["output"][sel, :hsize].t() + W["output"][sel, hsize]
+    from .test_losses import ref_bpr_max, ref_cross_entropy
+    if p.loss == "cross-entropy":
+        loss = ref_cross_entropy(scores, log_q.double(), p.logq)
+    else:
+        loss = ref_bpr_max(scores, p.elu_param, p.bpreg)
+    loss.backward()
+    return {k: v.grad if v.grad is not None else torch.zeros_like(v) for k, v in W.items()}
+
+
+@pytest.mark.parametrize("spec", [
+    "loss=cross-entropy,layers=5,logq=1,constrained_embedding=True",
+    "loss=bpr-max,layers=4/3,elu_param=0.5,bpreg=1.5,constrained_embedding=True",
+    "loss=cross-entropy,layers=4,constrained_embedding=False,embedding=3",
+    "loss=bpr-max,layers=3/4,constrained_embedding=False,embedding=0,elu_param=0",
+])
+def test_training_step_gradients_and_sparse_update(spec):
+    """Hand-written backward == autograd; first Adagrad step moves exactly the batch's rows."""
+    p = parse_params(spec + ",batch_size=4,n_sample=3,learning_rate=0.1,momentum=0")
+    items = [str(i) for i in range(20)]
+    m = GRU4Rec(p, items, seed=3)
+    support = np.arange(1, 21, dtype=np.float64)
+    tr = Trainer(m, support, seed=0)
+    samples = torch.tensor([7, 3, 11])
+    tr.next_samples = lambda: samples
+    x, y = torch.tensor([1, 2, 3, 1]), torch.tensor([4, 2, 9, 5])
+    keep = torch.tensor([[1.0], [0.0], [1.0], [1.0]])
+    hidden = [torch.randn(4, s, generator=torch.Generator().manual_seed(5)) for s in p.layers]
+    log_q = torch.cat([tr.log_pop[y], tr.log_sample_q[samples]])
+    before = {k: v.clone() for k, v in m.tensors().items()}
+    ref = _autograd_reference(m, p, x, y, keep, hidden, samples, log_q)
+    loss, new_hidden = tr.step(x, y, keep, hidden)
+    for name in m.dense:
+        assert torch.allclose(tr.grads[name].double(), ref[name], atol=1e-5), name
+    # first step with momentum 0: delta = -lr * g / sqrt(g^2 + eps), only on touched rows
+    for name in ("output", "embedding"):
+        if name not in ref:
+            continue
+        g = ref[name]
+        expected = -0.1 * g / torch.sqrt(g * g + ADAGRAD_EPS)
+        delta = (m.tensors()[name] - before[name]).double()
+        assert torch.allclose(delta, expected, atol=1e-4), name
+        touched = set((torch.cat([y, samples, x]) if name == "output" else x).tolist())
+        untouched = [i for i in range(20) if i not in touched]
+        assert torch.equal(m.tensors()[name][untouched], before[name][untouched])
+
+
+def test_sampling_follows_support_power_alpha():
+    p = parse_params("n_sample=100,sample_alpha=0.5,layers=4")
+    support = np.array([1, 4, 9, 16, 25, 100, 0, 2], dtype=np.float64)
+    m = GRU4Rec(p, [str(i) for i in range(8)])
+    tr = Trainer(m, support, seed=0, sample_block=20_000)
+    draws = torch.cat([tr.next_samples() for _ in range(1000)]).numpy()  # 100k, several blocks
+    counts = np.bincount(draws, minlength=8)
+    probs = support**0.5 / (support**0.5).sum()
+    assert counts[6] == 0  # zero support is never drawn
+    nz = probs > 0
+    expected = probs[nz] * len(draws)
+    chi2 = float(((counts[nz] - expected) ** 2 / expected).sum())
+    dof = int(nz.sum()) - 1
+    assert chi2 < dof + 4 * np.sqrt(2 * dof), chi2  # far beyond the 99.9% quantile only if wrong
+    # uniform when alpha = 0
+    tr0 = Trainer(GRU4Rec(parse_params("n_sample=50,sample_alpha=0,layers=4"), [str(i) for i in range(8)]),
+                  support, seed=1, sample_block=10_000)
+    c0 = np.bincount(torch.cat([tr0.next_samples() for _ in range(400)]).numpy(), minlength=8)
+    assert c0.min() > 2000
+
+
+def test_dropout_masks_scale_and_rate():
+    m = GRU4Rec(parse_params("layers=4"), ["a", "b"])
+    tr = Trainer(m, np.ones(2), seed=0)
+    mask = tr._dropout_mask((200, 500), 0.3)
+    assert abs(float((mask == 0).float().mean()) - 0.3) < 0.01
+    values = sorted(torch.unique(mask).tolist())
+    assert values[0] == 0.0 and values[1] == pytest.approx(1 / 0.7) and len(values) == 2
+
+
+def test_training_is_deterministic_with_seed():
+    df = events(rule_sessions(60, seed=1))
+    spec = "layers=8,batch_size=4,n_sample=4,n_epochs=2,dropout_p_hidden=0.2,dropout_p_embed=0.1,momentum=0.2"
+    m1, h1 = fit(df, spec, seed=7, progress=False, log=lambda s: None)
+    m2, h2 = fit(df, spec, seed=7, progress=False, log=lambda s: None)
+    m3, _ = fit(df, spec, seed=8, progress=False, log=lambda s: None)
+    assert [h["loss"] for h in h1] == [h["loss"] for h in h2]
+    assert torch.equal(m1.output, m2.output) and torch.equal(m1.dense_flat, m2.dense_flat)
+    assert not torch.equal(m1.output, m3.output)
+
+
+def test_nan_loss_stops_with_a_clear_error():
+    df = events(rule_sessions(40, seed=2))
+    m = GRU4Rec(parse_params("layers=4,batch_size=4,n_sample=2"), list("abcdef"))
+    m.output[0, 0] = float("nan")
+    tr = Trainer(m, np.ones(6), seed=0)
+    with pytest.raises(TrainingDiverged, match="learning_rate"):
+        tr.train(encode_sessions(df, m.item_index), n_epochs=1, progress=False, log=lambda s: None)
+
+
+@pytest.mark.parametrize("spec", [
+    "loss=cross-entropy,logq=0",
+    "loss=bpr-max,bpreg=1.0,elu_param=0.5",
+])
+def test_learns_a_fixed_next_item_rule(spec):
+    """Items a-f, next item fixed (a->b->...->f->a): Recall@1 >= 0.95 on held-out sessions."""
+    train = events(rule_sessions(300, seed=0))
+    test = events(rule_sessions(60, seed=1))
+    params = spec + ",layers=16,batch_size=8,n_sample=0,learning_rate=0.1,momentum=0.1,n_epochs=4"
+    model, history = fit(train, params, seed=0, progress=False, log=lambda s: None)
+    assert history[-1]["loss"] < history[0]["loss"]
+    res = evaluate(model, test, cutoffs=(1, 5))
+    assert res["recall@1"] >= 0.95, res
+    rec = model.recommend(["c"], k=1)
+    assert rec.item_ids == ["d"]

@@ -1,0 +1,292 @@
+"""GRU4Rec training: session-parallel steps with sampled negatives, hand-written backward, sparse Adagrad.
+
+One step touches only the rows of the output/embedding matrices that the mini-batch uses
+(targets, shared negative samples, inputs) and a few small dense GRU matrices, so its cost does
+not grow with the catalogue. There is no autograd: the backward pass of one GRU step (no
+back-propagation through time, the hidden state is detached every step) is a dozen kernels.
+"""
+from __future__ import annotations
+
+import math
+import sys
+import time
+
+import numpy as np
+import pandas as pd
+import torch
+
+from .iterator import EncodedSessions, device_plan, encode_sessions
+from .losses import loss_and_grad
+from .model import GRU4Rec
+from .params import GRU4RecParams
+
+ADAGRAD_EPS = 1e-6
+
+
+class TrainingDiverged(FloatingPointError):
+    """The loss became NaN/inf; training stops instead of writing a broken model."""
+
+
+class SparseAdagrad:
+    """Adagrad with momentum for a row matrix, updating only the given rows.
+
+    ``acc += g^2``; ``v = momentum * v - lr * g / sqrt(acc + eps)``; ``w += v``, on the touched
+    rows only. Gradients of repeated indices are summed first (through a zeroed scratch matrix,
+    which needs no data-dependent shapes and so no host sync on a GPU); repeated rows then write
+    identical values, so ``index_copy_`` is safe with duplicates.
+    """
+
+    def __init__(self, weight: torch.Tensor, lr: float, momentum: float):
+        self.weight, self.lr, self.momentum = weight, lr, momentum
+        self.acc = torch.zeros_like(weight)
+        self.vel = torch.zeros_like(weight) if momentum else None
+        self.scratch = torch.zeros_like(weight)
+
+    def step(self, idx: torch.Tensor, grad: torch.Tensor) -> None:
+        self.scratch.index_add_(0, idx, grad)
+        g = self.scratch.index_select(0, idx)
+        self.scratch.index_fill_(0, idx, 0.0)
+        acc = self.acc.index_select(0, idx).addcmul_(g, g)
+        self.acc.index_copy_(0, idx, acc)
+        upd = g.div_(acc.add_(ADAGRAD_EPS).sqrt_()).mul_(-self.lr)
+        if self.vel is not None:
+            upd = self.vel.index_select(0, idx).mul_(self.momentum).add_(upd)
+            self.vel.index_copy_(0, idx, upd)
+        self.weight.index_copy_(0, idx, self.weight.index_select(0, idx).add_(upd))
+
+
+class DenseAdagrad:
+    """The same update for the flat buffer holding all dense GRU weights (a few kernels per step)."""
+
+    def __init__(self, weight: torch.Tensor, lr: float, momentum: float):
+        self.weight, self.lr, self.momentum = weight, lr, momentum
+        self.acc = torch.zeros_like(weight)
+        self.vel = torch.zeros_like(weight) if momentum else None
+        self.grad = torch.zeros_like(weight)
+        self._denom = torch.zeros_like(weight)
+
+    def step(self) -> None:
+        self.acc.addcmul_(self.grad, self.grad)
+        torch.add(self.acc, ADAGRAD_EPS, out=self._denom).sqrt_()
+        if self.vel is not None:
+            self.vel.mul_(self.momentum).addcdiv_(self.grad, self._denom, value=-self.lr)
+            self.weight.add_(self.vel)
+        else:
+            self.weight.addcdiv_(self.grad, self._denom, value=-self.lr)
+
+
+def item_support(sessions: EncodedSessions, n_items: int) -> np.ndarray:
+    return np.bincount(sessions.items, minlength=n_items).astype(np.float64)
+
+
+class Trainer:
+    """Trains a :class:`GRU4Rec` in place. Deterministic for a given seed on CPU."""
+
+    def __init__(self, model: GRU4Rec, support: np.ndarray, seed: int | None = 0, sample_block: int = 4_000_000):
+        self.model = model
+        p = self.params = model.params
+        dev = self.device = model.device
+        self.gen = torch.Generator(device=dev)
+        self.gen.manual_seed(0 if seed is None else int(seed))
+        self.dense_opt = DenseAdagrad(model.dense_flat, p.learning_rate, p.momentum)
+        self.grads = {}
+        offset = 0
+        for name, t in model.dense.items():  # views of the flat gradient, same layout as the weights
+            self.grads[name] = self.dense_opt.grad[offset : offset + t.numel()].view(t.shape)
+            offset += t.numel()
+        self.out_opt = SparseAdagrad(model.output, p.learning_rate, p.momentum)
+        self.emb_opt = SparseAdagrad(model.embedding, p.learning_rate, p.momentum) if model.embedding is not None else None
+        support = np.asarray(support, dtype=np.float64)
+        pop = support / max(support.sum(), 1.0)
+        probs = support**p.sample_alpha
+        probs = probs / probs.sum()
+        with np.errstate(divide="ignore"):
+            self.log_pop = torch.from_numpy(np.log(pop)).float().to(dev)
+            self.log_sample_q = torch.from_numpy(np.log(probs)).float().to(dev)
+        self.sample_cdf = torch.from_numpy(np.cumsum(probs)).to(dev)
+        self.sample_rows = max(1, sample_block // max(p.n_sample, 1))
+        self._samples: torch.Tensor | None = None
+        self._sample_pos = 0
+        self._ones = torch.ones(max(p.batch_size, 1), 1, device=dev)
+
+    # ---------------------------------------------------------------- sampling
+    def draw_samples(self, n: int) -> torch.Tensor:
+        """``n`` item indices with probability proportional to support**sample_alpha."""
+        u = torch.rand(n, generator=self.gen, device=self.device, dtype=torch.float64)
+        u.mul_(self.sample_cdf[-1])
+        return torch.searchsorted(self.sample_cdf, u, right=True).clamp_(max=self.model.n_items - 1)
+
+    def next_samples(self) -> torch.Tensor | None:
+        n = self.params.n_sample
+        if n <= 0:
+            return None
+        if self._samples is None or self._sample_pos >= self._samples.shape[0]:
+            # one big draw for many steps: a kernel launch per step would dominate on a GPU
+            self._samples = self.draw_samples(self.sample_rows * n).view(self.sample_rows, n)
+            self._sample_pos = 0
+        s = self._samples[self._sample_pos]
+        self._sample_pos += 1
+        return s
+
+    def _dropout_mask(self, shape, p: float) -> torch.Tensor | None:
+        if p <= 0:
+            return None
+        m = torch.empty(shape, device=self.device).bernoulli_(1.0 - p, generator=self.gen)
+        return m.div_(1.0 - p)
+
+    # ---------------------------------------------------------------- one step
+    def step(self, x: torch.Tensor, y: torch.Tensor, keep: torch.Tensor, hidden: list[torch.Tensor]):
+        """One training step; returns (loss tensor, new hidden list). ``keep`` is [B, 1] (0 = reset)."""
+        m, p = self.model, self.params
+        batch = x.shape[0]
+        hsize = m.hidden_size
+        mode = m.input_mode
+        smp = self.next_samples()
+
+        # forward
+        inp = m._layer_input(x)
+        mask_e = None
+        if mode != "onehot":
+            mask_e = self._dropout_mask(inp.shape, p.dropout_p_embed)
+            if mask_e is not None:
+                inp = inp * mask_e
+        saved, new_hidden = [], []
+        for layer, size in enumerate(p.layers):
+            h0 = hidden[layer] * keep
+            gi = m._gi(layer, inp)
+            gh = torch.addmm(m.dense[f"gru.{layer}.b_hh"], h0, m.dense[f"gru.{layer}.W_hh"])
+            rz = torch.sigmoid(gi[:, : 2 * size] + gh[:, : 2 * size])
+            ghn = gh[:, 2 * size :]
+            n = torch.tanh(torch.addcmul(gi[:, 2 * size :], rz[:, :size], ghn))
+            h = torch.lerp(n, h0, rz[:, size:])
+            new_hidden.append(h)
+            mask_h = self._dropout_mask(h.shape, p.dropout_p_hidden)
+            saved.append((inp, h0, rz, n, ghn, mask_h))
+            inp = h * mask_h if mask_h is not None else h
+        out1 = torch.cat([inp, self._ones[:batch]], dim=1)  # [o | 1] folds the bias into the matmul
+        sel = torch.cat([y, smp]) if smp is not None else y
+        w_sel = m.output.index_select(0, sel)
+        scores = torch.mm(out1, w_sel.t())
+        log_q = None
+        if p.loss == "cross-entropy" and p.logq:
+            log_q = self.log_pop.index_select(0, y)
+            if smp is not None:
+                log_q = torch.cat([log_q, self.log_sample_q.index_select(0, smp)])
+        loss, d_scores = loss_and_grad(
+            p.loss, scores, log_q=log_q, logq=p.logq, elu_param=p.elu_param, bpreg=p.bpreg
+        )
+
+        # backward
+        g_out = torch.mm(d_scores.t(), out1)  # [C, H+1]: rows of [Wy | By] for targets and samples
+        d_h = torch.mm(d_scores, w_sel[:, :hsize])
+        d_inp = None
+        for layer in range(len(p.layers) - 1, -1, -1):
+            size = p.layers[layer]
+            inp_l, h0, rz, n, ghn, mask_h = saved[layer]
+            if mask_h is not None:
+                d_h = d_h * mask_h
+            z = rz[:, size:]
+            d_n = d_h - d_h * z
+            d_z = d_h * (h0 - n)
+            d_an = d_n * (1.0 - n * n)
+            d_rz = torch.cat([d_an * ghn, d_z], dim=1).mul_(rz * (1.0 - rz))
+            d_gi = torch.cat([d_rz, d_an], dim=1)
+            d_gh = torch.cat([d_rz, d_an * rz[:, :size]], dim=1)
+            torch.mm(h0.t(), d_gh, out=self.grads[f"gru.{layer}.W_hh"])
+            torch.sum(d_gh, 0, out=self.grads[f"gru.{layer}.b_hh"])
+            torch.sum(d_gi, 0, out=self.grads[f"gru.{layer}.b_ih"])
+            if layer == 0 and mode == "onehot":
+                d_inp = d_gi
+            else:
+                w_ih = f"gru.{layer}.W_ih"
+                torch.mm(inp_l.t(), d_gi, out=self.grads[w_ih])
+                d_inp = torch.mm(d_gi, m.dense[w_ih].t())
+                d_h = d_inp
+        if mask_e is not None:
+            d_inp = d_inp * mask_e
+
+        # updates
+        self.dense_opt.step()
+        if mode == "shared":
+            d_rows = torch.cat([d_inp, torch.zeros_like(self._ones[:batch])], dim=1)
+            self.out_opt.step(torch.cat([sel, x]), torch.cat([g_out, d_rows]))
+        else:
+            self.out_opt.step(sel, g_out)
+            self.emb_opt.step(x, d_inp)
+        return loss, new_hidden
+
+    # ---------------------------------------------------------------- epochs
+    def train(self, sessions: EncodedSessions, n_epochs: int | None = None, progress: bool = True,
+              log=None, check_every: int = 256) -> list[dict]:
+        """Run ``n_epochs`` (default params.n_epochs) passes; returns per-epoch {loss, seconds, events/s}."""
+        from tqdm import tqdm
+
+        p = self.params
+        n_epochs = p.n_epochs if n_epochs is None else n_epochs
+        log = log or (lambda msg: print(msg, file=sys.stderr, flush=True))
+        plan = device_plan(sessions, p.batch_size, self.device)
+        history = []
+        with torch.no_grad():
+            for epoch in range(n_epochs):
+                t0 = time.perf_counter()
+                hidden = self.model.zero_hidden(min(p.batch_size, sessions.n_sessions))
+                loss_sum = torch.zeros((), device=self.device, dtype=torch.float64)
+                bar = tqdm(total=sessions.n_events, desc=f"epoch {epoch + 1}/{n_epochs}", unit="ev",
+                           unit_scale=True, file=sys.stderr, disable=not progress, mininterval=0.5)
+                done_rows = 0
+                last_bar = 0
+                for s, (a, b) in enumerate(plan.bounds):
+                    if s in plan.shrink:
+                        keep_idx = plan.shrink[s]
+                        hidden = [h.index_select(0, keep_idx) for h in hidden]
+                    loss, hidden = self.step(plan.inputs[a:b], plan.targets[a:b], plan.keep_mult[a:b], hidden)
+                    loss_sum += loss
+                    if (s + 1) % check_every == 0:
+                        # one host sync per check_every steps, not per step
+                        if not math.isfinite(float(loss_sum)):
+                            bar.close()
+                            raise TrainingDiverged(
+                                f"loss is {float(loss_sum)} in epoch {epoch + 1} near step {s + 1}; "
+                                f"lower learning_rate (now {p.learning_rate}) or check the data"
+                            )
+                        # the bar counts events incl. session ends (as throughput figures do)
+                        done_rows = b
+                        bar.update(int(done_rows * sessions.n_events / max(plan.bounds[-1][1], 1)) - last_bar)
+                        last_bar = int(done_rows * sessions.n_events / max(plan.bounds[-1][1], 1))
+                bar.update(sessions.n_events - last_bar)
+                bar.close()
+                avg = float(loss_sum) / max(plan.n_steps, 1)
+                if not math.isfinite(avg):
+                    raise TrainingDiverged(f"loss is {avg} after epoch {epoch + 1}; lower learning_rate")
+                secs = time.perf_counter() - t0
+                rec = {"epoch": epoch + 1, "loss": avg, "seconds": secs, "events_per_second": sessions.n_events / secs}
+                history.append(rec)
+                log(f"epoch {epoch + 1}/{n_epochs}: loss {avg:.4f}, {secs:.1f} s, {rec['events_per_second']:.0f} events/s")
+        return history
+
+
+def _time_range(df: pd.DataFrame) -> dict:
+    t = df["Time"].to_numpy(dtype=np.float64)
+    lo, hi = float(t.min()), float(t.max())
+    iso = lambda v: pd.Timestamp(v, unit="s", tz="UTC").isoformat()  # noqa: E731
+    return {"start": lo, "end": hi, "start_iso": iso(lo), "end_iso": iso(hi),
+            "n_events": int(len(df)), "n_sessions": int(df["SessionId"].nunique())}
+
+
+def fit(train: pd.DataFrame, params: GRU4RecParams | str, device: str = "cpu", seed: int | None = 0,
+        progress: bool = True, log=None) -> tuple[GRU4Rec, list[dict]]:
+    """Build the item map from ``train`` (SessionId, ItemId, Time), create and train a model."""
+    from .params import parse_params
+
+    if isinstance(params, str):
+        params = parse_params(params)
+    item_ids = pd.unique(train["ItemId"].astype(str))
+    if seed is not None:
+        torch.manual_seed(seed)
+    model = GRU4Rec(params, item_ids, device=device, seed=seed)
+    sessions = encode_sessions(train, model.item_index, min_length=2)
+    trainer = Trainer(model, item_support(sessions, model.n_items), seed=seed)
+    history = trainer.train(sessions, progress=progress, log=log)
+    model.meta["train_range"] = _time_range(train)
+    model.meta["history"] = history
+    return model, history
