@@ -8,7 +8,7 @@ from django.db import transaction
 from django.utils.text import slugify
 
 from catalog.models import Category, Product
-from catalog.services import category_ensure_path
+from catalog.services import catalog_cache_invalidate, category_ensure_path
 
 DEMO_CATEGORIES = {
     "electronics.audio.headphones": ["Studio", "Wireless", "Noise-cancelling", "Sport", "Kids"],
@@ -39,7 +39,7 @@ def demo_catalogue_generate(n_products: int = 600, seed: int = 7) -> int:
                 external_id=f"demo-{i + 1}",
                 name=name,
                 slug=slugify(name)[:255],
-                description=f"{name}: a demo product in {category.name}.",
+                description=f"{name}: a demo product in {category.name}, made by {brand.title()}.",
                 price=Decimal(rng.randrange(500, 150000)) / 100,
                 category=category,
                 brand=brand,
@@ -47,6 +47,8 @@ def demo_catalogue_generate(n_products: int = 600, seed: int = 7) -> int:
         )
     with transaction.atomic():
         Product.objects.bulk_create(products, batch_size=1000)
+    # bulk_create bypasses the services: drop cached API pages and counts explicitly.
+    catalog_cache_invalidate()
     return len(products)
 
 

@@ -27,6 +27,25 @@ class ProductSerializer(serializers.ModelSerializer):
         ]
         read_only_fields = fields
 
+    def to_representation(self, obj):
+        # The hot path of every list page: plain attribute reads instead of DRF's per-field machinery
+        # (a third of the CPU time of a page). Same keys and formats as the declared fields (tested).
+        category = obj.category
+        return {
+            "id": obj.pk,
+            "external_id": obj.external_id,
+            "name": obj.name,
+            "slug": obj.slug,
+            "price": _price(obj.price),
+            "currency": obj.currency,
+            "category": obj.category_id,
+            "category_slug": category.slug if category else None,
+            "category_name": category.name if category else None,
+            "brand": obj.brand,
+            "url": self.get_url(obj),
+            "image": self.get_image(obj),
+        }
+
     def get_url(self, obj) -> str:
         return _url_pattern("storefront:product").format(obj.pk)
 
@@ -38,6 +57,15 @@ class ProductDetailSerializer(ProductSerializer):
     class Meta(ProductSerializer.Meta):
         fields = [*ProductSerializer.Meta.fields, "description", "is_active", "created", "updated"]
         read_only_fields = fields
+
+    def to_representation(self, obj):
+        # One object per request: DRF's generic path is fine here.
+        return serializers.ModelSerializer.to_representation(self, obj)
+
+
+def _price(value) -> str:
+    # What DecimalField(decimal_places=2, coerce_to_string=True) gives, e.g. "35.79".
+    return f"{value:.2f}"
 
 
 class CategorySerializer(serializers.ModelSerializer):

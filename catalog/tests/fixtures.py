@@ -6,9 +6,13 @@ from django.core.cache import cache
 
 @pytest.fixture(autouse=True)
 def clean_cache():
+    from catalog import cache as catalog_cache
+
     cache.clear()
+    catalog_cache.forget()
     yield
     cache.clear()
+    catalog_cache.forget()
 
 
 @pytest.fixture

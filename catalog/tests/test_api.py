@@ -146,3 +146,15 @@ def test_schema_documents_the_parameters(client):
     assert params["ordering"]["enum"] == ["-id", "-name", "-price", "id", "name", "price"]
     assert set(params) == {"category", "ordering", "page", "page_size", "search"}
     assert "404" in schema["paths"]["/api/products/"]["get"]["responses"]
+
+
+def test_fast_list_representation_matches_drf_generic_one(catalogue):
+    from rest_framework import serializers
+
+    from catalog.api.serializers import ProductSerializer
+    from catalog.selectors import product_list
+
+    for product in list(product_list()[:5]) + [ProductFactory(category=None, price=Decimal("3"))]:
+        assert ProductSerializer().to_representation(product) == serializers.ModelSerializer.to_representation(
+            ProductSerializer(), product
+        )

@@ -48,4 +48,13 @@ def test_version_survives_a_flushed_cache():
     first = catalog_cache.version()
     assert catalog_cache.version() == first
     cache.clear()
+    catalog_cache.forget()
     assert catalog_cache.version() != first
+
+
+def test_version_memo_sees_other_processes_bumps_after_a_short_time(monkeypatch):
+    first = catalog_cache.version()
+    cache.set(catalog_cache.VERSION_KEY, "from-another-process", None)
+    assert catalog_cache.version() == first  # memoised for VERSION_MEMO_SECONDS
+    monkeypatch.setattr(catalog_cache, "VERSION_MEMO_SECONDS", 0)
+    assert catalog_cache.version() == "from-another-process"

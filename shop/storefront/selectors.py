@@ -65,7 +65,7 @@ def order_for_session(session_key: str | None, pk: int) -> Order | None:
 # recommended_for_you() / similar_items() (same signatures, lists of Product, plus a model version).
 
 
-def _tracking_popular(category_id: int | None, limit: int) -> list[Product] | None:
+def _tracking_popular(category_id: int | None, limit: int, exclude=()) -> list[Product] | None:
     """Popular products from tracking's popularity selector if it exists yet, else None.
 
     Written defensively: tracking is built concurrently and its selector's final name and
@@ -79,7 +79,7 @@ def _tracking_popular(category_id: int | None, limit: int) -> list[Product] | No
     if fn is None:
         return None
     try:
-        result = list(fn(category_id=category_id, limit=limit))
+        result = list(fn(limit, category=category_id, exclude=list(exclude)))
     except TypeError:
         logger.warning("tracking.selectors.popular_products has an unexpected signature; using recent products")
         return None
@@ -91,7 +91,7 @@ def _tracking_popular(category_id: int | None, limit: int) -> list[Product] | No
 def popular_in_category(category_id: int | None, *, exclude=(), limit: int = 8) -> list[Product]:
     """Popular active products of a category; recent ones when there is no popularity data (yet)."""
     exclude = set(exclude)
-    popular = _tracking_popular(category_id, limit + len(exclude))
+    popular = _tracking_popular(category_id, limit + len(exclude), exclude)
     if popular:
         products = [p for p in popular if p.pk not in exclude and p.is_active][:limit]
         if products:

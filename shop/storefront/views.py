@@ -1,11 +1,16 @@
 """Storefront pages. Thin: they parse input with forms, call selectors and services, render templates."""
+from functools import lru_cache
+
 from django.contrib import messages
 from django.http import Http404, HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import reverse
+from django.utils.html import format_html, format_html_join
+from django.utils.safestring import mark_safe
 from django.utils.http import urlencode
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
+from catalog import cache as catalog_cache
 from catalog import selectors as catalog_selectors
 from catalog.images import product_placeholder_svg
 from catalog.models import Product
@@ -37,14 +42,30 @@ def index(request):
         "products": page_obj.object_list,
         "params": params,
         "category": category,
-        "categories": [
-            {"id": c.id, "slug": c.slug, "label": "\u2013 " * c.depth + c.name} for c in catalog_selectors.category_tree()
-        ],
+        "category_options": _category_options(category.slug if category else None),
         "page_sizes": PAGE_SIZES,
         "sort_labels": SORT_LABELS,
         "query_base": urlencode(keep),
         "position_offset": (page_obj.number - 1) * params["size"],
     })
+
+
+def _category_options(selected_slug: str | None):
+    # Built once per catalogue version in Python, not a template loop: a real catalogue has hundreds
+    # of categories and rendering them per request was most of the grid page's CPU time.
+    html = _category_options_html(catalog_cache.version())
+    if selected_slug:
+        needle = format_html('<option value="{}">', selected_slug)
+        html = html.replace(needle, needle[:-1] + " selected>", 1)
+    return mark_safe(html)  # noqa: S308 - built by format_html_join from escaped values
+
+
+@lru_cache(maxsize=4)
+def _category_options_html(version: str) -> str:
+    return str(format_html_join(
+        "", '<option value="{}">{}{}</option>',
+        ((c.slug, "\u2013 " * c.depth, c.name) for c in catalog_selectors.category_tree()),
+    ))
 
 
 @require_GET

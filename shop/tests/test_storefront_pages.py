@@ -98,19 +98,19 @@ def test_widgets_use_tracking_popularity_when_it_exists(client, catalogue, monke
     products = catalogue["products"]
     calls = []
 
-    def popular_products(category_id=None, limit=10):
-        calls.append((category_id, limit))
+    def popular_products(k, category=None, exclude=()):
+        calls.append((k, category, list(exclude)))
         return [products[6].pk, products[2].pk]
 
     monkeypatch.setattr(tracking.selectors, "popular_products", popular_products, raising=False)
     html = client.get(f"/products/{products[0].pk}/").content.decode()
     section = html.split('id="similar-items"')[1]
     assert [int(x) for x in re.findall(r'data-product="(\d+)" data-source="similar"', section)] == [products[6].pk, products[2].pk]
-    assert calls[0] == (catalogue["shoes"].pk, 9)
+    assert calls[0] == (9, catalogue["shoes"].pk, [products[0].pk])
 
 
 def test_widgets_survive_an_unexpected_popularity_signature(client, catalogue, monkeypatch):
     import tracking.selectors
 
-    monkeypatch.setattr(tracking.selectors, "popular_products", lambda window: [], raising=False)
+    monkeypatch.setattr(tracking.selectors, "popular_products", lambda *, window: [], raising=False)
     assert client.get(f"/products/{catalogue['products'][0].pk}/").status_code == 200
