@@ -59,4 +59,7 @@ def demo_setup(stdout=None) -> dict:
     if stdout is not None:
         stdout.write(f"demo catalogue: {summary['products']} products in {summary['categories']} categories"
                      f" ({added} added now)")
+    from recommendations.demo import demo_model_ensure
+
+    summary["recommendations"] = demo_model_ensure(stdout=stdout)
     return summary
