@@ -22,6 +22,9 @@ from django.utils.functional import cached_property
 from . import cache as catalog_cache
 
 ANCHOR_EVERY = 2000
+# Past this many skipped rows a page is read ids-first ("deferred join"): the OFFSET walks the index
+# only, and just the page's rows are fetched (with their category), not every skipped row.
+DEFERRED_JOIN_OFFSET = 100
 
 
 def _query_hash(qs) -> str | None:
@@ -43,6 +46,14 @@ def _pk_ordering(qs) -> str | None:
     if field.lstrip("-") not in ("pk", pk_name):
         return None
     return "desc" if field.startswith("-") else "asc"
+
+
+def _fetch(qs, start: int, stop: int) -> list:
+    if start < DEFERRED_JOIN_OFFSET:
+        return list(qs[start:stop])
+    ids = list(qs.values_list("pk", flat=True)[start:stop])
+    found = qs.order_by().in_bulk(ids)
+    return [found[pk] for pk in ids if pk in found]
 
 
 class CachedCountPaginator(Paginator):
@@ -85,15 +96,15 @@ class CachedCountPaginator(Paginator):
                 rest = bottom - index * ANCHOR_EVERY
                 pk = qs.model._meta.pk.name
                 lookup = f"{pk}__gte" if direction == "asc" else f"{pk}__lte"
-                return list(qs.filter(**{lookup: anchors[index]})[rest : rest + size])
+                return _fetch(qs.filter(**{lookup: anchors[index]}), rest, rest + size)
         count = self.count
         if qs.ordered and count > 2 * ANCHOR_EVERY and bottom > count // 2:
             # Near the end: read backwards from the end with a small offset.
             start = max(count - top, 0)
-            items = list(qs.reverse()[start : start + size])
+            items = _fetch(qs.reverse(), start, start + size)
             items.reverse()
             return items
-        return list(qs[bottom:top])
+        return _fetch(qs, bottom, top)
 
     def _anchors(self, direction: str) -> list:
         digest = _query_hash(self.object_list.order_by())

@@ -26,6 +26,7 @@ def products():
 @pytest.fixture
 def small_anchors(monkeypatch):
     monkeypatch.setattr(pagination, "ANCHOR_EVERY", 4)
+    monkeypatch.setattr(pagination, "DEFERRED_JOIN_OFFSET", 2)
 
 
 @pytest.mark.parametrize("ordering", list(PRODUCT_ORDERINGS))
@@ -55,9 +56,21 @@ def test_count_and_anchors_are_cached(products, small_anchors):
     with CaptureQueriesContext(connection) as queries:
         page = CachedCountPaginator(qs, 4).page(8)
     assert len(page) == 4
-    assert len(queries) == 1  # only the page itself
+    assert len(queries) == 1  # only the page itself: no COUNT, no anchor query
     sql = queries[0]["sql"]
     assert "OFFSET" not in sql.upper() and '"id" >=' in sql  # keyset jump from the anchor, offset 0
+
+
+def test_deep_offsets_read_ids_first(products, small_anchors):
+    qs = Product.objects.filter(is_active=True).select_related("category").order_by("name", "id")
+    paginator = CachedCountPaginator(qs, 4)
+    paginator.count
+    with CaptureQueriesContext(connection) as queries:
+        page = paginator.page(3)
+    assert [p.pk for p in page] == [p.pk for p in Paginator(qs, 4).page(3)]
+    assert [p.category.slug for p in page] == [p.category.slug for p in Paginator(qs, 4).page(3)]
+    assert len(queries) == 2
+    assert queries[0]["sql"].startswith('SELECT "catalog_product"."id" AS "pk" FROM') and "OFFSET 8" in queries[0]["sql"]
 
 
 def test_far_pages_of_other_orderings_read_from_the_end(products, small_anchors):
