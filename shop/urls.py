@@ -21,3 +21,7 @@ urlpatterns = [
     path("taste/", include("recommendations.clusters.urls")),
     path("", include("shop.storefront.urls")),
 ]
+
+handler400 = "shop.errors.bad_request_page"
+handler404 = "shop.errors.not_found"
+handler500 = "shop.errors.server_error_page"
