@@ -31,13 +31,14 @@ def kmeans_fit(embeddings: np.ndarray, k: int, seed: int = 0, batch_size: int | 
     """MiniBatchKMeans on row-normalised embeddings (cosine geometry, like "similar items").
 
     Settings for large catalogues: mini-batches of 4096 (several per core per step, and each step
-    still sees a fair share of a 1000-cluster model), one initialisation on a sample of 3x that
-    (k-means++ on all 1M rows would dominate the run), at most 20 passes with sklearn's early stop
-    on no improvement; the final labels come from one full assignment pass.
+    still sees a fair share of a 1000-cluster model), one initialisation, at most 20 passes with
+    sklearn's early stop on no improvement; the final labels come from one full assignment pass.
+    The k-means++ initialisation runs here on a float64 sample of 3 batches: sklearn's own does
+    the same on float32 through a slow up-casting distance path (55 s instead of 4 s for k=224).
     """
     import time
 
-    from sklearn.cluster import MiniBatchKMeans
+    from sklearn.cluster import MiniBatchKMeans, kmeans_plusplus
 
     t0 = time.perf_counter()
     x = np.ascontiguousarray(embeddings, dtype=np.float32)
@@ -45,12 +46,21 @@ def kmeans_fit(embeddings: np.ndarray, k: int, seed: int = 0, batch_size: int | 
     n = len(x)
     k = int(max(1, min(k, n)))
     batch = int(batch_size or min(4096, max(256, n)))
-    km = MiniBatchKMeans(
-        n_clusters=k, batch_size=batch, n_init=n_init, max_iter=max_iter, random_state=seed,
-        init_size=min(n, max(3 * batch, 3 * k)), max_no_improvement=10, reassignment_ratio=0.01,
-        compute_labels=False,
-    )
-    km.fit(x)
+    rng = np.random.default_rng(seed)
+    init_size = min(n, max(3 * batch, 3 * k))
+    sample = x if init_size >= n else x[np.sort(rng.choice(n, init_size, replace=False))]
+    best = None
+    for trial in range(max(1, n_init)):
+        init, _ = kmeans_plusplus(sample.astype(np.float64), k, random_state=seed + trial)
+        km = MiniBatchKMeans(
+            n_clusters=k, init=init.astype(np.float32), n_init=1, batch_size=batch, max_iter=max_iter,
+            random_state=seed + trial, max_no_improvement=10, reassignment_ratio=0.01, compute_labels=False,
+        )
+        km.fit(x)
+        score = -km.score(sample) if n_init > 1 else 0.0  # inertia on the sample: comparable across trials
+        if best is None or score < best[0]:
+            best = (score, km)
+    km = best[1]
     labels, distances = _assign(x, km.cluster_centers_.astype(np.float32))
     inertia = float(distances.sum())
     return KMeansResult(labels, km.cluster_centers_.astype(np.float32), distances, inertia, int(km.n_iter_),

@@ -93,6 +93,36 @@ def search(index, hidden_states, n: int) -> tuple[np.ndarray, np.ndarray]:
     return scores, ids
 
 
+def session_topk(model, index, idx: list[int], n: int, exclude_seen: bool = True,
+                 unavailable=None) -> tuple[list[int], list[float]]:
+    """Serving path for one live session: GRU state after its items, ANN candidates (exact
+    scores: IVF-Flat), seen and unavailable (score mask -inf) items dropped, best ``n`` first.
+    The search widens when too many candidates were dropped."""
+    import torch
+
+    with torch.inference_mode():
+        h = model.final_hidden([idx])
+    seen = set(idx) if exclude_seen else set()
+    blocked = None if unavailable is None else np.asarray(unavailable)  # 0 or -inf per item
+    ask = n + len(seen) + 16
+    out_i: list[int] = []
+    out_s: list[float] = []
+    for _ in range(3):
+        scores, ids = search(index, h, ask)
+        out_i, out_s = [], []
+        for j, s in zip(ids[0].tolist(), scores[0].tolist()):
+            if j < 0 or j in seen or (blocked is not None and blocked[j] == -np.inf):
+                continue
+            out_i.append(j)
+            out_s.append(s)
+            if len(out_i) >= n:
+                return out_i, out_s
+        if (ids[0] >= 0).sum() < ask:
+            break
+        ask *= 4
+    return out_i, out_s
+
+
 def exact_topk(Wy: np.ndarray, By: np.ndarray, hidden_states, n: int) -> tuple[np.ndarray, np.ndarray]:
     """Exact top ``n`` by ``h . Wy + By`` over the whole catalogue -> (scores, indices), best first."""
     h = queries(hidden_states)[:, :-1]

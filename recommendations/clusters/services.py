@@ -289,28 +289,17 @@ def candidates_for(hidden, extras: dict, n: int) -> tuple[np.ndarray, np.ndarray
 def model_candidates_ann(bundle, idx: list[int], n: int, exclude_seen: bool) -> tuple[list[int], list[float]]:
     """The large-catalogue twin of ``services._model_candidates``: GRU state for the session,
     ANN candidates (scores are exact: IVF-Flat), unavailable and seen items dropped, top ``n``."""
-    import torch
+    return retrieval.session_topk(bundle.engine, _extras(bundle)["index"], idx, n, exclude_seen,
+                                  unavailable=_unavailable_mask(bundle))
 
-    with torch.inference_mode():
-        h = bundle.engine.final_hidden([idx])
-    seen = set(idx) if exclude_seen else set()
-    unavailable = bundle.unavailable
-    ask = n + len(seen) + 16
-    out_i, out_s = [], []
-    for _ in range(3):  # widen the search when many candidates were unavailable
-        ids, scores = candidates_for(h, _extras(bundle), ask)
-        out_i, out_s = [], []
-        for j, s in zip(ids.tolist(), scores.tolist()):
-            if j in seen or unavailable[j] == -np.inf:
-                continue
-            out_i.append(j)
-            out_s.append(float(s))
-            if len(out_i) >= n:
-                return out_i, out_s
-        if len(ids) < ask:
-            break
-        ask *= 4
-    return out_i, out_s
+
+def _unavailable_mask(bundle) -> np.ndarray | None:
+    """``bundle.unavailable`` (a torch tensor of 0 / -inf, or None when every item is an active
+    product) as a zero-copy numpy view."""
+    u = getattr(bundle, "unavailable", None)
+    if u is None:
+        return None
+    return u.numpy() if hasattr(u, "numpy") else np.asarray(u)
 
 
 def diversify_bundle(bundle, indices: list[int], scores: list[float], k: int,

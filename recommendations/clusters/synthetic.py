@@ -23,7 +23,8 @@ class Synthetic:
 
 
 def structured_output(n_items: int, hidden: int = 100, n_topics: int | None = None, n_categories: int | None = None,
-                      seed: int = 0) -> Synthetic:
+                      seed: int = 0, category_noise: float = 0.15) -> Synthetic:
+    """``category_noise``: share of items filed under a random category (catalogues are not tidy)."""
     rng = np.random.default_rng(seed)
     n_topics = int(n_topics or max(2, n_items // 200))
     n_categories = int(n_categories or max(2, n_topics // 20))
@@ -42,7 +43,10 @@ def structured_output(n_items: int, hidden: int = 100, n_topics: int | None = No
     rank = rng.permutation(n_items) + 1
     By = (-0.15 * np.log(rank)).astype(np.float32)
     By -= By.mean()
-    return Synthetic(Wy=Wy, By=By, topic=topic.astype(np.int64), category=topic_cat[topic].astype(np.int64))
+    category = topic_cat[topic].astype(np.int64)
+    misfiled = rng.random(n_items) < category_noise
+    category[misfiled] = rng.integers(0, n_categories, int(misfiled.sum()))
+    return Synthetic(Wy=Wy, By=By, topic=topic.astype(np.int64), category=category)
 
 
 def structured_gru4rec(syn: Synthetic, input_gain: float = 3.0):
