@@ -40,19 +40,30 @@ class SparseAdagrad:
         self.weight, self.lr, self.momentum = weight, lr, momentum
         self.acc = torch.zeros_like(weight)
         self.vel = torch.zeros_like(weight) if momentum else None
-        self.scratch = torch.zeros_like(weight)
+        # On CPU duplicates are merged with torch.unique (cheap there, and the update then runs
+        # on unique rows only); on a GPU unique would force a host sync, so a zeroed scratch
+        # matrix sums them instead.
+        self.scratch = torch.zeros_like(weight) if weight.device.type != "cpu" else None
 
     def step(self, idx: torch.Tensor, grad: torch.Tensor) -> None:
-        self.scratch.index_add_(0, idx, grad)
-        g = self.scratch.index_select(0, idx)
-        self.scratch.index_fill_(0, idx, 0.0)
-        acc = self.acc.index_select(0, idx).addcmul_(g, g)
-        self.acc.index_copy_(0, idx, acc)
+        if self.scratch is None:
+            rows, inverse = torch.unique(idx, return_inverse=True)
+            g = grad.new_zeros(rows.shape[0], grad.shape[1]).index_add_(0, inverse, grad)
+        else:
+            rows = idx
+            self.scratch.index_add_(0, idx, grad)
+            g = self.scratch.index_select(0, idx)
+            self.scratch.index_fill_(0, idx, 0.0)
+        acc = self.acc.index_select(0, rows).addcmul_(g, g)
+        self.acc.index_copy_(0, rows, acc)
         upd = g.div_(acc.add_(ADAGRAD_EPS).sqrt_()).mul_(-self.lr)
         if self.vel is not None:
-            upd = self.vel.index_select(0, idx).mul_(self.momentum).add_(upd)
-            self.vel.index_copy_(0, idx, upd)
-        self.weight.index_copy_(0, idx, self.weight.index_select(0, idx).add_(upd))
+            upd = self.vel.index_select(0, rows).mul_(self.momentum).add_(upd)
+            self.vel.index_copy_(0, rows, upd)
+        if self.scratch is None:
+            self.weight.index_add_(0, rows, upd)  # rows are unique here
+        else:
+            self.weight.index_copy_(0, rows, self.weight.index_select(0, rows).add_(upd))
 
 
 class DenseAdagrad:
