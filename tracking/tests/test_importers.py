@@ -1,5 +1,6 @@
 from datetime import datetime, timezone
 
+import pandas as pd
 import pytest
 from django.core.management import CommandError, call_command
 from django.db.models import Count
@@ -7,6 +8,7 @@ from django.db.models import Count
 from catalog.models import Product
 from tracking.importers import detect_layout, import_file, visit_uuid_for
 from tracking.models import Event, Visit
+from tracking.services import sessions_export
 
 from .conftest import shared_file
 
@@ -157,14 +159,26 @@ def test_blocks_split_anywhere(db, tmp_path):
 
 # --- the shared real files --------------------------------------------------------------
 
-def test_yoochoose_week_file(db):
+def test_yoochoose_week_file_import_reimport_and_export(db, tmp_path):
+    # One test for the three checks, so the week is imported once: import, idempotent re-import,
+    # and the export giving the reference split (data/splits/yoochoose-week) exactly.
     path = shared_file("yoochoose-week", "yoochoose-clicks-week.dat")
+    reference = shared_file("splits", "yoochoose-week", "train.tsv").parent
     stats = import_file(str(path))
     assert (stats.rows_read, stats.imported, stats.skipped, stats.duplicates) == (193_393, 193_393, 0, 0)
     assert (stats.sessions, stats.products_created) == (47_642, 10_019)
     again = import_file(str(path))
     assert (again.imported, again.duplicates) == (0, 193_393)
     assert Event.objects.count() == 193_393
+
+    stats = sessions_export(tmp_path, test_days=1)
+    assert (stats["train_events"], stats["train_sessions"], stats["train_items"]) == (152_462, 37_877, 4_869)
+    assert (stats["test_events"], stats["test_sessions"]) == (27_952, 7_122)
+    for name in ("train.tsv", "test.tsv"):
+        ours = pd.read_csv(tmp_path / name, sep="\t", dtype={"ItemId": str})
+        ref = pd.read_csv(reference / name, sep="\t", dtype={"ItemId": str})
+        assert ours["ItemId"].value_counts().sort_index().equals(ref["ItemId"].value_counts().sort_index())
+        assert sorted(ours["Time"].round(3)) == sorted(ref["Time"].round(3))
 
 
 def test_retailrocket_files(db):
