@@ -92,7 +92,7 @@ def _import_events(path: Path) -> None:
         logger.exception("tracking could not import %s; training from the file only", path)
 
 
-def demo_model_ensure(stdout=None, n_sessions: int = 6000) -> dict:
+def demo_model_ensure(stdout=None, n_sessions: int = 3000) -> dict:
     """Make sure a model is active: nothing to do when one is; else train one from ``DEMO_DATA``,
     the shop's events, or generated sessions, and activate it. Returns a summary."""
     from catalog.models import Product

@@ -13,6 +13,9 @@ from .models import ModelVersion, TrainingRun
 
 logger = logging.getLogger(__name__)
 
+# The most recent items of a session fed to the model (GRU4Rec's state is dominated by recent ones).
+SESSION_ITEMS_MAX = 50
+
 
 def model_version_list() -> QuerySet[ModelVersion]:
     return ModelVersion.objects.select_related("activated_by", "training_run")
@@ -77,7 +80,7 @@ def session_product_ids(visit_id: uuid.UUID | str) -> list[int]:
         from tracking.selectors import session_history
     except ImportError:
         return []
-    history = session_history(visit_id)
+    history = session_history(visit_id, limit=SESSION_ITEMS_MAX)
     out = []
     for entry in history or ():
         pk = _as_pk(entry)

@@ -46,11 +46,44 @@ class RecommendationResult:
         return [s.product.pk for s in self.items]
 
 
+class _ProductCache:
+    """Products by pk, kept in this process and dropped whenever the catalogue's cache version
+    changes (catalog.cache.bump() on every product change), so a steady stream of requests does no
+    ORM work at all; misses cost one query. Inactive products are cached as such."""
+
+    MAX_ENTRIES = 100_000
+
+    def __init__(self):
+        self.version = None
+        self.products: dict[int, Product | None] = {}
+
+    def get(self, pks: list[int]) -> dict[int, Product]:
+        try:
+            from catalog.cache import version as catalog_version
+
+            current = catalog_version()
+        except Exception:  # no catalogue cache version: never trust the cache
+            current = object()
+        if current != self.version or len(self.products) > self.MAX_ENTRIES:
+            self.products = {}
+            self.version = current
+        products = self.products
+        missing = [pk for pk in pks if pk not in products]
+        if missing:
+            found = {p.pk: p for p in Product.objects.filter(pk__in=missing).select_related("category")}
+            for pk in missing:
+                products[pk] = found.get(pk)
+        return {pk: p for pk in pks if (p := products.get(pk)) is not None and p.is_active}
+
+
+_product_cache = _ProductCache()
+
+
 def _products_in_order(pks: list[int]) -> dict[int, Product]:
-    """The one query per request: the candidate products that are still active."""
+    """The active products among ``pks`` (at most one query, none when cached)."""
     if not pks:
         return {}
-    return {p.pk: p for p in Product.objects.filter(pk__in=pks, is_active=True).select_related("category")}
+    return _product_cache.get(pks)
 
 
 def _category_id(category) -> int | None:
@@ -70,7 +103,8 @@ def _model_candidates(bundle: LoadedModel, idx: list[int], n: int, exclude_seen:
             scores = torch.from_numpy(eng.score_sessions([idx])[0])
             # zero = "no neighbour voted": not a recommendation (the popular fallback fills)
             scores = scores.masked_fill(scores <= 0, -torch.inf)
-        scores = scores + bundle.unavailable
+        if bundle.unavailable is not None:
+            scores.add_(bundle.unavailable)
         if exclude_seen:
             scores[torch.as_tensor(idx)] = -torch.inf
         top = torch.topk(scores, min(n, bundle.n_items))
@@ -219,7 +253,8 @@ def _similar_candidates(bundle: LoadedModel, i: int, n: int) -> tuple[list[int],
             sims = torch.from_numpy(co / np.sqrt(support[i] * support))
             sims = sims.masked_fill(sims <= 0, -torch.inf)
             strategy = "itemknn"
-        sims = sims + bundle.unavailable
+        if bundle.unavailable is not None:
+            sims = sims + bundle.unavailable
         sims[i] = -torch.inf
         top = torch.topk(sims, min(n, bundle.n_items))
     out_i, out_s = [], []

@@ -40,7 +40,7 @@ class LoadedModel:
 
     ``index_pk[i]`` is the catalogue product pk of model item i (-1 when the catalogue has no such
     product), ``pk_index`` the reverse map, ``unavailable`` a score mask (-inf for items that are
-    not active products at load time). ``extras`` is for per-version add-ons (clusters, ANN index).
+    not active products at load time; None when all are). ``extras`` is for per-version add-ons (clusters, ANN index).
     """
 
     version: str
@@ -49,7 +49,7 @@ class LoadedModel:
     item_ids: list[str]
     index_pk: np.ndarray
     pk_index: dict[int, int]
-    unavailable: torch.Tensor
+    unavailable: torch.Tensor | None
     loaded_at: float = field(default_factory=time.time)
     load_seconds: float = 0.0
     extras: dict = field(default_factory=dict)
@@ -112,8 +112,10 @@ def bundle_load(row) -> LoadedModel:
         if i is not None:
             index_pk[i] = pk
             active[i] = is_active
-    unavailable = torch.zeros(len(item_ids))
-    unavailable[torch.from_numpy(~active)] = -torch.inf
+    unavailable = None  # no mask to add per request when every item is an active product
+    if not active.all():
+        unavailable = torch.zeros(len(item_ids))
+        unavailable[torch.from_numpy(~active)] = -torch.inf
     bundle = LoadedModel(
         version=row.version,
         kind=row.kind,

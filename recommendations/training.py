@@ -129,19 +129,16 @@ def events_for_run(run: TrainingRun, workdir: Path) -> tuple[pd.DataFrame, pd.Da
     from tracking.services import sessions_export
 
     exported = sessions_export(str(workdir), test_days=1, event_types=("view", "click")) or {}
-    paths = {k: v for k, v in exported.items() if isinstance(v, (str, Path)) and Path(v).is_file()}
-    if "train" in paths and "test" in paths:
-        # tracking already split off the held-out day; keep its split, apply the same filtering
-        train, test = engine.events_read(paths["train"]), engine.events_read(paths["test"])
+    train_file, test_file = Path(workdir) / "train.tsv", Path(workdir) / "test.tsv"
+    if train_file.is_file() and test_file.is_file():
+        # tracking already filtered and split off the held-out day: keep its split
         from .gru4rec.data import split_stats
 
-        return train, test[test["ItemId"].isin(train["ItemId"].unique())], split_stats(train, test)
-    for key in ("events", "path", "all", "file"):
-        if key in paths:
-            return engine.events_split(engine.events_read(paths[key]))
-    files = sorted(Path(workdir).glob("*.tsv"))
-    if files:
-        return engine.events_split(engine.events_read(files[0]))
+        train, test = engine.events_read(train_file), engine.events_read(test_file)
+        if len(train) == 0:
+            raise ValueError(f"no training events in the shop's sessions ({exported!r})")
+        test = test[test["ItemId"].isin(train["ItemId"].unique())]
+        return train, test, split_stats(train, test)
     raise ValueError(f"the session export wrote no event file ({exported!r})")
 
 

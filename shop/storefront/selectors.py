@@ -99,9 +99,33 @@ def popular_in_category(category_id: int | None, *, exclude=(), limit: int = 8) 
     return catalog_selectors.products_recent_in_category(category_id, exclude=exclude, limit=limit)
 
 
-def recommended_for_you(request, product: Product, limit: int = 8) -> list[Product]:
-    return popular_in_category(product.category_id, exclude=[product.pk], limit=limit)
+class RecommendedProducts(list):
+    """Products of a widget in order, with what answered them (for data-model-version and "Why these?")."""
+
+    def __init__(self, result):
+        super().__init__(s.product for s in result.items)
+        self.model_version = result.model_version or ""
+        self.strategy = result.strategy
+        self.explanation = result.explanation
 
 
-def similar_items(product: Product, limit: int = 8) -> list[Product]:
-    return popular_in_category(product.category_id, exclude=[product.pk], limit=limit)
+def recommended_for_you(request, product: Product, limit: int = 8) -> RecommendedProducts:
+    """The visit's next products from the active recommender (popular ones of this category as fallback)."""
+    from recommendations.services import recommend_for_session
+
+    items = None
+    visit_id = None
+    try:
+        from tracking.services import visit_for_request
+
+        visit_id = visit_for_request(request).uuid
+    except Exception:  # no tracking: this product is the session
+        items = [product.pk]
+    return RecommendedProducts(recommend_for_session(session=visit_id, items=items, k=limit, explain=True,
+                                                     category=product.category_id))
+
+
+def similar_items(product: Product, limit: int = 8) -> RecommendedProducts:
+    from recommendations.services import similar_items as recommendations_similar
+
+    return RecommendedProducts(recommendations_similar(product, k=limit))

@@ -1,0 +1,34 @@
+#!/usr/bin/env bash
+# HTTP latency of GET /api/recommendations/ vs the same server's cheapest DRF endpoint, with wrk:
+# gunicorn 2 workers, PostgreSQL, Redis, 30 s, 32 connections, loopback only; then the reload bench.
+#   DATABASE_URL=postgres://postgres@127.0.0.1:5432/shop_h6_bench REDIS_URL=redis://127.0.0.1:6379/9 \
+#   MODEL_DIR=var/bench-models bash bench/recommend_http.sh
+set -euo pipefail
+cd "$(dirname "$0")/.."
+PY=${PY:-.venv/bin/python}
+PORT=${PORT:-8765}
+DURATION=${DURATION:-30s}
+export DJANGO_SETTINGS_MODULE=shop.settings THROTTLE_ANON=1000000/min TORCH_NUM_THREADS=1 LOG_LEVEL=WARNING
+(cd bench && "../$PY" recommend_setup.py >/dev/null)
+"$PY" -c "import sys; sys.path.insert(0,'bench'); from recommend_setup import ensure; from recommendations import services; services.model_activate(ensure()[0])"
+VISIT=$("$PY" -c "import uuid; print(uuid.uuid4())")
+.venv/bin/gunicorn shop.wsgi -w 2 -b 127.0.0.1:$PORT --access-logfile /dev/null --log-level warning &
+GPID=$!
+trap 'kill $GPID' EXIT
+for _ in $(seq 50); do curl -sf "http://127.0.0.1:$PORT/api/categories/" >/dev/null && break; sleep 0.3; done
+PK=$("$PY" -c "import django; django.setup(); from catalog.models import Product; print(Product.objects.filter(external_id='bench-7').values_list('pk', flat=True)[0])")
+# warm both workers (model load) before measuring
+for _ in $(seq 20); do curl -sf "http://127.0.0.1:$PORT/api/recommendations/?session=$VISIT&k=6" >/dev/null; done
+cat > /tmp/rec_post.lua <<LUA
+wrk.method = "POST"
+wrk.body = '{"items": [$PK], "k": 6}'
+wrk.headers["Content-Type"] = "application/json"
+LUA
+run() { echo "== $1"; wrk -t2 -c32 -d"$DURATION" --latency "${@:2}" | grep -E "50%|90%|99%|Requests/sec|Non-2xx|Socket errors|requests in"; }
+run "cheapest DRF endpoint: GET /api/categories/" "http://127.0.0.1:$PORT/api/categories/"
+run "GET /api/recommendations/?session=<new visit>&k=6" "http://127.0.0.1:$PORT/api/recommendations/?session=$VISIT&k=6"
+run "POST /api/recommendations/ {items:[1 product], k:6}" -s /tmp/rec_post.lua "http://127.0.0.1:$PORT/api/recommendations/"
+echo "== reload"
+(cd bench && "../$PY" reload.py "http://127.0.0.1:$PORT")
+echo "== worker RSS (MB)"
+for p in $(pgrep -P $GPID); do awk '/VmRSS/ {printf "%s %.0f\n", FILENAME, $2/1024}' /proc/$p/status; done

@@ -1,0 +1,45 @@
+"""Shared by the recommendation benchmarks: a 40,000-item catalogue and two registered GRU4Rec
+versions of that size (random weights: serving cost does not depend on what the weights learnt).
+
+    DATABASE_URL=... REDIS_URL=... python bench/recommend_setup.py   # idempotent
+"""
+import os
+import sys
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+os.environ.setdefault("DJANGO_SETTINGS_MODULE", "shop.settings")
+
+import django  # noqa: E402
+
+django.setup()
+
+from catalog.services import product_stubs_ensure  # noqa: E402
+from recommendations import services  # noqa: E402
+from recommendations.gru4rec.model import GRU4Rec  # noqa: E402
+from recommendations.gru4rec.params import parse_params  # noqa: E402
+from recommendations.models import ModelVersion  # noqa: E402
+
+N_ITEMS = int(os.environ.get("BENCH_ITEMS", 40_000))
+PARAMS = "loss=cross-entropy,layers=100"
+VERSIONS = ("bench-40k-a", "bench-40k-b")
+
+
+def ensure() -> list[ModelVersion]:
+    ids = [f"bench-{i}" for i in range(N_ITEMS)]
+    product_stubs_ensure(ids)
+    out = []
+    for seed, name in enumerate(VERSIONS):
+        mv = ModelVersion.objects.filter(version=name).first()
+        if mv is None or not (Path(services.settings.MODEL_DIR) / mv.artifact).is_file():
+            ModelVersion.objects.filter(version=name).delete()
+            model = GRU4Rec(parse_params(PARAMS), ids, seed=seed)
+            mv = services.model_version_register(kind="gru4rec", model=model, version=name,
+                                                 parameters={"params": PARAMS}, metrics={"model": {}})
+        out.append(mv)
+    return out
+
+
+if __name__ == "__main__":
+    for mv in ensure():
+        print(mv.version, mv.artifact, mv.n_items)
