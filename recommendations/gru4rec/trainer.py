@@ -296,8 +296,11 @@ def fit(train: pd.DataFrame, params: GRU4RecParams | str, device: str = "cpu", s
         torch.manual_seed(seed)
     model = GRU4Rec(params, item_ids, device=device, seed=seed)
     sessions = encode_sessions(train, model.item_index, min_length=2)
-    trainer = Trainer(model, item_support(sessions, model.n_items), seed=seed)
+    support = item_support(sessions, model.n_items)
+    trainer = Trainer(model, support, seed=seed)
     history = trainer.train(sessions, progress=progress, log=log)
     model.meta["train_range"] = _time_range(train)
     model.meta["history"] = history
+    top = np.argsort(-support, kind="stable")[:100]
+    model.meta["popular_items"] = [[model.item_ids[j], int(support[j])] for j in top]
     return model, history

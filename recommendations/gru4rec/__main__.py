@@ -1,0 +1,243 @@
+"""Command line for the GRU4Rec engine: prep, train, evaluate, inspect (and the baselines).
+
+    python -m recommendations.gru4rec prep RAW OUTDIR [--test-days 1]
+    python -m recommendations.gru4rec train TRAIN [--test TEST] -p PARAMS [--save MODEL] [--model gru4rec]
+    python -m recommendations.gru4rec evaluate MODEL TEST [-m 1 5 10 20] [--ties conservative]
+    python -m recommendations.gru4rec inspect MODEL
+
+Progress goes to stderr; the last line on stdout is one JSON object (metrics, timings).
+``--model pop|itemknn|vsknn`` trains a baseline instead (``--save`` then names a folder).
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from pathlib import Path
+
+BASELINE_KINDS = {"pop": "Popularity", "itemknn": "ItemKNN", "vsknn": "SessionKNN"}
+
+
+def _log(msg: str) -> None:
+    print(msg, file=sys.stderr, flush=True)
+
+
+def _emit(obj: dict) -> None:
+    print(json.dumps(obj, default=float), flush=True)
+
+
+def _read(path: str):
+    from .data import read_events
+
+    return read_events(path)
+
+
+def _round(d: dict) -> dict:
+    return {k: (round(v, 6) if isinstance(v, float) else v) for k, v in d.items()}
+
+
+def _is_gru4rec_file(path: str) -> bool:
+    return Path(path).is_file()
+
+
+def _load(path: str, device: str = "cpu"):
+    if _is_gru4rec_file(path):
+        from .model import GRU4Rec
+
+        return "gru4rec", GRU4Rec.load(path, device=device)
+    from .baselines import load_baseline
+
+    model = load_baseline(path)
+    return model.kind, model
+
+
+def _evaluate(kind: str, model, test, cutoffs, ties: str) -> dict:
+    if kind == "gru4rec":
+        from .evaluation import evaluate
+
+        return evaluate(model, test, cutoffs=cutoffs, ties=ties)
+    from .baselines import evaluate_baseline
+
+    t0 = time.perf_counter()
+    out = evaluate_baseline(model, test, cutoffs=cutoffs, ties=ties)
+    out["eval_seconds"] = time.perf_counter() - t0
+    return out
+
+
+def cmd_prep(args) -> dict:
+    from .data import preprocess, split_by_time, split_stats, write_tsv
+
+    df = _read(args.raw)
+    _log(f"read {len(df):,} events from {args.raw}")
+    df = preprocess(df, min_item_support=args.min_item_support, min_session_length=2)
+    train, test = split_by_time(df, days=args.test_days)
+    out = Path(args.outdir)
+    out.mkdir(parents=True, exist_ok=True)
+    write_tsv(train, out / "train.tsv")
+    write_tsv(test, out / "test.tsv")
+    stats = split_stats(train, test)
+    _log(json.dumps(stats, indent=2, default=str))
+    return {"train": str(out / "train.tsv"), "test": str(out / "test.tsv"), **stats}
+
+
+def cmd_train(args) -> dict:
+    import torch
+
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    train = _read(args.train)
+    _log(f"train: {len(train):,} events, {train['SessionId'].nunique():,} sessions, {train['ItemId'].nunique():,} items")
+    result: dict = {"model": args.model}
+    t0 = time.perf_counter()
+    if args.model == "gru4rec":
+        from .params import parse_params
+        from .trainer import fit
+
+        params = parse_params(args.params)
+        if args.epochs is not None:
+            params.n_epochs = args.epochs
+        _log(f"params: {params.to_string()}")
+        model, history = fit(train, params, device=args.device, seed=args.seed, progress=not args.quiet)
+        result["params"] = params.to_string()
+        result["epochs"] = [_round(h) for h in history]
+    else:
+        from . import baselines
+
+        if args.params:
+            raise SystemExit("-p/--params applies to --model gru4rec only")
+        model = getattr(baselines, BASELINE_KINDS[args.model])().fit(train)
+    train_s = time.perf_counter() - t0
+    result["train_seconds"] = round(train_s, 3)
+    n_epochs = len(result.get("epochs", [])) or 1
+    result["events_per_second"] = round(len(train) * n_epochs / train_s, 1)
+    if args.test:
+        test = _read(args.test)
+        kind = "gru4rec" if args.model == "gru4rec" else "baseline"
+        metrics = _evaluate(kind, model, test, args.cutoffs, args.ties)
+        result.update(_round(metrics))
+        if args.model == "gru4rec":
+            model.meta["metrics"] = {k: v for k, v in metrics.items() if k.startswith(("recall", "mrr"))}
+    if args.save:
+        model.save(args.save)
+        _log(f"saved {args.save}")
+        result["saved"] = args.save
+    return result
+
+
+def cmd_evaluate(args) -> dict:
+    import torch
+
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    kind, model = _load(args.model, args.device)
+    test = _read(args.test)
+    metrics = _evaluate(kind, model, test, args.cutoffs, args.ties)
+    return {"model": kind, "ties": args.ties, **_round(metrics)}
+
+
+def cmd_inspect(args) -> dict:
+    import numpy as np
+
+    kind, model = _load(args.model)
+    if kind != "gru4rec":
+        return {"model": kind, "n_items": model.n_items, "params": model.params()}
+    wy, by = model.output_vectors()
+    top_bias = np.argsort(-by)[: args.top]
+    out = {
+        "model": "gru4rec",
+        "params": model.params.to_string(),
+        "n_items": model.n_items,
+        "train_range": model.meta.get("train_range"),
+        "metrics": model.meta.get("metrics"),
+        "n_weights": int(sum(t.numel() for t in model.tensors().values())),
+    }
+    _log(f"GRU4Rec, {model.n_items:,} items, params {out['params']}")
+    _log(f"training range: {out['train_range']}")
+    _log(f"metrics: {out['metrics']}")
+    popular = model.meta.get("popular_items") or []
+    if popular:
+        _log("most popular training items (events):")
+        for item, count in popular[: args.top]:
+            _log(f"  {item}  {count}")
+        out["popular_items"] = popular[: args.top]
+    # "popular" by the output bias: the score an item gets whatever the session (the model's prior)
+    _log("items with the highest output bias (the model's popularity prior):")
+    for j in top_bias:
+        _log(f"  {model.item_ids[j]}  bias {by[j]:+.3f}")
+    out["top_bias_items"] = [model.item_ids[j] for j in top_bias]
+    neighbours = {}
+    for j in top_bias[: args.neighbours]:
+        item = model.item_ids[j]
+        sims = model.similar_items(item, k=5)
+        neighbours[item] = [s[0] for s in sims]
+        _log(f"  nearest to {item}: " + ", ".join(f"{i} ({s:.2f})" for i, s in sims))
+    out["neighbours"] = neighbours
+    return out
+
+
+def build_parser() -> argparse.ArgumentParser:
+    ap = argparse.ArgumentParser(prog="python -m recommendations.gru4rec", description=__doc__,
+                                 formatter_class=argparse.RawDescriptionHelpFormatter)
+    sub = ap.add_subparsers(dest="command", required=True)
+
+    p = sub.add_parser("prep", help="standard preprocessing and time split of a raw event log")
+    p.add_argument("raw")
+    p.add_argument("outdir")
+    p.add_argument("--test-days", type=float, default=1)
+    p.add_argument("--min-item-support", type=int, default=5)
+    p.set_defaults(func=cmd_prep)
+
+    def common(q):
+        q.add_argument("-m", "--cutoffs", type=int, nargs="+", default=[1, 5, 10, 20])
+        q.add_argument("--ties", choices=["conservative", "standard", "median"], default="conservative")
+        q.add_argument("--device", default="cpu", help="cpu or cuda")
+        q.add_argument("--threads", type=int, default=0, help="torch CPU threads (0 = default)")
+
+    p = sub.add_parser("train", help="train GRU4Rec (or a baseline) and optionally evaluate and save it")
+    p.add_argument("train")
+    p.add_argument("--test")
+    p.add_argument("-p", "--params", default="", help="e.g. loss=cross-entropy,layers=100,batch_size=32")
+    p.add_argument("--model", choices=["gru4rec", *BASELINE_KINDS], default="gru4rec")
+    p.add_argument("--save", help="GRU4Rec: a .safetensors file; baselines: a folder")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--epochs", type=int, help="override n_epochs")
+    p.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
+    common(p)
+    p.set_defaults(func=cmd_train)
+
+    p = sub.add_parser("evaluate", help="Recall@N / MRR@N of a saved model on a test file")
+    p.add_argument("model")
+    p.add_argument("test")
+    common(p)
+    p.set_defaults(func=cmd_evaluate)
+
+    p = sub.add_parser("inspect", help="parameters, catalogue, training range, metrics, items")
+    p.add_argument("model")
+    p.add_argument("--top", type=int, default=10)
+    p.add_argument("--neighbours", type=int, default=3)
+    p.set_defaults(func=cmd_inspect)
+    return ap
+
+
+def main(argv=None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        result = args.func(args)
+    except (ValueError, OSError) as exc:
+        _log(f"error: {exc}")
+        _emit({"error": str(exc)})
+        return 2
+    except Exception as exc:  # CheckpointError, TrainingDiverged: clear message, no traceback
+        name = type(exc).__name__
+        if name not in ("CheckpointError", "TrainingDiverged", "DataFormatError"):
+            raise
+        _log(f"error: {exc}")
+        _emit({"error": str(exc), "type": name})
+        return 2
+    _emit(result)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
