@@ -92,21 +92,25 @@ def test_inactive_product_page_has_no_add_to_cart(client, catalogue):
     assert client.get("/products/999999/").status_code == 404
 
 
-def test_widgets_use_tracking_popularity_when_it_exists(client, catalogue, monkeypatch):
+def test_popular_in_category_uses_tracking_popularity_when_it_exists(catalogue, monkeypatch):
+    # The product page's widgets now come from recommendations; popular_in_category stays their fallback.
     import tracking.selectors
+
+    from shop.storefront.selectors import popular_in_category
 
     products = catalogue["products"]
     calls = []
 
     def popular_products(k, category=None, exclude=()):
         calls.append((k, category, list(exclude)))
-        return [products[6].pk, products[2].pk]
+        return [products[6].pk, products[0].pk, products[2].pk]
 
     monkeypatch.setattr(tracking.selectors, "popular_products", popular_products, raising=False)
-    html = client.get(f"/products/{products[0].pk}/").content.decode()
-    section = html.split('id="similar-items"')[1]
-    assert [int(x) for x in re.findall(r'data-product="(\d+)" data-source="similar"', section)] == [products[6].pk, products[2].pk]
-    assert calls[0] == (9, catalogue["shoes"].pk, [products[0].pk])
+    shown = popular_in_category(catalogue["shoes"].pk, exclude=[products[0].pk], limit=8)
+    assert [p.pk for p in shown] == [products[6].pk, products[2].pk]
+    assert calls == [(9, catalogue["shoes"].pk, [products[0].pk])]
+    monkeypatch.setattr(tracking.selectors, "popular_products", lambda k, category=None, exclude=(): [], raising=False)
+    assert [p.pk for p in popular_in_category(catalogue["shoes"].pk, limit=2)] == [products[28].pk, products[26].pk]
 
 
 def test_widgets_survive_an_unexpected_popularity_signature(client, catalogue, monkeypatch):
