@@ -180,6 +180,7 @@ def test_queued_tasks_carry_the_request_id():
         set_request_id(None)
 
 
+@pytest.mark.django_db
 def test_api_schema_and_docs_are_served_without_cdn(client):
     schema = client.get("/api/schema/")
     assert schema.status_code == 200
