@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import logging
 import os
+import threading
 import time
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -246,7 +247,7 @@ def version_extras_queue(model_version: ModelVersion, k: int | None = None) -> N
 def retrieval_extras_load(bundle, row: ModelVersion) -> dict:
     """Loader for ``serving.extra_loader_register``: the version's ANN index and per-item cluster
     ids, each checked against its recorded sha256. Missing parts are None (exact scoring, no cap)."""
-    out = {"index": None, "nprobe": None, "cluster_of_item": None}
+    out = {"index": None, "nprobe": None, "cluster_of_item": None, "_checked": time.monotonic()}
     idx_row = RetrievalIndex.objects.filter(model_version_id=row.pk).first()
     if idx_row is not None and idx_row.n_items == bundle.n_items:
         path = _model_dir() / idx_row.path
@@ -268,8 +269,38 @@ def retrieval_extras_load(bundle, row: ModelVersion) -> dict:
 
 
 # ------------------------------------------------------------------------------- serving
+EXTRAS_RECHECK_SECONDS = 30.0
+_extras_lock = threading.Lock()
+
+
 def _extras(bundle) -> dict:
-    return (getattr(bundle, "extras", None) or {}).get("retrieval") or {}
+    """The bundle's retrieval extras. The build task runs after an activation, so a process may
+    have loaded the version before its index and clusters existed: while a part is missing, look
+    again every EXTRAS_RECHECK_SECONDS (one query) and load it in place, without a model reload."""
+    extras = getattr(bundle, "extras", None)
+    if extras is None:
+        return {}
+    mine = extras.get("retrieval")
+    if mine is None:
+        mine = extras.setdefault("retrieval", {"index": None, "nprobe": None, "cluster_of_item": None})
+    if bundle.kind != "gru4rec" or (mine.get("index") is not None and mine.get("cluster_of_item") is not None):
+        return mine
+    now = time.monotonic()
+    if now - mine.get("_checked", 0.0) < EXTRAS_RECHECK_SECONDS or not _extras_lock.acquire(blocking=False):
+        return mine
+    try:
+        mine["_checked"] = now
+        row = ModelVersion.objects.filter(version=bundle.version).first()
+        if row is not None:
+            fresh = retrieval_extras_load(bundle, row)
+            for key, value in fresh.items():
+                if mine.get(key) is None and value is not None:
+                    mine[key] = value
+    except Exception:  # an add-on never breaks serving
+        logger.exception("reloading the retrieval extras of %s failed", bundle.version)
+    finally:
+        _extras_lock.release()
+    return mine
 
 
 def ann_applies(bundle) -> bool:

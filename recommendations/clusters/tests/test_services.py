@@ -147,3 +147,15 @@ def test_popular_pools_per_category(catalogue):
     assert pools[0] == [x.pk for x in p]
     assert services.popular_pool(p[0].category_id, 5) == [x.pk for x in p if x.category_id == p[0].category_id]
     assert services.popular_pool(None, 2, exclude={p[0].pk}) == [p[1].pk, p[2].pk]
+
+
+@pytest.mark.django_db
+def test_index_built_after_activation_is_picked_up_without_reload(active_version, settings, monkeypatch):
+    bundle = serving.model_reload()
+    settings.ANN_MIN_CATALOGUE = 1
+    assert not services.ann_applies(bundle)  # activated before its index existed
+    services.version_extras_build(active_version, k=6)
+    assert not services.ann_applies(bundle)  # not looked at again yet
+    monkeypatch.setattr(services, "EXTRAS_RECHECK_SECONDS", 0.0)
+    assert services.ann_applies(bundle)
+    assert serving.model_current() is bundle and bundle.extras["retrieval"]["cluster_of_item"] is not None
