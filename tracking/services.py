@@ -158,32 +158,44 @@ def events_record_batch(visit: Visit, events: Sequence[dict], *, user=None) -> i
     now = timezone.now()
     user = user if user is not None and user.is_authenticated else None
     is_staff = bool(visit.is_staff or (user is not None and user.is_staff))
-    user = user or visit.user
+    user_id = user.pk if user is not None else visit.user_id
     history = _history_length(visit.pk)
     rows = []
+    last = now
     for item in events:
         event_type = item["type"]
+        stamp = item.get("timestamp") or now
+        last = max(last, stamp)
         rows.append(
-            Event(
-                visit_id=visit.pk,
-                event_type=event_type,
-                product_id=item["product"],
-                source=item.get("source") or "",
-                position=item.get("position"),
-                model_version=item.get("model_version") or "",
-                history_length=history,
-                timestamp=item.get("timestamp") or now,
-                user=user,
-                is_staff=is_staff,
-            )
+            (visit.pk, event_type, item["product"], item.get("source") or "", item.get("position"),
+             item.get("model_version") or "", history, stamp, user_id, is_staff)
         )
         if event_type in HISTORY_EVENT_TYPES:
             history += 1
     with transaction.atomic():
-        Event.objects.bulk_create(rows, batch_size=500)
-        last = max([now] + [r.timestamp for r in rows])
+        _events_insert(rows)
         Visit.objects.filter(pk=visit.pk, last_seen__lt=last).update(last_seen=last)
     return len(rows)
+
+
+_EVENT_COLUMNS = ("visit_id", "event_type", "product_id", "source", "position", "model_version",
+                  "history_length", "timestamp", "user_id", "is_staff")
+
+
+def _events_insert(rows: list[tuple]) -> None:
+    if connection.vendor != "postgresql":
+        Event.objects.bulk_create([Event(**dict(zip(_EVENT_COLUMNS, row))) for row in rows], batch_size=500)
+        return
+    # One multi-row INSERT built by psycopg2: far less per-field Python work than bulk_create.
+    from psycopg2.extras import execute_values
+
+    with connection.cursor() as cursor:
+        execute_values(
+            cursor.cursor,
+            f"INSERT INTO tracking_event ({', '.join(_EVENT_COLUMNS)}) VALUES %s",
+            rows,
+            page_size=500,
+        )
 
 
 # --- Importing logs ----------------------------------------------------------------------

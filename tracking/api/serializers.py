@@ -1,4 +1,5 @@
 """Validation of event batches sent by the storefront's JS and by API clients."""
+import re
 from datetime import datetime, timedelta, timezone as dt_timezone
 
 from django.conf import settings
@@ -57,12 +58,48 @@ class EventInSerializer(serializers.Serializer):
             unknown = set(data) - set(self.fields)
             if unknown:
                 raise serializers.ValidationError({key: ["Unknown field."] for key in sorted(unknown)})
+            fast = _fast_event(data)
+            if fast is not None:
+                return fast
+        # Anything the fast check does not accept goes through the declared fields, which give
+        # the precise error messages (and decide, so the two can never disagree on a refusal).
         return super().to_internal_value(data)
 
     def validate_timestamp(self, value):
         if value < EARLIEST or value > timezone.now() + MAX_CLOCK_SKEW:
             raise serializers.ValidationError("Timestamp out of range.")
         return value
+
+
+_TYPES = frozenset(EventType.values)
+_SOURCE_RE = re.compile(r"^[a-z0-9_-]{0,32}$")
+
+
+def _fast_event(data: dict):
+    """The common, valid event checked in plain Python (the DRF field machinery costs about a
+    millisecond per item, too much for 500-event batches); None when any field needs a closer look."""
+    kind, product = data.get("type"), data.get("product")
+    if kind not in _TYPES or type(product) is not int or not 1 <= product < 2**63:
+        return None
+    position = data.get("position")
+    if position is not None and (type(position) is not int or not 0 <= position < 2**31):
+        return None
+    source, model = data.get("source", ""), data.get("model_version", "")
+    if type(source) is not str or not _SOURCE_RE.match(source) or type(model) is not str or len(model) > 64:
+        return None
+    out = {"type": kind, "product": product, "source": source, "position": position, "model_version": model}
+    if "timestamp" in data:
+        stamp = data["timestamp"]
+        if type(stamp) is not str or len(stamp) < 20:
+            return None
+        try:
+            value = datetime.fromisoformat(stamp)
+        except ValueError:
+            return None
+        if value.tzinfo is None or value < EARLIEST or value > timezone.now() + MAX_CLOCK_SKEW:
+            return None
+        out["timestamp"] = value
+    return out
 
 
 class EventBatchSerializer(serializers.Serializer):

@@ -1,0 +1,94 @@
+"""Benchmark: import_events into PostgreSQL (COPY path) for the YOOCHOOSE week and a generated big file.
+
+    .venv/bin/python bench/tracking_import.py [--rows 10000000] [--database-url URL]
+
+Uses its own database (default shop_bench_tracking, emptied first). Each import runs as a child
+process (manage.py import_events), so its peak RSS is measured alone. Prints rows, seconds,
+events/s and peak RSS for a first import and for an idempotent re-import.
+"""
+import argparse
+import os
+import resource
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from _django import DEFAULT_URL, ROOT, reset_tracking, setup  # noqa: E402
+
+YOOCHOOSE = ROOT.parent / "shared" / "data" / "yoochoose-week" / "yoochoose-clicks-week.dat"
+
+
+def generate(path: Path, rows: int, seed: int = 0) -> None:
+    """A YOOCHOOSE-format file: sessions of geometric length (mean 4), Zipf-like items over 50k
+    ids, 30 days of traffic, written in chunks (flat memory)."""
+    rng = np.random.default_rng(seed)
+    start = int(np.datetime64("2024-01-01T00:00:00", "ms").astype(np.int64))
+    written, session = 0, 1
+    with open(path, "w") as f:
+        while written < rows:
+            n = min(1_000_000, rows - written)
+            lengths = rng.geometric(0.25, size=n // 3 + 10)
+            lengths = lengths[np.cumsum(lengths) <= n]
+            if lengths.sum() < n:
+                lengths = np.append(lengths, n - lengths.sum())
+            sess = np.repeat(np.arange(session, session + len(lengths)), lengths)
+            session += len(lengths)
+            first = start + (written + np.arange(n)) * (30 * 86400_000 // rows)
+            t = first + rng.integers(0, 120_000, size=n)
+            items = 214_000_000 + np.minimum(rng.zipf(1.3, size=n), 50_000)
+            ts = np.datetime_as_string(t.astype("datetime64[ms]"), unit="ms")
+            lines = np.char.add(np.char.add(np.char.add(sess.astype(str), ","), np.char.add(ts, "Z,")),
+                                np.char.add(items.astype(str), ",0\n"))
+            f.write("".join(lines.tolist()))
+            written += n
+
+
+def run_import(path: Path, database_url: str) -> tuple[str, float, float]:
+    env = dict(os.environ, DATABASE_URL=database_url)
+    t = time.perf_counter()
+    proc = subprocess.Popen(
+        [sys.executable, str(ROOT / "manage.py"), "import_events", str(path), "--no-progress"],
+        env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+    )
+    _, status, usage = os.wait4(proc.pid, 0)
+    seconds = time.perf_counter() - t
+    out = proc.stdout.read()
+    if status != 0:
+        raise SystemExit(f"import failed:\n{out}")
+    return out.strip().splitlines()[-1], seconds, usage.ru_maxrss / 1024
+
+
+def main():
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--rows", type=int, default=10_000_000)
+    parser.add_argument("--database-url", default=DEFAULT_URL)
+    parser.add_argument("--file", help="A generated file to reuse (made when missing).")
+    args = parser.parse_args()
+    setup(args.database_url)
+    reset_tracking()
+    print(f"load average before: {os.getloadavg()[0]:.2f} on {os.cpu_count()} cores")
+    cases = []
+    if YOOCHOOSE.is_file():
+        cases.append(("yoochoose-week", YOOCHOOSE))
+    else:
+        print(f"skipping the YOOCHOOSE week: {YOOCHOOSE} not found")
+    big = Path(args.file or ROOT / "var" / f"bench-clicks-{args.rows}.dat")
+    if not big.is_file():
+        big.parent.mkdir(parents=True, exist_ok=True)
+        t = time.perf_counter()
+        generate(big, args.rows)
+        print(f"generated {big} ({args.rows:,} rows, {big.stat().st_size / 2**20:.0f} MiB) in {time.perf_counter() - t:.1f} s")
+    cases.append((f"generated {args.rows:,}", big))
+    for name, path in cases:
+        for attempt in ("first import", "re-import"):
+            summary, seconds, rss = run_import(path, args.database_url)
+            print(f"[{name}] {attempt}: {seconds:.1f} s wall, peak RSS {rss:.0f} MiB\n    {summary}")
+    print(f"load average after: {os.getloadavg()[0]:.2f}")
+
+
+if __name__ == "__main__":
+    main()
