@@ -171,8 +171,9 @@ class GRU4Rec:
 
     def scores(self, h_last: torch.Tensor) -> torch.Tensor:
         """Scores of the whole catalogue: ``h . Wy[j] + By[j]`` -> [batch, n_items]."""
-        hs = self.hidden_size
-        return torch.addmm(self.output[:, hs], h_last, self.output[:, :hs].t())
+        # one GEMM over [Wy | By] with [h | 1]: no separate bias pass over the catalogue
+        ones = torch.ones(h_last.shape[0], 1, device=h_last.device, dtype=h_last.dtype)
+        return torch.mm(torch.cat([h_last, ones], dim=1), self.output.t())
 
     def session_state(self, sessions: list[list[int]]) -> list[torch.Tensor]:
         """Hidden state (every layer) after feeding each session's item indices in order.
@@ -237,7 +238,7 @@ class GRU4Rec:
         with torch.inference_mode():
             scores = self.score_sessions([idx])[0]
             if exclude_seen:
-                scores[torch.tensor(idx, device=scores.device)] = -torch.inf
+                scores.index_fill_(0, torch.tensor(idx, device=scores.device), -torch.inf)
             k = min(int(k), self.n_items - (len(set(idx)) if exclude_seen else 0))
             top = torch.topk(scores, max(k, 0))
             values = top.values.tolist()
