@@ -228,8 +228,10 @@ class Trainer:
 
     # ---------------------------------------------------------------- epochs
     def train(self, sessions: EncodedSessions, n_epochs: int | None = None, progress: bool = True,
-              log=None, check_every: int = 256) -> list[dict]:
-        """Run ``n_epochs`` (default params.n_epochs) passes; returns per-epoch {loss, seconds, events/s}."""
+              log=None, check_every: int = 256, max_steps: int | None = None) -> list[dict]:
+        """Run ``n_epochs`` (default params.n_epochs) passes; returns per-epoch {loss, seconds, events/s}.
+
+        ``max_steps`` cuts every epoch short (benchmarks and smoke tests only)."""
         from tqdm import tqdm
 
         p = self.params
@@ -247,6 +249,8 @@ class Trainer:
                 done_rows = 0
                 last_bar = 0
                 for s, (a, b) in enumerate(plan.bounds):
+                    if max_steps is not None and s >= max_steps:
+                        break
                     if s in plan.shrink:
                         keep_idx = plan.shrink[s]
                         hidden = [h.index_select(0, keep_idx) for h in hidden]
@@ -266,11 +270,13 @@ class Trainer:
                         last_bar = int(done_rows * sessions.n_events / max(plan.bounds[-1][1], 1))
                 bar.update(sessions.n_events - last_bar)
                 bar.close()
-                avg = float(loss_sum) / max(plan.n_steps, 1)
+                n_steps = plan.n_steps if max_steps is None else min(plan.n_steps, max_steps)
+                avg = float(loss_sum) / max(n_steps, 1)
                 if not math.isfinite(avg):
                     raise TrainingDiverged(f"loss is {avg} after epoch {epoch + 1}; lower learning_rate")
                 secs = time.perf_counter() - t0
-                rec = {"epoch": epoch + 1, "loss": avg, "seconds": secs, "events_per_second": sessions.n_events / secs}
+                n_ev = sessions.n_events if max_steps is None else sessions.n_events * n_steps / max(plan.n_steps, 1)
+                rec = {"epoch": epoch + 1, "loss": avg, "seconds": secs, "events_per_second": n_ev / secs}
                 history.append(rec)
                 log(f"epoch {epoch + 1}/{n_epochs}: loss {avg:.4f}, {secs:.1f} s, {rec['events_per_second']:.0f} events/s")
         return history
