@@ -3,6 +3,7 @@ recommender reads from other apps (session history and popularity from tracking)
 from __future__ import annotations
 
 import logging
+import time
 import uuid
 
 from django.db.models import Count, Q, QuerySet
@@ -106,22 +107,42 @@ def _as_pk(entry) -> int | None:
         return None
 
 
-def popular_product_ids(k: int, category_id: int | None = None, exclude=()) -> list[int]:
-    """Most popular active products (tracking's popularity), topped up from the catalogue so that
-    ``k`` come back whenever the catalogue has them: same category first, then everything."""
-    exclude = set(exclude)
-    out: list[int] = []
+# Popular products change slowly (tracking refreshes popularity every few minutes): each process
+# keeps the top POPULAR_POOL per category for POPULAR_TTL seconds, so the fallback costs no query.
+POPULAR_POOL = 100
+POPULAR_TTL = 60.0
+_popular_memo: dict[int | None, tuple[float, list[int]]] = {}
+
+
+def _popular_pool(category_id: int | None) -> list[int]:
+    now = time.monotonic()
+    hit = _popular_memo.get(category_id)
+    if hit is not None and now - hit[0] < POPULAR_TTL:
+        return hit[1]
+    pool: list[int] = []
     try:
         from tracking.selectors import popular_products
 
-        for entry in popular_products(k + len(exclude), category=category_id, exclude=tuple(exclude)) or ():
+        for entry in popular_products(POPULAR_POOL, category=category_id) or ():
             pk = _as_pk(entry)
-            if pk is not None and pk not in exclude and pk not in out:
-                out.append(pk)
+            if pk is not None and pk not in pool:
+                pool.append(pk)
     except ImportError:
         pass
     except Exception:
         logger.exception("tracking popularity unavailable; using the catalogue order")
+    if len(_popular_memo) > 1000:
+        _popular_memo.clear()
+    _popular_memo[category_id] = (now, pool)
+    return pool
+
+
+def popular_product_ids(k: int, category_id: int | None = None, exclude=()) -> list[int]:
+    """Most popular products (tracking's popularity), topped up from the catalogue so that ``k``
+    come back whenever the catalogue has them: same category first, then everything. Callers
+    drop inactive ones (the pool may be up to POPULAR_TTL seconds old)."""
+    exclude = set(exclude)
+    out = [pk for pk in _popular_pool(category_id) if pk not in exclude][:k]
     if len(out) < k:
         scopes = [Q(category_id=category_id), Q()] if category_id else [Q()]
         for scope in scopes:

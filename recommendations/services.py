@@ -56,6 +56,7 @@ class _ProductCache:
     def __init__(self):
         self.version = None
         self.products: dict[int, Product | None] = {}
+        self.serialized: dict[int, dict] = {}  # API representation, same lifetime as the products
 
     def get(self, pks: list[int]) -> dict[int, Product]:
         try:
@@ -66,6 +67,7 @@ class _ProductCache:
             current = object()
         if current != self.version or len(self.products) > self.MAX_ENTRIES:
             self.products = {}
+            self.serialized = {}
             self.version = current
         products = self.products
         missing = [pk for pk in pks if pk not in products]

@@ -10,6 +10,7 @@ from recommendations import selectors, services
 
 from .permissions import IsStaffWithModelPermission
 from .serializers import (
+    ProductSerializer,
     ModelVersionSerializer,
     RecommendationQuerySerializer,
     RecommendationRequestSerializer,
@@ -20,10 +21,25 @@ from .serializers import (
 )
 
 
+def _product_data(product) -> dict:
+    """The products API representation, cached per process with the product itself (both are
+    dropped when the catalogue's cache version changes): no serializer work on the hot path."""
+    cached = services._product_cache.serialized.get(product.pk)
+    if cached is None:
+        cached = ProductSerializer(product).data
+        services._product_cache.serialized[product.pk] = cached
+    return cached
+
+
 def _answer(result, request) -> Response:
-    data = RecommendationResultSerializer(result, context={"request": request}).data
-    if result.explanation is None:
-        data.pop("explanation", None)
+    # Same shape as RecommendationResultSerializer (the documented schema), built directly.
+    data = {
+        "strategy": result.strategy,
+        "model_version": result.model_version,
+        "items": [{"product": _product_data(s.product), "score": s.score} for s in result.items],
+    }
+    if result.explanation is not None:
+        data["explanation"] = result.explanation
     return Response(data)
 
 

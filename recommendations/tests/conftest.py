@@ -20,9 +20,18 @@ def _isolated_serving(settings, tmp_path):
     settings.MODEL_RELOAD_INTERVAL_SECONDS = 0.0
     cache.delete(serving.ACTIVE_VERSION_KEY)
     serving.model_unload()
+    _process_caches_clear()
     yield
     serving.model_unload()
     cache.delete(serving.ACTIVE_VERSION_KEY)
+
+
+def _process_caches_clear():
+    from recommendations import selectors
+
+    selectors._popular_memo.clear()
+    services._product_cache.products.clear()
+    services._product_cache.version = None
 
 
 @pytest.fixture
