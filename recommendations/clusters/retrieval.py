@@ -8,7 +8,8 @@ No Django here. Index files are written with ``faiss.write_index`` and read with
 Index choice: IVF-Flat with an inner-product metric. HNSW reaches the same recall but takes many
 minutes to build 1M x 101 on two cores; IVF builds in about a minute, keeps exact scores for the
 candidates (no re-ranking needed) and has one knob, ``nprobe``. ``nlist`` ~ 4 sqrt(n) (4096 at 1M)
-and ``nprobe`` (default below) were chosen with bench/ann_retrieval.py for recall@20 >= 0.95 on
+and ``nprobe`` (32 at 100k, 64 at 1M; the ``nprobe`` of the RetrievalIndex row overrides it at
+load time, no rebuild needed) were chosen with bench/ann_retrieval.py for recall@20 >= 0.95 on
 session-like queries (docs/clusters.md).
 """
 from __future__ import annotations
@@ -20,8 +21,11 @@ from pathlib import Path
 
 import numpy as np
 
-DEFAULT_NPROBE_SHARE = 1 / 32  # share of the lists probed: 128 of 4096 at 1M
+DEFAULT_NPROBE_SHARE = 1 / 32  # share of the lists probed, within MIN_NPROBE..MAX_NPROBE
 MIN_NPROBE = 16
+# Lists hold ~sqrt(n)/4 items, so 64 probes already scan ~16k candidates at 1M (recall@20 0.999 on
+# session states in bench/ann_retrieval.py); 128 would double the search time for +0.0002.
+MAX_NPROBE = 64
 TRAIN_POINTS_PER_LIST = 40
 
 
@@ -50,7 +54,7 @@ def index_params(n_items: int) -> dict:
     nlist = int(min(max(1, round(4 * math.sqrt(n_items))), max(1, n_items // TRAIN_POINTS_PER_LIST)))
     nlist = 1 << max(0, int(round(math.log2(nlist))))  # a power of two: predictable list sizes
     nlist = max(1, min(nlist, max(1, n_items // TRAIN_POINTS_PER_LIST)))
-    nprobe = max(MIN_NPROBE, int(math.ceil(nlist * DEFAULT_NPROBE_SHARE)))
+    nprobe = min(MAX_NPROBE, max(MIN_NPROBE, int(math.ceil(nlist * DEFAULT_NPROBE_SHARE))))
     return {"nlist": nlist, "nprobe": min(nprobe, nlist)}
 
 
