@@ -2,13 +2,13 @@
 
     .venv/bin/python bench/tracking_import.py [--rows 10000000] [--database-url URL]
 
-Uses its own database (default shop_bench_tracking, emptied first). Each import runs as a child
-process (manage.py import_events), so its peak RSS is measured alone. Prints rows, seconds,
+Uses its own database (default shop_bench_tracking, emptied first). Each import runs in a child
+process (the import_events command), which reports its own peak RSS (VmHWM); the baseline of a
+bare django.setup() of this project (torch and all apps imported) is printed for comparison. Prints rows, seconds,
 events/s and peak RSS for a first import and for an idempotent re-import.
 """
 import argparse
 import os
-import resource
 import subprocess
 import sys
 import time
@@ -47,19 +47,32 @@ def generate(path: Path, rows: int, seed: int = 0) -> None:
             written += n
 
 
+CHILD = """
+import os, sys, django
+os.environ.setdefault("DJANGO_SETTINGS_MODULE", "shop.settings")
+sys.path.insert(0, {root!r})
+django.setup()
+from django.core.management import call_command
+call_command("import_events", {path!r}, "--no-progress")
+# VmHWM is this process's own peak RSS (ru_maxrss of a child can include its parent's, from fork).
+hwm = [l for l in open("/proc/self/status") if l.startswith("VmHWM")][0].split()[1]
+print(f"peak-rss-kib {{hwm}}")
+"""
+
+
 def run_import(path: Path, database_url: str) -> tuple[str, float, float]:
     env = dict(os.environ, DATABASE_URL=database_url)
     t = time.perf_counter()
-    proc = subprocess.Popen(
-        [sys.executable, str(ROOT / "manage.py"), "import_events", str(path), "--no-progress"],
-        env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+    proc = subprocess.run(
+        [sys.executable, "-c", CHILD.format(root=str(ROOT), path=str(path))],
+        env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, cwd=ROOT,
     )
-    _, status, usage = os.wait4(proc.pid, 0)
     seconds = time.perf_counter() - t
-    out = proc.stdout.read()
-    if status != 0:
-        raise SystemExit(f"import failed:\n{out}")
-    return out.strip().splitlines()[-1], seconds, usage.ru_maxrss / 1024
+    if proc.returncode != 0:
+        raise SystemExit(f"import failed:\n{proc.stdout}")
+    lines = proc.stdout.strip().splitlines()
+    rss = int(lines[-1].split()[1]) / 1024
+    return lines[-2], seconds, rss
 
 
 def main():
@@ -71,6 +84,12 @@ def main():
     setup(args.database_url)
     reset_tracking()
     print(f"load average before: {os.getloadavg()[0]:.2f} on {os.cpu_count()} cores")
+    base = subprocess.run(
+        [sys.executable, "-c", "import os, django; os.environ.setdefault('DJANGO_SETTINGS_MODULE', 'shop.settings'); "
+         "django.setup(); print([l for l in open('/proc/self/status') if l.startswith('VmHWM')][0].split()[1])"],
+        env=dict(os.environ, DATABASE_URL=args.database_url), stdout=subprocess.PIPE, text=True, cwd=ROOT,
+    )
+    print(f"baseline peak RSS of django.setup(): {int(base.stdout.split()[-1]) / 1024:.0f} MiB")
     cases = []
     if YOOCHOOSE.is_file():
         cases.append(("yoochoose-week", YOOCHOOSE))

@@ -244,10 +244,10 @@ def popularity_refresh(now: datetime | None = None) -> int:
             f"SELECT a.product_id, {d}, a.v{d}, a.p{d}, {score}, {trend}, %s FROM agg a WHERE a.v{d} + a.p{d} > 0"
         )
         params.append(now)
+    # "INSERT ... WITH ... SELECT" (not "WITH ... INSERT"): both databases then report the rowcount.
     insert_sql = (
-        f"WITH agg AS ({agg_sql}) "
         "INSERT INTO tracking_productpopularity (product_id, window_days, views, purchases, score, trend, updated) "
-        + " UNION ALL ".join(selects)
+        f"WITH agg AS ({agg_sql}) " + " UNION ALL ".join(selects)
     )
     with transaction.atomic():
         with connection.cursor() as cursor:
