@@ -87,6 +87,15 @@ def _write_content_addressed(mv: ModelVersion, suffix: str, ext: str, write) -> 
     return name, digest, (d / name).stat().st_size
 
 
+def _sidecar_remove(name: str) -> None:
+    """Delete a replaced index / assignment file (processes that loaded it keep their copy)."""
+    path = _model_dir() / Path(name).name
+    try:
+        path.unlink(missing_ok=True)
+    except OSError:
+        logger.warning("could not remove %s", path)
+
+
 @contextmanager
 def _build_lock(mv: ModelVersion):
     """One build per version at a time (Redis lock when the cache has locks; else none needed:
@@ -170,6 +179,9 @@ def clusters_build(model_version: ModelVersion, k: int | None = None, seed: int 
     name, digest, _ = _write_content_addressed(mv, f"clusters{k}", ".npy",
                                                lambda p: np.save(p, assignment, allow_pickle=False))
     with transaction.atomic():
+        previous = ItemClustering.objects.filter(model_version=mv).values_list("assignment", flat=True).first()
+        if previous and previous != name:
+            transaction.on_commit(lambda: _sidecar_remove(previous))
         ItemClustering.objects.filter(model_version=mv).delete()
         cl = ItemClustering.objects.create(
             model_version=mv, k=k, n_items=n, n_products=int((pks >= 0).sum()), dominant_share=d_share,
@@ -212,11 +224,14 @@ def retrieval_index_build(model_version: ModelVersion, model=None, log=None) -> 
     index = retrieval.build_ip_index(Wy, By, **params)
     seconds = time.perf_counter() - t0
     name, digest, size = _write_content_addressed(mv, "ann", ".faiss", lambda p: retrieval.index_write(index, p))
+    previous = RetrievalIndex.objects.filter(model_version=mv).values_list("path", flat=True).first()
     row, _ = RetrievalIndex.objects.update_or_create(
         model_version=mv,
         defaults=dict(path=name, sha256=digest, size=size, index_type=f"IVF{params['nlist']},Flat,IP",
                       nlist=params["nlist"], nprobe=params["nprobe"], n_items=len(Wy), build_seconds=seconds),
     )
+    if previous and previous != name:
+        transaction.on_commit(lambda: _sidecar_remove(previous))
     log(f"{mv.version}: ANN index {row.index_type} nprobe={row.nprobe} over {len(Wy)} items "
         f"in {seconds:.1f} s, {size / 2**20:.1f} MiB")
     return row

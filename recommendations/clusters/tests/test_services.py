@@ -35,9 +35,11 @@ def test_clusters_build_stores_clusters_members_and_quality(version, syn):
 
 
 @pytest.mark.django_db
-def test_rebuild_replaces_the_clustering(version):
-    services.clusters_build(version, k=8)
-    services.clusters_build(version, k=5)
+def test_rebuild_replaces_the_clustering(version, django_capture_on_commit_callbacks):
+    first = services.clusters_build(version, k=8).assignment
+    with django_capture_on_commit_callbacks(execute=True):
+        second = services.clusters_build(version, k=5).assignment
+    assert not (services._model_dir() / first).exists() and (services._model_dir() / second).exists()
     assert ItemClustering.objects.filter(model_version=version).count() == 1
     assert ItemCluster.objects.filter(model_version=version).count() == 5
     assert ItemClusterMember.objects.count() == N_ITEMS
