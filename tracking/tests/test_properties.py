@@ -56,7 +56,7 @@ EVENT = st.fixed_dictionaries(
 
 
 @pytest.mark.django_db
-@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@settings(max_examples=30, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(events=st.lists(EVENT, min_size=1, max_size=5))
 def test_events_api_is_all_or_nothing(products, events):
     before = Event.objects.count()
