@@ -23,10 +23,19 @@ cat > /tmp/rec_post.lua <<LUA
 wrk.method = "POST"
 wrk.body = '{"items": [$PK], "k": 6}'
 wrk.headers["Content-Type"] = "application/json"
+response = function(status, headers, body)
+  if status ~= 200 and not shown then shown = true; io.stderr:write("first non-200: ", status, " ", body:sub(1, 200), "\n") end
+end
+LUA
+cat > /tmp/rec_status.lua <<'LUA'
+-- report the first non-200 answer, so an error rate is explained, not just counted
+response = function(status, headers, body)
+  if status ~= 200 and not shown then shown = true; io.stderr:write("first non-200: ", status, " ", body:sub(1, 200), "\n") end
+end
 LUA
 run() { echo "== $1"; wrk -t2 -c32 -d"$DURATION" --latency "${@:2}" | grep -E "50%|90%|99%|Requests/sec|Non-2xx|Socket errors|requests in"; }
-run "cheapest DRF endpoint: GET /api/categories/" "http://127.0.0.1:$PORT/api/categories/"
-run "GET /api/recommendations/?session=<new visit>&k=6" "http://127.0.0.1:$PORT/api/recommendations/?session=$VISIT&k=6"
+run "cheapest DRF endpoint: GET /api/categories/" -s /tmp/rec_status.lua "http://127.0.0.1:$PORT/api/categories/"
+run "GET /api/recommendations/?session=<new visit>&k=6" -s /tmp/rec_status.lua "http://127.0.0.1:$PORT/api/recommendations/?session=$VISIT&k=6"
 run "POST /api/recommendations/ {items:[1 product], k:6}" -s /tmp/rec_post.lua "http://127.0.0.1:$PORT/api/recommendations/"
 echo "== reload"
 (cd bench && "../$PY" reload.py "http://127.0.0.1:$PORT")

@@ -3,6 +3,7 @@ k=6, one thread (TORCH_NUM_THREADS=1), beside the engine alone; plus the process
 
     DATABASE_URL=postgres://... REDIS_URL=redis://... python bench/recommend_latency.py
 """
+import os
 import random
 import resource
 import time
@@ -62,10 +63,19 @@ def main():
     def similar():
         services.similar_items(sessions[next(it) % 256][0], k=6)
 
-    for name, fn in [("engine.recommend (GRU4Rec alone)", engine_only), ("recommend_for_session", service),
+    W = bundle.engine.output[:, :-1].contiguous()
+    b = bundle.engine.output[:, -1].contiguous()
+    h = torch.randn(1, W.shape[1])
+
+    def bare():  # the floor: one 40k x H matvec + top-k, no GRU steps, no Python around it
+        torch.topk(torch.addmm(b, h, W.t()), 14)
+
+    for name, fn in [("calibration: bare matvec+topk", bare), ("engine.recommend (GRU4Rec alone)", engine_only), ("recommend_for_session", service),
                      ("recommend_for_session explain", service_explain), ("similar_items", similar)]:
         r = timeit(fn)
         print(f"{name:<36} p50 {r['p50_ms']:.3f} ms  p90 {r['p90_ms']:.3f} ms  p99 {r['p99_ms']:.3f} ms")
+    with open("/proc/loadavg") as fh:
+        print("load average:", fh.read().split()[0], "on", os.cpu_count(), "cores")
     print(f"RSS: {rss0:.0f} MB after Django+torch import, {rss1:.0f} MB with the model loaded, "
           f"{rss_mb():.0f} MB after the runs (embeddings for similar items included)")
 

@@ -95,8 +95,29 @@ def _category_id(category) -> int | None:
 
 
 # ---------------------------------------------------------------------------- recommending
+def _ann_candidates(bundle: LoadedModel, idx: list[int], n: int, exclude_seen: bool):
+    """The large-catalogue path: an ANN index loaded into ``bundle.extras["retrieval"]`` (the
+    clusters app) answers instead of scoring every item; None when it does not apply."""
+    if "retrieval" not in bundle.extras:
+        return None
+    try:
+        from recommendations.clusters.services import ann_applies, model_candidates_ann
+    except ImportError:
+        return None
+    try:
+        if not ann_applies(bundle):
+            return None
+        return model_candidates_ann(bundle, idx, n, exclude_seen)
+    except Exception:  # the exact path below always works
+        logger.exception("ANN candidates failed for %s; scoring the whole catalogue", bundle.version)
+        return None
+
+
 def _model_candidates(bundle: LoadedModel, idx: list[int], n: int, exclude_seen: bool) -> tuple[list[int], list[float]]:
     """Top ``n`` model item indices (and scores) for a session given as model item indices."""
+    ann = _ann_candidates(bundle, idx, n, exclude_seen)
+    if ann is not None:
+        return ann
     eng = bundle.engine
     with torch.inference_mode():
         if bundle.kind == "gru4rec":
