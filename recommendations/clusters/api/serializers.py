@@ -27,3 +27,17 @@ class ClusterSerializer(serializers.ModelSerializer):
     def get_samples(self, obj) -> list[int]:
         samples = (self.context.get("samples") or {}).get(obj.pk, [])
         return [p.pk for p in samples]
+
+
+class ClusterProductsPageSerializer(serializers.Serializer):
+    """Schema of the cluster detail: the cluster, then a page of its products."""
+
+    cluster = ClusterSerializer()
+    count = serializers.IntegerField()
+    next = serializers.URLField(allow_null=True)
+    previous = serializers.URLField(allow_null=True)
+    results = ClusterProductSerializer(many=True)
+
+
+class NotFoundSerializer(serializers.Serializer):
+    detail = serializers.CharField()

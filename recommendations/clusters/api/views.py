@@ -4,7 +4,7 @@ from rest_framework import generics
 from rest_framework.exceptions import NotFound
 
 from .. import selectors
-from .serializers import ClusterProductSerializer, ClusterSerializer
+from .serializers import ClusterProductSerializer, ClusterProductsPageSerializer, ClusterSerializer, NotFoundSerializer
 
 VERSION_PARAM = OpenApiParameter("version", str, description="Model version (name or id); default: the active one")
 
@@ -16,7 +16,6 @@ def _clustering(request):
     return clustering
 
 
-@extend_schema(parameters=[VERSION_PARAM])
 class ClusterListView(generics.ListAPIView):
     """Clusters of the model version's items, largest first, with a few sample product ids."""
 
@@ -25,26 +24,24 @@ class ClusterListView(generics.ListAPIView):
     def get_queryset(self):
         return selectors.cluster_list(_clustering(self.request))
 
-    def list(self, request, *args, **kwargs):
+    @extend_schema(parameters=[VERSION_PARAM], responses={200: ClusterSerializer(many=True), 404: NotFoundSerializer})
+    def get(self, request, *args, **kwargs):
         page = self.paginate_queryset(self.get_queryset())
         context = {**self.get_serializer_context(), "samples": selectors.cluster_samples(page)}
         return self.get_paginated_response(ClusterSerializer(page, many=True, context=context).data)
 
 
-@extend_schema(parameters=[VERSION_PARAM], responses=ClusterProductSerializer(many=True))
-class ClusterDetailView(generics.ListAPIView):
-    """One cluster and its active products (paginated), most typical first."""
+class ClusterDetailView(generics.GenericAPIView):
+    """One cluster and a page of its active products, most typical first."""
 
-    serializer_class = ClusterProductSerializer
+    serializer_class = ClusterProductsPageSerializer
 
-    def get_queryset(self):
-        self.cluster = selectors.cluster_get(_clustering(self.request), self.kwargs["cluster_id"])
-        if self.cluster is None:
+    @extend_schema(parameters=[VERSION_PARAM], responses={200: ClusterProductsPageSerializer, 404: NotFoundSerializer})
+    def get(self, request, cluster_id: int):
+        cluster = selectors.cluster_get(_clustering(request), cluster_id)
+        if cluster is None:
             raise NotFound("no such cluster")
-        return selectors.cluster_members(self.cluster)
-
-    def list(self, request, *args, **kwargs):
-        page = self.paginate_queryset(self.get_queryset())
+        page = self.paginate_queryset(selectors.cluster_members(cluster))
         response = self.get_paginated_response(ClusterProductSerializer([m.product for m in page], many=True).data)
-        response.data = {"cluster": ClusterSerializer(self.cluster, context={"samples": {}}).data, **response.data}
+        response.data = {"cluster": ClusterSerializer(cluster, context={"samples": {}}).data, **response.data}
         return response
