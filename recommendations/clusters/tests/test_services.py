@@ -161,3 +161,24 @@ def test_index_built_after_activation_is_picked_up_without_reload(active_version
     monkeypatch.setattr(services, "EXTRAS_RECHECK_SECONDS", 0.0)
     assert services.ann_applies(bundle)
     assert serving.model_current() is bundle and bundle.extras["retrieval"]["cluster_of_item"] is not None
+
+
+@pytest.mark.django_db
+def test_recommendation_service_switches_to_ann_by_catalogue_size(active_version, settings, monkeypatch, catalogue):
+    from recommendations import services as rec_services
+
+    services.version_extras_build(active_version, k=6)
+    serving.model_reload()
+    calls = []
+    original = services.model_candidates_ann
+    monkeypatch.setattr(services, "model_candidates_ann", lambda *a: calls.append(a) or original(*a))
+    session = [catalogue[str(i)].pk for i in (3, 17, 42, 99)]
+
+    settings.ANN_MIN_CATALOGUE = N_ITEMS + 1  # catalogue below the threshold: exact scoring
+    exact = rec_services.recommend_for_session(items=session, k=10)
+    assert exact.strategy == "gru4rec" and calls == []
+
+    settings.ANN_MIN_CATALOGUE = N_ITEMS  # at the threshold: ANN candidates
+    ann = rec_services.recommend_for_session(items=session, k=10)
+    assert ann.strategy == "gru4rec" and len(calls) == 1
+    assert len(set(ann.product_ids) & set(exact.product_ids)) >= 9
