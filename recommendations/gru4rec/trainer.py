@@ -268,7 +268,8 @@ class Trainer:
                         done_rows = b
                         bar.update(int(done_rows * sessions.n_events / max(plan.bounds[-1][1], 1)) - last_bar)
                         last_bar = int(done_rows * sessions.n_events / max(plan.bounds[-1][1], 1))
-                bar.update(sessions.n_events - last_bar)
+                if max_steps is None:
+                    bar.update(sessions.n_events - last_bar)
                 bar.close()
                 n_steps = plan.n_steps if max_steps is None else min(plan.n_steps, max_steps)
                 avg = float(loss_sum) / max(n_steps, 1)
