@@ -132,3 +132,22 @@ def test_broken_input_fails_the_run_with_the_reason(db, tmp_path):
     run = training_run_execute(run.pk)
     assert run.status == "failed" and run.error.startswith("FileNotFoundError")
     assert training_run_execute(run.pk).status == "failed"  # safe to run twice
+
+
+@pytest.mark.django_db
+def test_training_from_the_shops_own_tracked_events(catalogue, sessions, tmp_path, django_capture_on_commit_callbacks):
+    """No data_path: the run exports tracking's sessions (train.tsv / test.tsv) and trains on them."""
+    from tracking.models import Event
+    from tracking.services import events_import
+
+    data = tmp_path / "events.tsv"
+    write_tsv(sessions, data)
+    events_import(str(data))
+    assert Event.objects.count() == len(sessions)
+    run = TrainingRun.objects.create(params=SMALL_PARAMS, activate=True)
+    with django_capture_on_commit_callbacks(execute=True):
+        run = training_run_execute(run.pk)
+    assert run.status == "succeeded", run.error
+    assert run.result["data"]["train"]["events"] > 0 and run.result["data"]["test"]["events"] > 0
+    assert run.result["activated"] is True
+    assert serving.active_version() == run.result["best"]
