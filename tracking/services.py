@@ -16,7 +16,7 @@ from django.utils import timezone
 
 from catalog.models import Product
 
-from .models import Event, EventType, ProductPopularity, Visit
+from .models import Event, EventType, Visit
 
 VISIT_SESSION_KEY = "tracking_visit"
 # last_seen is written (session and database) at most this often: the 30-minute expiry is then
