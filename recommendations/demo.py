@@ -3,6 +3,7 @@ real event file from ``DEMO_DATA``), a small model trained in well under two min
 from __future__ import annotations
 
 import logging
+import time
 from pathlib import Path
 
 import numpy as np
@@ -90,6 +91,13 @@ def _import_events(path: Path) -> None:
         events_import(str(path))
     except Exception:
         logger.exception("tracking could not import %s; training from the file only", path)
+        return
+    try:  # popular items for the first visit, without waiting for beat's refresh
+        from tracking.services import popularity_refresh
+
+        popularity_refresh()
+    except Exception:
+        logger.exception("popularity refresh after the demo import failed")
 
 
 def demo_model_ensure(stdout=None, n_sessions: int = 3000) -> dict:
@@ -130,7 +138,9 @@ def demo_model_ensure(stdout=None, n_sessions: int = 3000) -> dict:
         path.parent.mkdir(parents=True, exist_ok=True)
         from .gru4rec.data import write_tsv
 
-        write_tsv(sessions_generate(products, n_sessions=n_sessions), path)
+        # the last 8 days up to now, so tracking's popularity windows (1/7/30 days) see them
+        start = time.time() - 8 * 86400
+        write_tsv(sessions_generate(products, n_sessions=n_sessions, days=8, start=start), path)
         say(f"recommendations: generated {n_sessions} browsing sessions over {len(products)} products -> {path}")
         _import_events(path)
         data_path = str(path)
