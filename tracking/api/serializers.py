@@ -30,6 +30,40 @@ class StrictCharField(serializers.CharField):
         return super().to_internal_value(data)
 
 
+def _echo(value) -> str:
+    """A refused value as an error message may quote it: short, and encodable as UTF-8 (a lone
+    surrogate from a JSON "\\ud800" escape would make the response itself fail to render)."""
+    return str(value)[:64].encode("utf-8", "backslashreplace").decode("utf-8")
+
+
+class StrictChoiceField(serializers.ChoiceField):
+    """A JSON string among the choices: objects and arrays (unhashable) and numbers are refused."""
+
+    def to_internal_value(self, data):
+        if not isinstance(data, str) or data not in self.choice_strings_to_values:
+            self.fail("invalid_choice", input=_echo(data))
+        return self.choice_strings_to_values[data]
+
+
+class StrictUUIDField(serializers.UUIDField):
+    """A UUID string: DRF would also take a JSON integer as the UUID's 128-bit value."""
+
+    def to_internal_value(self, data):
+        if not isinstance(data, str):
+            self.fail("invalid", value=_echo(data))
+        return super().to_internal_value(data)
+
+
+class StrictDateTimeField(serializers.DateTimeField):
+    """An ISO 8601 string: numbers, objects and arrays (which Django's parser cannot take) and
+    strings with control characters are refused, not parsed or silently truncated."""
+
+    def to_internal_value(self, value):
+        if not isinstance(value, str) or len(value) > 64 or not value.isprintable():
+            self.fail("invalid", format="YYYY-MM-DDThh:mm[:ss[.uuuuuu]][+HH:MM|-HH:MM|Z]")
+        return super().to_internal_value(value)
+
+
 class StrictRegexField(serializers.RegexField):
     def to_internal_value(self, data):
         if not isinstance(data, str):
@@ -38,9 +72,9 @@ class StrictRegexField(serializers.RegexField):
 
 
 class EventInSerializer(serializers.Serializer):
-    type = serializers.ChoiceField(choices=EventType.choices)
+    type = StrictChoiceField(choices=EventType.choices)
     product = StrictIntegerField(min_value=1, max_value=2**63 - 1, help_text="Product id (pk).")
-    timestamp = serializers.DateTimeField(
+    timestamp = StrictDateTimeField(
         required=False, help_text="ISO 8601; when the event happened (default: when it is received)."
     )
     source = StrictRegexField(
@@ -57,7 +91,7 @@ class EventInSerializer(serializers.Serializer):
         if isinstance(data, dict):
             unknown = set(data) - set(self.fields)
             if unknown:
-                raise serializers.ValidationError({key: ["Unknown field."] for key in sorted(unknown)})
+                raise serializers.ValidationError({_echo(key): ["Unknown field."] for key in sorted(unknown)})
             fast = _fast_event(data)
             if fast is not None:
                 return fast
@@ -79,7 +113,7 @@ def _fast_event(data: dict):
     """The common, valid event checked in plain Python (the DRF field machinery costs about a
     millisecond per item, too much for 500-event batches); None when any field needs a closer look."""
     kind, product = data.get("type"), data.get("product")
-    if kind not in _TYPES or type(product) is not int or not 1 <= product < 2**63:
+    if type(kind) is not str or kind not in _TYPES or type(product) is not int or not 1 <= product < 2**63:
         return None
     position = data.get("position")
     if position is not None and (type(position) is not int or not 0 <= position < 2**31):
@@ -87,10 +121,14 @@ def _fast_event(data: dict):
     source, model = data.get("source", ""), data.get("model_version", "")
     if type(source) is not str or not _SOURCE_RE.match(source) or type(model) is not str or len(model) > 64:
         return None
+    # PostgreSQL text cannot hold NUL, and lone surrogates cannot be encoded: the declared field's
+    # validators refuse them; the fast path only takes printable ASCII.
+    if not (model.isascii() and model.isprintable()):
+        return None
     out = {"type": kind, "product": product, "source": source, "position": position, "model_version": model}
     if "timestamp" in data:
         stamp = data["timestamp"]
-        if type(stamp) is not str or len(stamp) < 20:
+        if type(stamp) is not str or not 20 <= len(stamp) <= 64 or not stamp.isascii() or not stamp.isprintable():
             return None
         try:
             value = datetime.fromisoformat(stamp)
@@ -103,7 +141,7 @@ def _fast_event(data: dict):
 
 
 class EventBatchSerializer(serializers.Serializer):
-    session = serializers.UUIDField(help_text="The visit id (window.SHOP.visitId, or the API client's own uuid).")
+    session = StrictUUIDField(help_text="The visit id (window.SHOP.visitId, or the API client's own uuid).")
     events = EventInSerializer(many=True, allow_empty=False, max_length=settings.EVENTS_MAX_BATCH)
 
     def validate_events(self, events):
