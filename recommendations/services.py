@@ -148,10 +148,12 @@ def recommend_for_session(
     exclude_seen: bool = True,
     explain: bool = False,
     category=None,
+    cap_per_cluster: int | None = None,
 ) -> RecommendationResult:
     """Next products for a live session: ``session`` (a tracking visit id) or ``items`` (product
     pks in order). Unknown items are skipped; with no known item or no active model the popular
-    products (of ``category`` when given) answer. Never raises: failures log and fall back."""
+    products (of ``category`` when given) answer. Never raises: failures log and fall back.
+    ``cap_per_cluster``: at most that many items of one item cluster (diversity; clusters app)."""
     k = max(1, int(k))
     category_id = None
     try:
@@ -161,7 +163,7 @@ def recommend_for_session(
         items = [int(i) for i in items]
         bundle = model_current()
         if bundle is not None:
-            return _recommend_model(bundle, items, k, exclude_seen, explain, category_id)
+            return _recommend_model(bundle, items, k, exclude_seen, explain, category_id, cap_per_cluster)
         reason = "no active model"
         used, skipped = [], list(items)
     except Exception:
@@ -171,7 +173,7 @@ def recommend_for_session(
     return _recommend_popular(k, items or [], exclude_seen, explain, category_id, reason, None, used, skipped)
 
 
-def _recommend_model(bundle, items, k, exclude_seen, explain, category_id) -> RecommendationResult:
+def _recommend_model(bundle, items, k, exclude_seen, explain, category_id, cap_per_cluster=None) -> RecommendationResult:
     idx, used, skipped = [], [], []
     for pk in items:
         i = bundle.pk_index.get(pk)
@@ -183,7 +185,12 @@ def _recommend_model(bundle, items, k, exclude_seen, explain, category_id) -> Re
     if not idx:
         reason = "no item of the session is known to the model" if items else "empty session"
         return _recommend_popular(k, items, exclude_seen, explain, category_id, reason, bundle.version, used, skipped)
-    cand, scores = _model_candidates(bundle, idx, k + CANDIDATE_MARGIN, exclude_seen)
+    n = k + CANDIDATE_MARGIN
+    cand, scores = _model_candidates(bundle, idx, 4 * n if cap_per_cluster else n, exclude_seen)
+    if cap_per_cluster:  # a wider candidate list, then at most cap_per_cluster per item cluster
+        from recommendations.clusters.services import diversify_bundle
+
+        cand, scores = diversify_bundle(bundle, cand, scores, n, cap_per_cluster)
     pks = [int(bundle.index_pk[i]) for i in cand]
     products = _products_in_order(pks)
     chosen = [ScoredProduct(products[pk], s) for pk, s in zip(pks, scores) if pk in products][:k]
@@ -360,8 +367,21 @@ def model_activate(mv: ModelVersion, user=None, require_better: bool = False) ->
         mv.activated_by = user if getattr(user, "is_authenticated", False) else None
         mv.save(update_fields=["status", "activated_at", "activated_by"])
         transaction.on_commit(lambda v=mv.version: active_version_publish(v))
+        if mv.kind == ModelVersion.Kind.GRU4REC:
+            transaction.on_commit(lambda pk=mv.pk: _clusters_build_queue(pk))
     logger.info("model %s activated (was %s)", mv.version, current.version if current else None)
     return mv
+
+
+def _clusters_build_queue(pk: int) -> None:
+    """Item clusters and the ANN index of the newly active version (clusters app, training queue);
+    a failure to queue never undoes the activation."""
+    try:
+        from recommendations.clusters.tasks import clusters_build
+
+        clusters_build.delay(pk, None, True)
+    except Exception:
+        logger.exception("could not queue the clusters build of model version %s", pk)
 
 
 def model_rollback(user=None) -> ModelVersion:

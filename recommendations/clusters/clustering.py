@@ -133,8 +133,8 @@ def diversify(ranked_item_indices: Sequence[int], scores: Sequence[float], clust
     """Top ``k`` of a ranked list with at most ``cap_per_cluster`` items per cluster.
 
     Walks the ranking once, keeping an item while its cluster is under the cap. With ``fill`` the
-    skipped items come back in rank order when fewer than ``k`` passed, so a narrow candidate list
-    still yields ``k`` items (the cap is a preference, not a reason to show fewer). Items with no
+    skipped items are appended, in rank order, when fewer than ``k`` passed, so a narrow candidate
+    list still yields ``k`` items (the cap is a preference, not a reason to show fewer). Items with no
     cluster (``cluster_of_item`` gives a negative id or has no entry) are never capped.
     ``cluster_of_item`` is an array indexed by item or a mapping item -> cluster.
     """
@@ -161,5 +161,5 @@ def diversify(ranked_item_indices: Sequence[int], scores: Sequence[float], clust
             counts[c] = counts.get(c, 0) + 1
         kept.append(pos)
     if fill and len(kept) < k:
-        kept = sorted(kept + skipped[: k - len(kept)])
+        kept = kept + skipped[: k - len(kept)]  # after the diverse ones: a caller's [:n] keeps the cap
     return [ranked[p] for p in kept], [scores[p] for p in kept]

@@ -237,25 +237,37 @@ def retrieval_index_build(model_version: ModelVersion, model=None, log=None) -> 
     return row
 
 
-def version_extras_build(model_version: ModelVersion | int, k: int | None = None, log=None) -> BuildReport:
+def version_extras_build(model_version: ModelVersion | int, k: int | None = None, log=None,
+                         missing_only: bool = False) -> BuildReport:
     """Clusters and ANN index of a version (the task after each activation). A model kind without
-    item vectors gets neither; that is not an error."""
+    item vectors gets neither; that is not an error. With ``missing_only`` (activation, roll back)
+    parts that already exist with their files are kept."""
     mv = model_version if isinstance(model_version, ModelVersion) else ModelVersion.objects.get(pk=model_version)
     if mv.kind != ModelVersion.Kind.GRU4REC:
         logger.info("%s: %s model, no clusters or ANN index", mv.version, mv.kind)
         return BuildReport(None, None)
     with _build_lock(mv):
+        cl = ItemClustering.objects.filter(model_version=mv).first() if missing_only else None
+        idx = RetrievalIndex.objects.filter(model_version=mv).first() if missing_only else None
+        if cl is not None and not (_model_dir() / cl.assignment).is_file():
+            cl = None
+        if idx is not None and not (_model_dir() / idx.path).is_file():
+            idx = None
+        if cl is not None and idx is not None:
+            return BuildReport(cl, idx)
         model = _engine_load(mv)
-        cl = clusters_build(mv, k=k, model=model, log=log)
-        idx = retrieval_index_build(mv, model=model, log=log)
+        if cl is None:
+            cl = clusters_build(mv, k=k, model=model, log=log)
+        if idx is None:
+            idx = retrieval_index_build(mv, model=model, log=log)
     return BuildReport(cl, idx)
 
 
-def version_extras_queue(model_version: ModelVersion, k: int | None = None) -> None:
-    """Queue the build after the surrounding transaction commits (call after an activation)."""
+def version_extras_queue(model_version: ModelVersion, k: int | None = None, missing_only: bool = False) -> None:
+    """Queue the build after the surrounding transaction commits."""
     from .tasks import clusters_build as task
 
-    transaction.on_commit(lambda: task.delay(model_version.pk, k))
+    transaction.on_commit(lambda: task.delay(model_version.pk, k, missing_only))
 
 
 # --------------------------------------------------------------------------------- loading

@@ -15,8 +15,8 @@ def test_diversify_exact_results():
     labels[15] = 2
     assert diversify(ranked, scores, labels, k=3, cap_per_cluster=1) == ([10, 13, 15], [6.0, 3.0, 1.0])
     assert diversify(ranked, scores, labels, k=4, cap_per_cluster=2) == ([10, 11, 13, 14], [6.0, 5.0, 3.0, 2.0])
-    # Not enough diversity: the skipped items fill up in rank order.
-    assert diversify(ranked, scores, labels, k=5, cap_per_cluster=1) == ([10, 11, 12, 13, 15], [6.0, 5.0, 4.0, 3.0, 1.0])
+    # Not enough diversity: the skipped items fill up after the diverse ones, in rank order.
+    assert diversify(ranked, scores, labels, k=5, cap_per_cluster=1) == ([10, 13, 15, 11, 12], [6.0, 3.0, 1.0, 5.0, 4.0])
     assert diversify(ranked, scores, labels, k=5, cap_per_cluster=1, fill=False) == ([10, 13, 15], [6.0, 3.0, 1.0])
     # No cap: plain top-k.
     assert diversify(ranked, scores, labels, k=2, cap_per_cluster=None) == ([10, 11], [6.0, 5.0])

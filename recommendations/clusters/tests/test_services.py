@@ -153,6 +153,10 @@ def test_popular_pools_per_category(catalogue):
 
 @pytest.mark.django_db
 def test_index_built_after_activation_is_picked_up_without_reload(active_version, settings, monkeypatch):
+    # As if the process loaded the version before the build task finished.
+    ItemClustering.objects.all().delete()
+    RetrievalIndex.objects.all().delete()
+    serving.model_unload()
     bundle = serving.model_reload()
     settings.ANN_MIN_CATALOGUE = 1
     assert not services.ann_applies(bundle)  # activated before its index existed
@@ -182,3 +186,30 @@ def test_recommendation_service_switches_to_ann_by_catalogue_size(active_version
     ann = rec_services.recommend_for_session(items=session, k=10)
     assert ann.strategy == "gru4rec" and len(calls) == 1
     assert len(set(ann.product_ids) & set(exact.product_ids)) >= 9
+
+
+@pytest.mark.django_db
+def test_activation_builds_clusters_and_index_once(version, django_capture_on_commit_callbacks):
+    from recommendations import services as rec_services
+
+    with django_capture_on_commit_callbacks(execute=True):  # eager Celery: the task runs on commit
+        rec_services.model_activate(version)
+    cl = ItemClustering.objects.get(model_version=version)
+    idx = RetrievalIndex.objects.get(model_version=version)
+    report = services.version_extras_build(version, missing_only=True)  # a roll back: nothing rebuilt
+    assert (report.clustering.pk, report.index.pk) == (cl.pk, idx.pk)
+
+
+@pytest.mark.django_db
+def test_recommendation_service_diversity_cap(active_version, catalogue):
+    from recommendations import services as rec_services
+
+    services.version_extras_build(active_version, k=6)
+    bundle = serving.model_reload()
+    labels = bundle.extras["retrieval"]["cluster_of_item"]
+    session = [catalogue[str(i)].pk for i in (3, 17, 42, 99)]
+    plain = rec_services.recommend_for_session(items=session, k=6)
+    capped = rec_services.recommend_for_session(items=session, k=6, cap_per_cluster=2)
+    clusters = [labels[bundle.pk_index[pk]] for pk in capped.product_ids]
+    assert len(capped.product_ids) == 6 and max(np.bincount(clusters)) <= 2
+    assert capped.product_ids[0] == plain.product_ids[0]
