@@ -35,6 +35,6 @@ def reset_tracking() -> None:
 
     with connection.cursor() as cursor:
         cursor.execute(
-            "TRUNCATE tracking_event, tracking_visit, tracking_productpopularity, catalog_product, catalog_category "
+            "TRUNCATE tracking_event, tracking_visit, tracking_importblock, tracking_productpopularity, catalog_product, catalog_category "
             "RESTART IDENTITY CASCADE"
         )

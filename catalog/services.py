@@ -8,7 +8,7 @@ from dataclasses import dataclass, field
 from decimal import Decimal, InvalidOperation
 from pathlib import Path
 
-from django.db import transaction
+from django.db import connection, transaction
 from django.utils import timezone
 from django.utils.text import slugify
 from tqdm import tqdm
@@ -63,30 +63,67 @@ def product_stubs_ensure(
     categories = categories or {}
     result: dict[str, int] = {}
     category_cache: dict[str, Category | None] = {}
+
+    def category_id(ext: str) -> int | None:
+        cat_path = categories.get(ext) or ""
+        if cat_path not in category_cache:
+            category_cache[cat_path] = category_ensure_path(cat_path) if cat_path else None
+        category = category_cache[cat_path]
+        return category.pk if category is not None else None
+
+    created = False
     for start in range(0, len(ids), _CHUNK):
         chunk = ids[start : start + _CHUNK]
-        found = dict(Product.objects.filter(external_id__in=chunk).values_list("external_id", "pk"))
-        missing = [x for x in chunk if x not in found]
-        if missing:
-            stubs = []
-            for ext in missing:
-                cat_path = categories.get(ext) or ""
-                if cat_path not in category_cache:
-                    category_cache[cat_path] = category_ensure_path(cat_path) if cat_path else None
-                stubs.append(
-                    Product(
-                        external_id=ext,
-                        name=f"Item {ext}",
-                        slug=slugify(f"item-{ext}")[:255] or "item",
-                        category=category_cache[cat_path],
-                    )
-                )
-            with transaction.atomic():
-                Product.objects.bulk_create(stubs, ignore_conflicts=True, batch_size=_CHUNK)
-            catalog_cache_invalidate()
-            found.update(Product.objects.filter(external_id__in=missing).values_list("external_id", "pk"))
+        if connection.vendor == "postgresql":
+            found, made = _product_stubs_postgres(chunk, category_id)
+            created = created or made
+        else:
+            found = dict(Product.objects.filter(external_id__in=chunk).values_list("external_id", "pk"))
+            missing = [x for x in chunk if x not in found]
+            if missing:
+                stubs = [
+                    Product(external_id=ext, name=f"Item {ext}", slug=_stub_slug(ext), category_id=category_id(ext))
+                    for ext in missing
+                ]
+                with transaction.atomic():
+                    Product.objects.bulk_create(stubs, ignore_conflicts=True, batch_size=_CHUNK)
+                created = True
+                found.update(Product.objects.filter(external_id__in=missing).values_list("external_id", "pk"))
         result.update(found)
+    if created:
+        catalog_cache_invalidate()
     return result
+
+
+def _stub_slug(ext: str) -> str:
+    return slugify(f"item-{ext}")[:255] or "item"
+
+
+def _product_stubs_postgres(chunk: list[str], category_id) -> tuple[dict[str, int], bool]:
+    """One chunk of ``product_stubs_ensure`` set-based: one SELECT of the known ids, and one
+    ``INSERT ... SELECT FROM unnest(...) ON CONFLICT (external_id) DO NOTHING RETURNING`` for the
+    rest (a stub created concurrently is then read back), instead of one model object per stub."""
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT external_id, id FROM catalog_product WHERE external_id = ANY(%s)", [chunk])
+        found = dict(cursor.fetchall())
+        missing = [x for x in chunk if x not in found]
+        if not missing:
+            return found, False
+        now = timezone.now()
+        cursor.execute(
+            "INSERT INTO catalog_product (external_id, name, slug, description, price, currency, brand, is_active, "
+            "created, updated, category_id) "
+            "SELECT ext, 'Item ' || ext, slug, '', 0, 'EUR', '', true, %s, %s, cat "
+            "FROM unnest(%s::varchar[], %s::varchar[], %s::bigint[]) AS s(ext, slug, cat) "
+            "ON CONFLICT (external_id) DO NOTHING RETURNING external_id, id",
+            [now, now, missing, [_stub_slug(x) for x in missing], [category_id(x) for x in missing]],
+        )
+        found.update(cursor.fetchall())
+        if len(found) < len(chunk):  # created by a concurrent transaction meanwhile
+            rest = [x for x in chunk if x not in found]
+            cursor.execute("SELECT external_id, id FROM catalog_product WHERE external_id = ANY(%s)", [rest])
+            found.update(cursor.fetchall())
+    return found, True
 
 
 # --- CSV import ---------------------------------------------------------------------------------

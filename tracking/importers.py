@@ -379,8 +379,9 @@ def _validate(df: pd.DataFrame, lines: np.ndarray, layout: FileLayout, typed: bo
     return chunk, errors
 
 
-def read_events(path: str, layout: FileLayout, block_bytes: int = BLOCK_BYTES):
-    """Yield (chunk of valid rows, errors, data rows in the block, bytes consumed) for a whole file."""
+def read_events(path: str, layout: FileLayout, block_bytes: int = BLOCK_BYTES, *, digests: bool = False):
+    """Yield (chunk of valid rows, errors, data rows in the block, bytes consumed) for a whole file,
+    and with ``digests`` the block's fingerprint (``block_digest``) as a fifth item."""
     skip_header = layout.header
     for block, first_line, consumed in iter_blocks(path, block_bytes):
         if skip_header:
@@ -389,7 +390,17 @@ def read_events(path: str, layout: FileLayout, block_bytes: int = BLOCK_BYTES):
             if not block:
                 continue
         chunk, errors, rows = parse_block(block, first_line, layout)
-        yield chunk, errors, rows, consumed
+        if digests:
+            yield chunk, errors, rows, consumed, block_digest(block, layout)
+        else:
+            yield chunk, errors, rows, consumed
+
+
+def block_digest(block: bytes, layout: FileLayout) -> str:
+    """The import ledger's key of a block: its bytes under this format and layout (the same bytes
+    read as another format, or with other columns, are other events)."""
+    key = f"{layout.fmt}|{layout.sep}|{','.join(layout.columns)}|{layout.time_unit}".encode()
+    return hashlib.blake2b(block, digest_size=20, key=key[:64]).hexdigest()
 
 
 # --- Writing -------------------------------------------------------------------------------
@@ -424,6 +435,9 @@ class _Writer:
         self.session_hashes: list[np.ndarray] = []
         self.postgres = connection.vendor == "postgresql"
         self.created_visits = np.zeros(0, dtype=np.int64)
+        # A clean block the ledger says was imported: kept (parsed) until the next block, which
+        # needs its rows to carry occurrence numbers over the block boundary.
+        self.pending: Chunk | None = None
 
     # products
     def product_ids(self, chunk: Chunk, stats: ImportStats) -> np.ndarray:
@@ -449,10 +463,11 @@ class _Writer:
         return lookup[codes]
 
     # visits
-    def visit_ids(self, chunk: Chunk, stats: ImportStats) -> np.ndarray:
+    def visit_ids(self, chunk: Chunk, stats: ImportStats, *, count: bool = True) -> np.ndarray:
         codes, uniques = pd.factorize(chunk.session)
         keys = _visit_uuid_bytes(self.fmt, uniques)
-        self.session_hashes.append(np.frombuffer(keys, dtype="V16").view(np.int64)[::2].copy())
+        if count:
+            self.session_hashes.append(np.frombuffer(keys, dtype="V16").view(np.int64)[::2].copy())
         started = np.full(len(uniques), np.iinfo(np.int64).max, dtype=np.int64)
         np.minimum.at(started, codes, chunk.time_us)
         last = np.full(len(uniques), _NAT, dtype=np.int64)
@@ -521,7 +536,7 @@ class _Writer:
         return np.fromiter((ids[u] for u in uuids), dtype=np.int64, count=len(uuids))
 
     # events
-    def write(self, chunk: Chunk, stats: ImportStats) -> None:
+    def write(self, chunk: Chunk, stats: ImportStats, digest: str | None = None) -> None:
         if not len(chunk):
             return
         if self.postgres:
@@ -529,6 +544,23 @@ class _Writer:
             # idempotent), so the import does not wait for each commit's WAL flush.
             with connection.cursor() as cursor:
                 cursor.execute("SET LOCAL synchronous_commit = off")
+            if digest is not None and not self._ledger_claim(digest, len(chunk)):
+                # Imported before (committed): nothing of this block can be missing.
+                stats.duplicates += len(chunk)
+                codes, uniques = pd.factorize(chunk.session)
+                keys = _visit_uuid_bytes(self.fmt, uniques)
+                self.session_hashes.append(np.frombuffer(keys, dtype="V16").view(np.int64)[::2].copy())
+                self.pending, self.previous = chunk, None
+                return
+        if self.pending is not None:
+            # The previous block was skipped: its rows still number the identical rows that
+            # continue across the boundary into this one.
+            pending, self.pending = self.pending, None
+            p_products = self.product_ids(pending, stats)
+            p_visits = self.visit_ids(pending, stats, count=False)
+            p_seq = _occurrence(p_visits, p_products, pending.time_us, pending.type_code)
+            self.previous = None
+            self._continue_occurrences(p_visits, p_products, pending.time_us, pending.type_code, p_seq)
         t = time.perf_counter()
         products = self.product_ids(chunk, stats)
         t = stats.timed("products", t)
@@ -544,6 +576,22 @@ class _Writer:
         stats.timed("events", t)
         stats.imported += inserted
         stats.duplicates += len(chunk) - inserted
+        if digest is not None and self.postgres:
+            with connection.cursor() as cursor:
+                cursor.execute("UPDATE tracking_importblock SET imported = %s WHERE digest = %s", [inserted, digest])
+
+    def _ledger_claim(self, digest: str, rows: int) -> bool:
+        """Record the block in the import ledger (in the block's transaction); False when it is
+        already there. A concurrent import of the same block waits here for the other
+        transaction: if that one commits, this block is skipped; if it rolls back, this one
+        imports it."""
+        with connection.cursor() as cursor:
+            cursor.execute(
+                "INSERT INTO tracking_importblock (digest, format, rows, imported, created) "
+                "VALUES (%s, %s, %s, 0, now()) ON CONFLICT (digest) DO NOTHING RETURNING id",
+                [digest, self.fmt, rows],
+            )
+            return cursor.fetchone() is not None
 
     def _continue_occurrences(self, visits, products, time_us, type_code, seq):
         """Carry occurrence numbers over from the previous block, so identical rows on both sides of
@@ -584,29 +632,37 @@ class _Writer:
                 "CREATE TEMP TABLE IF NOT EXISTS _import_event (visit_id bigint, product_id bigint, "
                 "type smallint, ts timestamptz, seq smallint, fresh boolean) ON COMMIT DELETE ROWS"
             )
-            raw.execute("TRUNCATE _import_event")
-            raw.copy_expert("COPY _import_event FROM STDIN WITH (FORMAT binary)", _binary_copy(rows))
             columns = (
                 "INSERT INTO tracking_event (visit_id, event_type, product_id, source, position, model_version, "
                 "history_length, timestamp, user_id, is_staff, import_seq) "
                 f"SELECT visit_id, ({types_array})[type + 1], product_id, '', NULL, '', NULL, ts, NULL, false, seq "
                 "FROM _import_event "
             )
-            # Visits created by this block have no events yet, so their rows skip the costlier
-            # speculative ON CONFLICT insertion. Should a concurrent import of the same file
-            # create them too, the plain insert fails and the block is redone with ON CONFLICT.
+            # Visits created by this block have no events yet (they are uncommitted, so no live
+            # request can have added any), so their rows are copied straight into the event table:
+            # no staging copy, no speculative ON CONFLICT insertion. Should a concurrent import of
+            # the same file create them too, the unique index refuses the copy and the block's rows
+            # go through the staging table with ON CONFLICT DO NOTHING instead.
             fresh = np.isin(visits, self.created_visits)
             inserted = 0
             if fresh.any():
                 try:
                     with transaction.atomic():  # a savepoint
-                        raw.execute(columns + "WHERE fresh")
-                        inserted = raw.rowcount
+                        raw.copy_expert(
+                            "COPY tracking_event (visit_id, event_type, product_id, source, position, model_version, "
+                            "history_length, timestamp, user_id, is_staff, import_seq) FROM STDIN WITH (FORMAT binary)",
+                            _event_copy(visits[fresh], products[fresh], type_code[fresh], time_us[fresh], seq[fresh]),
+                        )
+                        inserted = int(fresh.sum())
                 except (IntegrityError, psycopg2.IntegrityError):
                     fresh[:] = False
                     inserted = 0
             if not fresh.all():
-                raw.execute(columns + ("WHERE NOT fresh " if fresh.any() else "") + "ON CONFLICT DO NOTHING")
+                rest = ~fresh
+                rows = rows[rest] if fresh.any() else rows
+                raw.execute("TRUNCATE _import_event")
+                raw.copy_expert("COPY _import_event FROM STDIN WITH (FORMAT binary)", _binary_copy(rows))
+                raw.execute(columns + "ON CONFLICT DO NOTHING")
                 inserted += raw.rowcount
             return inserted
 
@@ -645,6 +701,40 @@ _EVENT_COPY_DTYPE = np.dtype(
 )
 
 
+def _event_copy_dtype(type_length: int) -> np.dtype:
+    """One tracking_event row in binary COPY format, for an event type name of this length:
+    visit_id, event_type, product_id, source '', position NULL, model_version '', history_length
+    NULL, timestamp, user_id NULL, is_staff false, import_seq."""
+    return np.dtype(
+        [("nfields", ">i2"), ("len_visit", ">i4"), ("visit", ">i8"), ("len_type", ">i4"), ("type", f"S{type_length}"),
+         ("len_product", ">i4"), ("product", ">i8"), ("len_source", ">i4"), ("len_position", ">i4"),
+         ("len_model", ">i4"), ("len_history", ">i4"), ("len_ts", ">i4"), ("ts", ">i8"), ("len_user", ">i4"),
+         ("len_staff", ">i4"), ("staff", "?"), ("len_seq", ">i4"), ("seq", ">i2")]
+    )
+
+
+def _event_copy(visits, products, type_code, time_us, seq) -> io.BytesIO:
+    """Binary COPY data for tracking_event, built column-wise (rows grouped by event type, whose
+    name is the only variable-length field; the order of rows in a COPY does not matter)."""
+    parts = [b"PGCOPY\n\xff\r\n\x00" + (0).to_bytes(8, "big")]
+    for code in np.unique(type_code):
+        name = EVENT_TYPES[int(code)].encode()
+        mask = type_code == code
+        rows = np.empty(int(mask.sum()), dtype=_event_copy_dtype(len(name)))
+        rows["nfields"] = 11
+        rows["len_visit"], rows["visit"] = 8, visits[mask]
+        rows["len_type"], rows["type"] = len(name), name
+        rows["len_product"], rows["product"] = 8, products[mask]
+        rows["len_source"], rows["len_model"] = 0, 0
+        rows["len_position"], rows["len_history"], rows["len_user"] = -1, -1, -1
+        rows["len_ts"], rows["ts"] = 8, time_us[mask] - _PG_EPOCH_US
+        rows["len_staff"], rows["staff"] = 1, False
+        rows["len_seq"], rows["seq"] = 2, seq[mask]
+        parts.append(rows.tobytes())
+    parts.append(b"\xff\xff")
+    return io.BytesIO(b"".join(parts))
+
+
 def _binary_copy(rows: np.ndarray) -> io.BytesIO:
     header = b"PGCOPY\n\xff\r\n\x00" + (0).to_bytes(4, "big") + (0).to_bytes(4, "big")
     return io.BytesIO(header + rows.tobytes() + b"\xff\xff")
@@ -660,6 +750,7 @@ def import_file(
     progress: bool = False,
     block_bytes: int = BLOCK_BYTES,
     on_block: Callable[[ImportStats], None] | None = None,
+    ledger: bool = True,
 ) -> ImportStats:
     """Import a click log; see ``tracking.services.events_import``."""
     started = time.perf_counter()
@@ -680,12 +771,14 @@ def import_file(
     bar = _progress(size, progress)
     try:
         t = time.perf_counter()
-        for chunk, errors, rows, consumed in read_events(path, layout, block_bytes):
+        for chunk, errors, rows, consumed, digest in read_events(path, layout, block_bytes, digests=True):
             stats.timed("parse", t)
             stats.rows_read += rows
             _add_errors(stats, errors)
+            # Only clean blocks go into the ledger, so bad rows are reported on every import.
+            use_ledger = ledger and not errors and rows == len(chunk)
             with transaction.atomic():
-                writer.write(chunk, stats)
+                writer.write(chunk, stats, digest if use_ledger else None)
             t = time.perf_counter()
             if bar is not None:
                 bar.update(consumed - bar.n)

@@ -121,3 +121,20 @@ class ProductPopularity(models.Model):
             models.Index(fields=["window_days", "-trend"], name="popularity_window_trend"),
         ]
         verbose_name_plural = "product popularity"
+
+
+class ImportBlock(models.Model):
+    """Ledger of imported file blocks: a fast path for re-imports. A block (the same bytes of the
+    same format and layout) recorded here was fully imported in the transaction that recorded it,
+    so importing it again can skip it without touching the event table. Only blocks without bad
+    rows are recorded (bad rows are reported again on every import). Row-level dedup (the unique
+    event index) still guards everything else, e.g. overlapping files with other block bounds."""
+
+    digest = models.CharField(max_length=40, unique=True)  # blake2b-160 of layout + block bytes
+    format = models.CharField(max_length=16)
+    rows = models.PositiveIntegerField()
+    imported = models.PositiveIntegerField()
+    created = models.DateTimeField(default=timezone.now)
+
+    def __str__(self):
+        return f"{self.format} block {self.digest[:12]} ({self.rows} rows)"

@@ -200,14 +200,16 @@ def _events_insert(rows: list[tuple]) -> None:
 
 # --- Importing logs ----------------------------------------------------------------------
 
-def events_import(path, fmt: str = "auto", *, strict: bool = False, progress: bool = False):
+def events_import(path, fmt: str = "auto", *, strict: bool = False, progress: bool = False, ledger: bool = True):
     """Import a click log (YOOCHOOSE, GRU4Rec TSV or REES46 CSV) into visits and events.
 
     Bad rows are reported by line number and skipped; with ``strict`` nothing is written when any
-    row is bad. Re-importing a file adds nothing. Returns ``tracking.importers.ImportStats``."""
+    row is bad. Re-importing a file adds nothing; blocks the import ledger records as imported are
+    skipped unless ``ledger`` is False (after events were deleted on purpose). Returns
+    ``tracking.importers.ImportStats``."""
     from .importers import import_file
 
-    return import_file(str(path), fmt, strict=strict, progress=progress)
+    return import_file(str(path), fmt, strict=strict, progress=progress, ledger=ledger)
 
 
 # --- Popularity --------------------------------------------------------------------------

@@ -15,12 +15,16 @@ class Command(BaseCommand):
         parser.add_argument("--format", default="auto", choices=FORMATS + ("auto",))
         parser.add_argument("--strict", action="store_true", help="Write nothing and fail if any row is bad.")
         parser.add_argument("--no-progress", action="store_true", help="No progress bar.")
+        parser.add_argument(
+            "--no-ledger", action="store_true",
+            help="Check every row against the events even in blocks the import ledger records as imported.",
+        )
 
     def handle(self, *args, **options):
         try:
             stats = events_import(
                 options["file"], options["format"], strict=options["strict"],
-                progress=not options["no_progress"] and sys.stderr.isatty(),
+                progress=not options["no_progress"] and sys.stderr.isatty(), ledger=not options["no_ledger"],
             )
         except (ImportFormatError, OSError) as exc:
             raise CommandError(str(exc)) from exc
