@@ -342,8 +342,12 @@ def model_activate(mv: ModelVersion, user=None, require_better: bool = False) ->
     from .serving import artifact_path
 
     path = artifact_path(mv)
-    if not path.is_file() or engine.sha256_file(path) != mv.artifact_sha256:
-        raise ActivationRefused(f"{mv.version}: artifact missing or its sha256 does not match")
+    # Load it once here, as every process will: a missing, altered, truncated or incompatible artifact
+    # is refused before the database changes, so the active version keeps serving everywhere.
+    try:
+        engine.artifact_load(mv.kind, path, mv.artifact_sha256)
+    except engine.ArtifactError as exc:
+        raise ActivationRefused(f"{mv.version}: artifact refused: {exc}") from exc
     with transaction.atomic():
         current = ModelVersion.objects.select_for_update().filter(status=ModelVersion.Status.ACTIVE).first()
         mv = ModelVersion.objects.select_for_update().get(pk=mv.pk)

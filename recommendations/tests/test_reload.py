@@ -133,8 +133,16 @@ def test_incompatible_artifact_with_valid_digest_refused(gru_version, sknn_versi
 
     type(sknn_version).objects.filter(pk=sknn_version.pk).update(artifact_sha256=sha256_file(path))
     sknn_version.refresh_from_db()
-    activate(sknn_version)
+    # refused up front: activation loads the artifact before it changes the database
+    with pytest.raises(services.ActivationRefused, match="refused by the engine"):
+        activate(sknn_version)
+    assert type(sknn_version).objects.get(status="active").version == "v-gru"
     assert serving.model_reload().version == "v-gru"
+    # and a process told to serve it anyway (the row flipped behind the service's back) refuses it too
+    type(gru_version).objects.filter(pk=gru_version.pk).update(status="retired")
+    type(sknn_version).objects.filter(pk=sknn_version.pk).update(status="active")
+    serving.active_version_publish("v-sknn")
+    assert serving.model_reload(force=True).version == "v-gru"
     assert "v-sknn" in serving.model_version_refused()
 
 
