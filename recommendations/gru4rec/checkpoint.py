@@ -1,6 +1,6 @@
 """Checkpoint file format: one safetensors file, tensors plus JSON metadata, no pickle.
 
-Layout (``FORMAT_VERSION`` 1): a single ``.safetensors`` file whose tensors are the model's
+Layout (``FORMAT_VERSION`` 2): a single ``.safetensors`` file whose tensors are the model's
 weights (float32) and whose safetensors header metadata holds one key, ``gru4rec``, a JSON
 object with ``format`` ("gru4rec-checkpoint"), ``format_version``, ``params``, ``item_ids``
 (in index order), ``train_range``, ``metrics``, ``shapes`` and ``sha256`` (a digest of every
@@ -16,7 +16,7 @@ from pathlib import Path
 import torch
 
 FORMAT = "gru4rec-checkpoint"
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2  # 2: classic GRU (reset gate before U), one bias per gate (b_hh unused, zero)
 
 
 class CheckpointError(Exception):

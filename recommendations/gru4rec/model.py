@@ -8,7 +8,10 @@ Weights are plain tensors (no autograd; the trainer computes gradients by hand):
 - ``embedding`` [n_items, E] for a separate embedding, or [n_items, 3*H0] for one-hot input
   (the first GRU layer's input weights, one row per item). Absent with the shared embedding.
 - ``gru.{l}.W_ih`` [D, 3H], ``gru.{l}.W_hh`` [H, 3H], ``gru.{l}.b_ih``, ``gru.{l}.b_hh`` [3H] per
-  layer, gates in the order reset, update, candidate (PyTorch's GRU equations, tanh candidate).
+  layer, gates in the order reset, update, candidate. The cell is the classic GRU of Cho et al.
+  2014 as written in the GRU4Rec paper: ``r, z = sigmoid(x W + h U + b)``,
+  ``n = tanh(x W_n + (r * h) U_n + b_n)`` (reset gate applied to h *before* U), ``h' = (1-z) n + z h``,
+  one bias per gate (``b_ih``); ``b_hh`` is kept in the layout but unused (zero).
   ``gru.0.W_ih`` is absent with one-hot input. The dense tensors are views of one flat buffer
   so that the optimiser updates them with a handful of kernels.
 """
@@ -147,9 +150,9 @@ class GRU4Rec:
 
     def _cell(self, layer: int, gi: torch.Tensor, h: torch.Tensor) -> torch.Tensor:
         size = self.params.layers[layer]
-        gh = torch.addmm(self.dense[f"gru.{layer}.b_hh"], h, self.dense[f"gru.{layer}.W_hh"])
-        rz = torch.sigmoid(gi[:, : 2 * size] + gh[:, : 2 * size])
-        n = torch.tanh(torch.addcmul(gi[:, 2 * size :], rz[:, :size], gh[:, 2 * size :]))
+        w_hh = self.dense[f"gru.{layer}.W_hh"]
+        rz = torch.addmm(gi[:, : 2 * size], h, w_hh[:, : 2 * size]).sigmoid_()
+        n = torch.addmm(gi[:, 2 * size :], rz[:, :size] * h, w_hh[:, 2 * size :]).tanh_()
         return torch.lerp(n, h, rz[:, size:])  # (1 - z) * n + z * h
 
     def _gi(self, layer: int, inp: torch.Tensor) -> torch.Tensor:

@@ -38,8 +38,10 @@ class SparseAdagrad:
 
     def __init__(self, weight: torch.Tensor, lr: float, momentum: float):
         self.weight, self.lr, self.momentum = weight, lr, momentum
-        self.acc = torch.zeros_like(weight)
-        self.vel = torch.zeros_like(weight) if momentum else None
+        # acc and vel are two views of one [n, 2, D] state, so one gather/scatter serves both
+        self.state = weight.new_zeros(weight.shape[0], 2 if momentum else 1, weight.shape[1])
+        self.acc = self.state[:, 0]
+        self.vel = self.state[:, 1] if momentum else None
         # On CPU duplicates are merged with torch.unique (cheap there, and the update then runs
         # on unique rows only); on a GPU unique would force a host sync, so a zeroed scratch
         # matrix sums them instead.
@@ -64,6 +66,47 @@ class SparseAdagrad:
             self.weight.index_add_(0, rows, upd)  # rows are unique here
         else:
             self.weight.index_copy_(0, rows, self.weight.index_select(0, rows).add_(upd))
+
+
+    def step_unique(self, rows: torch.Tensor, g: torch.Tensor, w_rows: torch.Tensor | None = None,
+                    bias_touched: torch.Tensor | None = None) -> None:
+        """The update for *unique* ``rows`` whose gradients ``g`` are already summed (``g`` is consumed).
+
+        ``w_rows``: the current weight rows if the caller gathered them already. ``bias_touched``
+        ([U] bool): rows whose last column (the output bias By) was used by the step; the other
+        rows are touched only as shared-embedding inputs, which do not use By, so their bias keeps
+        its accumulator, velocity and value (By is its own parameter in the model)."""
+        cpu = rows.device.type == "cpu"
+        if cpu:  # numpy's row gather/scatter is several times faster than torch's on CPU
+            rows_np = rows.numpy()
+            st = torch.from_numpy(np.take(self.state.numpy(), rows_np, axis=0))
+        else:
+            st = self.state.index_select(0, rows)
+        acc = st[:, 0].addcmul_(g, g)
+        scale = acc.add(ADAGRAD_EPS).rsqrt_()
+        if self.vel is not None:
+            vel = st[:, 1]
+            if bias_touched is not None:
+                old_vel_bias = vel[:, -1].clone()
+            upd = vel.mul_(self.momentum).addcmul_(g, scale, value=-self.lr)
+            if bias_touched is not None:
+                vel[:, -1] = torch.where(bias_touched, vel[:, -1], old_vel_bias)
+        else:
+            upd = g.mul_(scale).mul_(-self.lr)
+        if w_rows is None:
+            w_rows = torch.from_numpy(np.take(self.weight.numpy(), rows.numpy(), axis=0)) if cpu \
+                else self.weight.index_select(0, rows)
+        if bias_touched is not None:
+            old_bias = w_rows[:, -1].clone()
+        w_rows.add_(upd)
+        if bias_touched is not None:
+            w_rows[:, -1] = torch.where(bias_touched, w_rows[:, -1], old_bias)
+        if cpu:  # rows are unique: plain row assignment
+            self.state.numpy()[rows_np] = st.numpy()
+            self.weight.numpy()[rows_np] = w_rows.numpy()
+        else:
+            self.state.index_copy_(0, rows, st)
+            self.weight.index_copy_(0, rows, w_rows)
 
 
 class DenseAdagrad:
@@ -119,6 +162,7 @@ class Trainer:
         self._samples: torch.Tensor | None = None
         self._sample_pos = 0
         self._ones = torch.ones(max(p.batch_size, 1), 1, device=dev)
+        self._out1 = torch.ones(max(p.batch_size, 1), model.hidden_size + 1, device=dev)  # [o | 1]
 
     # ---------------------------------------------------------------- sampling
     def draw_samples(self, n: int) -> torch.Tensor:
@@ -148,75 +192,153 @@ class Trainer:
     # ---------------------------------------------------------------- one step
     def step(self, x: torch.Tensor, y: torch.Tensor, keep: torch.Tensor, hidden: list[torch.Tensor]):
         """One training step; returns (loss tensor, new hidden list). ``keep`` is [B, 1] (0 = reset)."""
-        m, p = self.model, self.params
-        batch = x.shape[0]
-        hsize = m.hidden_size
-        mode = m.input_mode
-        smp = self.next_samples()
+        if self.device.type == "cpu":
+            return self._step_unique(x, y, keep, hidden)
+        return self._step_scratch(x, y, keep, hidden)
 
-        # forward
-        inp = m._layer_input(x)
-        mask_e = None
-        if mode != "onehot":
-            mask_e = self._dropout_mask(inp.shape, p.dropout_p_embed)
-            if mask_e is not None:
-                inp = inp * mask_e
+    def _gru_forward(self, inp, keep, hidden):
+        """Classic GRU (Cho et al. 2014, as written in the GRU4Rec paper), one bias per gate:
+        r, z = sigmoid(x W_rz + h U_rz + b_rz); n = tanh(x W_n + (r * h) U_n + b_n); h' = (1-z) n + z h.
+        Returns (dropped-out output of the last layer, saved tensors, new hidden states)."""
+        m, p = self.model, self.params
         saved, new_hidden = [], []
         for layer, size in enumerate(p.layers):
             h0 = hidden[layer] * keep
             gi = m._gi(layer, inp)
-            gh = torch.addmm(m.dense[f"gru.{layer}.b_hh"], h0, m.dense[f"gru.{layer}.W_hh"])
-            rz = torch.sigmoid(gi[:, : 2 * size] + gh[:, : 2 * size])
-            ghn = gh[:, 2 * size :]
-            n = torch.tanh(torch.addcmul(gi[:, 2 * size :], rz[:, :size], ghn))
+            w_hh = m.dense[f"gru.{layer}.W_hh"]
+            rz = torch.addmm(gi[:, : 2 * size], h0, w_hh[:, : 2 * size]).sigmoid_()
+            rh = rz[:, :size] * h0
+            n = torch.addmm(gi[:, 2 * size :], rh, w_hh[:, 2 * size :]).tanh_()
             h = torch.lerp(n, h0, rz[:, size:])
             new_hidden.append(h)
             mask_h = self._dropout_mask(h.shape, p.dropout_p_hidden)
-            saved.append((inp, h0, rz, n, ghn, mask_h))
+            saved.append((inp, h0, rz, n, rh, mask_h))
             inp = h * mask_h if mask_h is not None else h
-        out1 = torch.cat([inp, self._ones[:batch]], dim=1)  # [o | 1] folds the bias into the matmul
-        sel = torch.cat([y, smp]) if smp is not None else y
-        w_sel = m.output.index_select(0, sel)
-        scores = torch.mm(out1, w_sel.t())
-        log_q = None
-        if p.loss == "cross-entropy" and p.logq:
-            log_q = self.log_pop.index_select(0, y)
-            if smp is not None:
-                log_q = torch.cat([log_q, self.log_sample_q.index_select(0, smp)])
-        loss, d_scores = loss_and_grad(
-            p.loss, scores, log_q=log_q, logq=p.logq, elu_param=p.elu_param, bpreg=p.bpreg
-        )
+        return inp, saved, new_hidden
 
-        # backward
-        g_out = torch.mm(d_scores.t(), out1)  # [C, H+1]: rows of [Wy | By] for targets and samples
-        d_h = torch.mm(d_scores, w_sel[:, :hsize])
+    def _gru_backward(self, d_h, saved):
+        """Gradients of the dense GRU weights into self.grads; returns d(first layer input)."""
+        m, p = self.model, self.params
         d_inp = None
         for layer in range(len(p.layers) - 1, -1, -1):
             size = p.layers[layer]
-            inp_l, h0, rz, n, ghn, mask_h = saved[layer]
+            inp_l, h0, rz, n, rh, mask_h = saved[layer]
             if mask_h is not None:
                 d_h = d_h * mask_h
             z = rz[:, size:]
-            d_n = d_h - d_h * z
+            d_an = (d_h - d_h * z).mul_(1.0 - n * n)  # through (1 - z) and tanh
             d_z = d_h * (h0 - n)
-            d_an = d_n * (1.0 - n * n)
-            d_rz = torch.cat([d_an * ghn, d_z], dim=1).mul_(rz * (1.0 - rz))
-            d_gi = torch.cat([d_rz, d_an], dim=1)
-            d_gh = torch.cat([d_rz, d_an * rz[:, :size]], dim=1)
-            torch.mm(h0.t(), d_gh, out=self.grads[f"gru.{layer}.W_hh"])
-            torch.sum(d_gh, 0, out=self.grads[f"gru.{layer}.b_hh"])
+            w_hh = m.dense[f"gru.{layer}.W_hh"]
+            d_r = torch.mm(d_an, w_hh[:, 2 * size :].t()).mul_(h0)
+            d_gi = torch.cat([d_r, d_z, d_an], dim=1)
+            d_gi[:, : 2 * size].mul_(rz * (1.0 - rz))
+            g_hh = self.grads[f"gru.{layer}.W_hh"]
+            g_hh[:, : 2 * size] = torch.mm(h0.t(), d_gi[:, : 2 * size])
+            g_hh[:, 2 * size :] = torch.mm(rh.t(), d_an)
             torch.sum(d_gi, 0, out=self.grads[f"gru.{layer}.b_ih"])
-            if layer == 0 and mode == "onehot":
+            if layer == 0 and m.input_mode == "onehot":
                 d_inp = d_gi
             else:
                 w_ih = f"gru.{layer}.W_ih"
                 torch.mm(inp_l.t(), d_gi, out=self.grads[w_ih])
                 d_inp = torch.mm(d_gi, m.dense[w_ih].t())
                 d_h = d_inp
+        return d_inp
+
+    def _log_q(self, y, smp):
+        p = self.params
+        if p.loss != "cross-entropy" or not p.logq:
+            return None
+        log_q = self.log_pop.index_select(0, y)
+        if smp is not None:
+            log_q = torch.cat([log_q, self.log_sample_q.index_select(0, smp)])
+        return log_q
+
+    def _input(self, x, inp):
+        """First-layer input with embedding dropout; returns (input, mask or None)."""
+        mask_e = None
+        if self.model.input_mode != "onehot":
+            mask_e = self._dropout_mask(inp.shape, self.params.dropout_p_embed)
+            if mask_e is not None:
+                inp = inp * mask_e
+        return inp, mask_e
+
+    def _step_unique(self, x, y, keep, hidden):
+        """CPU step on the *unique* rows of [targets ; samples ; inputs]: one gather of [Wy | By]
+        rows, GEMMs over unique columns only. The score-gradient columns of a repeated item are
+        summed (index_add) before the GEMM, so every occurrence's gradient reaches its row, and the
+        Adagrad state of each row is updated exactly once per step."""
+        m, p = self.model, self.params
+        batch = x.shape[0]
+        hsize = m.hidden_size
+        mode = m.input_mode
+        smp = self.next_samples()
+        sel = torch.cat([y, smp]) if smp is not None else y
+        n_sel = sel.shape[0]
+        idx = torch.cat([sel, x]) if mode == "shared" else sel
+        rows, inverse = torch.unique(idx, return_inverse=True)
+        w_rows = torch.from_numpy(np.take(m.output.numpy(), rows.numpy(), axis=0))  # [U, H+1]
+        inv_sel = inverse[:n_sel]
+
+        # forward
+        if mode == "shared":
+            inv_x = inverse[n_sel:]
+            inp = w_rows.index_select(0, inv_x)[:, :hsize]
+        else:
+            inp = m._layer_input(x)
+        inp, mask_e = self._input(x, inp)
+        out, saved, new_hidden = self._gru_forward(inp, keep, hidden)
+        out1 = self._out1[:batch]
+        out1[:, :hsize] = out  # [o | 1] folds the bias into the GEMM
+        scores_u = torch.mm(out1, w_rows.t())  # [B, U]
+        scores = scores_u.index_select(1, inv_sel)  # [B, C]: columns [targets ; samples]
+        loss, d_scores = loss_and_grad(
+            p.loss, scores, log_q=self._log_q(y, smp), logq=p.logq, elu_param=p.elu_param, bpreg=p.bpreg
+        )
+
+        # backward
+        u = rows.shape[0]
+        d_u = scores_u.new_zeros(u, batch).index_add_(0, inv_sel, d_scores.t().contiguous())  # [U, B]
+        g_rows = torch.mm(d_u, out1)  # [U, H+1], repeated items already summed
+        d_h = torch.mm(d_u.t(), w_rows[:, :hsize])
+        d_inp = self._gru_backward(d_h, saved)
         if mask_e is not None:
             d_inp = d_inp * mask_e
 
         # updates
+        self.dense_opt.step()
+        if mode == "shared":
+            g_rows[:, :hsize].index_add_(0, inv_x, d_inp)  # the input rows are Wy rows too
+            bias_touched = None
+            if self.out_opt.vel is not None and x.shape[0]:
+                bias_touched = torch.zeros(u, dtype=torch.bool, device=rows.device).index_fill_(0, inv_sel, True)
+            self.out_opt.step_unique(rows, g_rows, w_rows, bias_touched)
+        else:
+            self.out_opt.step_unique(rows, g_rows, w_rows)
+            self.emb_opt.step(x, d_inp)
+        return loss, new_hidden
+
+    def _step_scratch(self, x: torch.Tensor, y: torch.Tensor, keep: torch.Tensor, hidden: list[torch.Tensor]):
+        """The same step without data-dependent shapes (no host sync on a GPU)."""
+        m, p = self.model, self.params
+        batch = x.shape[0]
+        hsize = m.hidden_size
+        mode = m.input_mode
+        smp = self.next_samples()
+        inp, mask_e = self._input(x, m._layer_input(x))
+        out, saved, new_hidden = self._gru_forward(inp, keep, hidden)
+        out1 = torch.cat([out, self._ones[:batch]], dim=1)
+        sel = torch.cat([y, smp]) if smp is not None else y
+        w_sel = m.output.index_select(0, sel)
+        scores = torch.mm(out1, w_sel.t())
+        loss, d_scores = loss_and_grad(
+            p.loss, scores, log_q=self._log_q(y, smp), logq=p.logq, elu_param=p.elu_param, bpreg=p.bpreg
+        )
+        g_out = torch.mm(d_scores.t(), out1)  # [C, H+1]: rows of [Wy | By] for targets and samples
+        d_h = torch.mm(d_scores, w_sel[:, :hsize])
+        d_inp = self._gru_backward(d_h, saved)
+        if mask_e is not None:
+            d_inp = d_inp * mask_e
         self.dense_opt.step()
         if mode == "shared":
             d_rows = torch.cat([d_inp, torch.zeros_like(self._ones[:batch])], dim=1)

@@ -89,7 +89,7 @@ def test_checkpoint_round_trip_identical_scores(model, tmp_path):
     # the file is safetensors: tensors + JSON header, nothing pickled
     raw = path.read_bytes()
     header = json.loads(raw[8 : 8 + struct.unpack("<Q", raw[:8])[0]])
-    assert json.loads(header["__metadata__"]["gru4rec"])["format_version"] == 1
+    assert json.loads(header["__metadata__"]["gru4rec"])["format_version"] == 2
 
 
 def test_truncated_corrupt_and_foreign_files_are_refused(model, tmp_path):
@@ -132,9 +132,9 @@ def test_mismatched_version_and_shapes_are_refused(model, tmp_path):
 
     path = tmp_path / "m.safetensors"
     model.save(path)
-    _rewrite(path, tmp_path / "v2.safetensors", edit_meta=lambda m: m.update(format_version=2))
+    _rewrite(path, tmp_path / "v1.safetensors", edit_meta=lambda m: m.update(format_version=1))
     with pytest.raises(CheckpointError, match="version"):
-        GRU4Rec.load(tmp_path / "v2.safetensors")
+        GRU4Rec.load(tmp_path / "v1.safetensors")
 
     def more_layers(meta):
         meta["params"]["layers"] = [8, 7]

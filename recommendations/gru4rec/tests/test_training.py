@@ -12,22 +12,24 @@ from recommendations.gru4rec.trainer import ADAGRAD_EPS, Trainer, TrainingDiverg
 from .conftest import events, rule_sessions
 
 
-def test_gru_cell_is_the_standard_gru():
+def test_gru_cell_is_the_classic_gru():
+    """The GRU4Rec paper's GRU: reset gate applied to h before U (candidate tanh(W x + U (r * h) + b)),
+    one bias per gate (b_ih; b_hh is unused and stays zero)."""
     p = parse_params("layers=6,constrained_embedding=True")
     m = GRU4Rec(p, list("abcdefgh"), seed=1)
-    cell = torch.nn.GRUCell(6, 6)
     with torch.no_grad():
-        cell.weight_ih.copy_(m.dense["gru.0.W_ih"].t())
-        cell.weight_hh.copy_(m.dense["gru.0.W_hh"].t())
-        cell.bias_ih.copy_(torch.randn(18))
-        cell.bias_hh.copy_(torch.randn(18))
-        m.dense["gru.0.b_ih"].copy_(cell.bias_ih)
-        m.dense["gru.0.b_hh"].copy_(cell.bias_hh)
+        m.dense["gru.0.b_ih"].copy_(torch.randn(18))
         x = torch.tensor([0, 3, 5])
         h = torch.randn(3, 6)
         ours = m.step(x, [h])[0]
-        ref = cell(m.output[x, :6], h)
-    assert torch.allclose(ours, ref, atol=1e-6)
+        e = m.output[x, :6].double()
+        W, U, b = (m.dense[k].double() for k in ("gru.0.W_ih", "gru.0.W_hh", "gru.0.b_ih"))
+        hd = h.double()
+        r = torch.sigmoid(e @ W[:, :6] + hd @ U[:, :6] + b[:6])
+        z = torch.sigmoid(e @ W[:, 6:12] + hd @ U[:, 6:12] + b[6:12])
+        n = torch.tanh(e @ W[:, 12:] + (r * hd) @ U[:, 12:] + b[12:])
+        ref = (1 - z) * n + z * hd
+    assert torch.allclose(ours.double(), ref, atol=1e-5)
 
 
 def _autograd_reference(m: GRU4Rec, p, x, y, keep, hidden, samples, log_q):
@@ -44,10 +46,10 @@ def _autograd_reference(m: GRU4Rec, p, x, y, keep, hidden, samples, log_q):
             gi = inp + W["gru.0.b_ih"]
         else:
             gi = inp @ W[f"gru.{layer}.W_ih"] + W[f"gru.{layer}.b_ih"]
-        gh = h0 @ W[f"gru.{layer}.W_hh"] + W[f"gru.{layer}.b_hh"]
-        r = torch.sigmoid(gi[:, :size] + gh[:, :size])
-        z = torch.sigmoid(gi[:, size:2 * size] + gh[:, size:2 * size])
-        n = torch.tanh(gi[:, 2 * size:] + r * gh[:, 2 * size:])
+        U = W[f"gru.{layer}.W_hh"]
+        r = torch.sigmoid(gi[:, :size] + h0 @ U[:, :size])
+        z = torch.sigmoid(gi[:, size:2 * size] + h0 @ U[:, size:2 * size])
+        n = torch.tanh(gi[:, 2 * size:] + (r * h0) @ U[:, 2 * size:])
         inp = (1 - z) * n + z * h0
     sel = torch.cat([y, samples])
     scores = inp @ W["output"][sel, :hsize].t() + W["output"][sel, hsize]
@@ -162,3 +164,37 @@ def test_learns_a_fixed_next_item_rule(spec):
     assert res["recall@1"] >= 0.95, res
     rec = model.recommend(["c"], k=1)
     assert rec.item_ids == ["d"]
+
+
+def test_repeated_rows_summed_once_per_step_and_input_only_bias_untouched():
+    """Targets repeated, samples repeated and equal to targets, inputs that are also output rows:
+    every occurrence's gradient reaches the row (summed before Adagrad), the accumulator and the
+    momentum are updated once per row, and a row used only as an input leaves its bias By alone."""
+    p = parse_params("loss=bpr-max,layers=4,elu_param=0.5,bpreg=1.0,constrained_embedding=True,batch_size=4,"
+                     "n_sample=5,learning_rate=0.1,momentum=0.5,dropout_p_embed=0,dropout_p_hidden=0")
+    m = GRU4Rec(p, [str(i) for i in range(12)], seed=2)
+    tr = Trainer(m, np.arange(1, 13, dtype=np.float64), seed=0)
+    steps = [  # (x, y, samples)
+        (torch.tensor([1, 1, 3, 4]), torch.tensor([4, 2, 4, 5]), torch.tensor([9, 9, 4, 2, 4])),
+        (torch.tensor([9, 2, 9, 6]), torch.tensor([3, 3, 7, 5]), torch.tensor([5, 7, 7, 3, 8])),
+    ]
+    keep = torch.ones(4, 1)
+    hidden = [torch.zeros(4, 4)]
+    acc = torch.zeros(12, 5, dtype=torch.float64)
+    vel = torch.zeros(12, 5, dtype=torch.float64)
+    w = m.output.double().clone()
+    for x, y, smp in steps:
+        tr.next_samples = lambda smp=smp: smp
+        g = _autograd_reference(m, p, x, y, keep, hidden, smp, None)["output"]
+        touched = sorted(set(torch.cat([x, y, smp]).tolist()))
+        out_rows = set(torch.cat([y, smp]).tolist())
+        for r in touched:
+            cols = slice(None) if r in out_rows else slice(0, 4)  # an input-only row: Wy part only
+            acc[r, cols] += g[r, cols] ** 2
+            vel[r, cols] = 0.5 * vel[r, cols] - 0.1 * g[r, cols] / torch.sqrt(acc[r, cols] + ADAGRAD_EPS)
+            w[r, cols] += vel[r, cols]
+        _, hidden = tr.step(x, y, keep, hidden)
+        assert torch.allclose(m.output.double(), w, atol=1e-5)
+    assert torch.allclose(tr.out_opt.acc.double(), acc, atol=1e-6)
+    assert torch.allclose(tr.out_opt.vel.double(), vel, atol=1e-5)
+    assert 9 not in set(torch.cat([steps[1][1], steps[1][2]]).tolist()) and vel[9, 4] != 0  # the case is exercised
