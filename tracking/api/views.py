@@ -63,12 +63,11 @@ class EventBatchView(APIView):
         if own.get("uuid") == str(data["session"]):
             # The browser's own visit: client-side activity keeps it alive like page views do.
             visit = services.visit_for_request(request)
-            if str(visit.uuid) != str(data["session"]):
-                visit = services.visit_for_api(data["session"], user=user)
-        else:
-            visit = services.visit_for_api(data["session"], user=user)
-        count = services.events_record_batch(visit, data["events"], user=user)
-        return Response({"session": str(visit.uuid), "count": count}, status=status.HTTP_201_CREATED)
+            if str(visit.uuid) == str(data["session"]):
+                count = services.events_record_batch(visit, data["events"], user=user)
+                return Response({"session": str(visit.uuid), "count": count}, status=status.HTTP_201_CREATED)
+        count = services.events_record_for_api(data["session"], data["events"], user=user)
+        return Response({"session": str(data["session"]), "count": count}, status=status.HTTP_201_CREATED)
 
 
 class SessionHistoryView(APIView):

@@ -196,3 +196,18 @@ def test_context_processor_gives_the_visit(make_request):
     assert context["tracking_events_url"] == "/api/events/"
     assert context["tracking_visit_id"] == str(Visit.objects.get().uuid)
     assert visit(request)["tracking_visit_id"] == context["tracking_visit_id"]
+
+
+def test_batches_continue_history_and_keep_the_visit(client, products):
+    visit = Visit.objects.create(uuid=SESSION, source="api", is_staff=True)
+    before = visit.last_seen
+    for n in range(2):
+        response = _post(client, {"session": SESSION, "events": [
+            _event(products[0]), {"type": "impression", "product": products[1].pk}, _event(products[2])]})
+        assert response.status_code == 201 and response.json() == {"session": SESSION, "count": 3}
+    assert Visit.objects.count() == 1
+    visit.refresh_from_db()
+    assert visit.last_seen > before and visit.source == "api"
+    rows = list(Event.objects.order_by("id").values_list("event_type", "history_length", "is_staff", "visit_id"))
+    assert rows == [("view", 0, True, visit.pk), ("impression", 1, True, visit.pk), ("view", 1, True, visit.pk),
+                    ("view", 2, True, visit.pk), ("impression", 3, True, visit.pk), ("view", 3, True, visit.pk)]
