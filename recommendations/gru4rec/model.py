@@ -239,9 +239,12 @@ class GRU4Rec:
         if not idx:
             return Recommendation(item_ids=[], scores=[], used=used, skipped=skipped, strategy="none")
         with torch.inference_mode():
-            scores = self.score_sessions([idx])[0]
+            if self.device.type == "cpu":
+                scores = self._scores_one_cpu(idx)
+            else:
+                scores = self.score_sessions([idx])[0]
             if exclude_seen:
-                scores.index_fill_(0, torch.tensor(idx, device=scores.device), -torch.inf)
+                scores[idx] = -torch.inf
             k = min(int(k), self.n_items - (len(set(idx)) if exclude_seen else 0))
             top = torch.topk(scores, max(k, 0))
             values = top.values.tolist()
@@ -250,6 +253,56 @@ class GRU4Rec:
             item_ids=[self.item_ids[j] for j in positions], scores=values, used=used, skipped=skipped,
             strategy="model",
         )
+
+    def _hidden_one_cpu(self, idx: list[int]) -> np.ndarray:
+        """Last layer's state after one session (item indices), in numpy: for one short session
+        numpy's per-call cost (~1 us) beats torch's (~5-10 us) over the ~10 small ops per event.
+        The weights are read through zero-copy numpy views, so they always match the tensors."""
+        p = self.params
+        rows = np.asarray(idx, dtype=np.int64)
+        if self.input_mode == "shared":
+            inp = self.output.numpy()[rows, : self.hidden_size]
+        else:
+            inp = self.embedding.numpy()[rows]
+        for layer, size in enumerate(p.layers):
+            if layer == 0 and self.input_mode == "onehot":
+                gi = inp + self.dense["gru.0.b_ih"].numpy()
+            else:
+                gi = inp @ self.dense[f"gru.{layer}.W_ih"].numpy() + self.dense[f"gru.{layer}.b_ih"].numpy()
+            u = self.dense[f"gru.{layer}.W_hh"].numpy()
+            u_rz, u_n = u[:, : 2 * size], u[:, 2 * size :]
+            h = np.zeros(size, dtype=np.float32)
+            outs = np.empty((len(rows), size), dtype=np.float32)
+            for t in range(len(rows)):
+                rz = gi[t, : 2 * size] + h @ u_rz
+                np.negative(rz, out=rz)
+                np.exp(rz, out=rz)
+                rz += 1.0
+                np.reciprocal(rz, out=rz)  # sigmoid
+                n = np.tanh(gi[t, 2 * size :] + (rz[:size] * h) @ u_n)
+                h = n + rz[size:] * (h - n)  # (1 - z) n + z h
+                outs[t] = h
+            inp = outs
+        return h
+
+    def _scores_one_cpu(self, idx: list[int]) -> torch.Tensor:
+        """Whole-catalogue scores for one session on CPU: one matrix-vector product over [Wy | By]."""
+        q = np.empty((1, self.hidden_size + 1), dtype=np.float32)
+        q[0, :-1] = self._hidden_one_cpu(idx)
+        q[0, -1] = 1.0
+        return torch.mm(torch.from_numpy(q), self._output_t())[0]
+
+    def _output_t(self) -> torch.Tensor:
+        """``[Wy | By]^T`` as a contiguous [H+1, n_items] copy, cached for serving: a vector times
+        this layout streams the catalogue with wide vector ops (about 2.5x faster on CPU than a
+        row-wise mat-vec over ``output``). Rebuilt when ``output`` is replaced or changed in place
+        (its version counter; the trainer, which writes through numpy, drops the cache itself)."""
+        key = (id(self.output), self.output._version)
+        cache = getattr(self, "_serve_cache", None)
+        if cache is None or cache[0] != key:
+            cache = (key, self.output.t().contiguous())
+            self._serve_cache = cache
+        return cache[1]
 
     def output_vectors(self) -> tuple[np.ndarray, np.ndarray]:
         """(Wy [n_items, H], By [n_items]) as float32 numpy; ANN over ``[Wy | By]`` with query ``[h | 1]``."""

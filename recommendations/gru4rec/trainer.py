@@ -269,6 +269,7 @@ class Trainer:
         summed (index_add) before the GEMM, so every occurrence's gradient reaches its row, and the
         Adagrad state of each row is updated exactly once per step."""
         m, p = self.model, self.params
+        m._serve_cache = None  # the weights change below (partly through numpy views)
         batch = x.shape[0]
         hsize = m.hidden_size
         mode = m.input_mode

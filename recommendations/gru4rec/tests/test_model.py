@@ -165,3 +165,35 @@ def test_other_input_modes_round_trip(spec, tmp_path):
     loaded = GRU4Rec.load(tmp_path / "m.safetensors")
     assert torch.equal(loaded.score_sessions([[0, 1]]), m.score_sessions([[0, 1]]))
     assert loaded.item_embeddings().shape[0] == m.n_items
+
+
+@pytest.mark.parametrize("spec", ["layers=6", "layers=5/4,constrained_embedding=False,embedding=3",
+                                  "layers=4,constrained_embedding=False,embedding=0"])
+def test_single_session_fast_path_matches_batched_scores(spec):
+    from recommendations.gru4rec.params import parse_params
+
+    m = GRU4Rec(parse_params(spec), [f"i{j}" for j in range(30)], seed=4)
+    with torch.no_grad():
+        for t in m.dense.values():
+            t.add_(torch.randn(t.shape, generator=torch.Generator().manual_seed(1)) * 0.3)
+    idx = [3, 7, 3, 12, 0]
+    assert torch.allclose(m._scores_one_cpu(idx), m.score_sessions([idx])[0], atol=1e-5)
+    rec = m.recommend([f"i{j}" for j in idx], k=5)
+    expected = m.score_sessions([idx])[0].clone()
+    expected[idx] = -torch.inf
+    assert rec.item_ids == [f"i{j}" for j in torch.topk(expected, 5).indices.tolist()]
+
+
+def test_serving_cache_follows_weight_changes():
+    from recommendations.gru4rec.params import parse_params
+    from recommendations.gru4rec.trainer import Trainer
+
+    m = GRU4Rec(parse_params("layers=4,n_sample=3,batch_size=2"), [f"i{j}" for j in range(10)], seed=0)
+    before = m._scores_one_cpu([1, 2]).clone()
+    with torch.no_grad():
+        m.output[:, -1] += 1.0  # in place
+    assert torch.allclose(m._scores_one_cpu([1, 2]), before + 1.0, atol=1e-5)
+    tr = Trainer(m, np.ones(10), seed=0)  # the trainer writes rows through numpy views
+    with torch.no_grad():
+        tr.step(torch.tensor([1, 2]), torch.tensor([3, 4]), torch.ones(2, 1), m.zero_hidden(2))
+    assert torch.allclose(m._scores_one_cpu([1, 2]), m.score_sessions([[1, 2]])[0], atol=1e-5)
