@@ -24,14 +24,20 @@ class Visit(models.Model):
     uuid = models.UUIDField(unique=True, default=uuid.uuid4, editable=False)
     started = models.DateTimeField(default=timezone.now)
     last_seen = models.DateTimeField(default=timezone.now)
+    # Indexed only where set (partial index below): imported and anonymous visits, nearly all of
+    # them, then cost no index entry (a bulk import writes tens of thousands of visits a block).
     user = models.ForeignKey(
-        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="visits"
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="visits",
+        db_index=False,
     )
     is_staff = models.BooleanField(default=False)
     source = models.CharField(max_length=8, choices=Source.choices, default=Source.WEB)
 
     class Meta:
-        indexes = [models.Index(fields=["started"], name="visit_started")]
+        indexes = [
+            models.Index(fields=["started"], name="visit_started"),
+            models.Index(fields=["user"], name="visit_user", condition=models.Q(user__isnull=False)),
+        ]
 
     def __str__(self):
         return str(self.uuid)
