@@ -183,6 +183,9 @@ def _parse_row(row: dict, mapping: dict[str, str], header_len: int) -> dict:
     if missing:
         raise ValueError(f"missing column(s) {', '.join(missing)} (short row)")
     values = {target: (row[column] or "").strip() for target, column in mapping.items()}
+    nul = [mapping[target] for target, value in values.items() if "\x00" in value]
+    if nul:  # PostgreSQL text cannot store NUL: report the row instead of failing the batch
+        raise ValueError(f"NUL character in {', '.join(nul)}")
     if not values["id"]:
         raise ValueError(f"empty {mapping['id']}")
     if len(values["id"]) > 64:
