@@ -270,7 +270,8 @@ class GRU4Rec:
             else:
                 gi = inp @ self.dense[f"gru.{layer}.W_ih"].numpy() + self.dense[f"gru.{layer}.b_ih"].numpy()
             u = self.dense[f"gru.{layer}.W_hh"].numpy()
-            u_rz, u_n = u[:, : 2 * size], u[:, 2 * size :]
+            # contiguous copies (tens of KB): numpy's mat-vec on a column slice bypasses BLAS
+            u_rz, u_n = np.ascontiguousarray(u[:, : 2 * size]), np.ascontiguousarray(u[:, 2 * size :])
             h = np.zeros(size, dtype=np.float32)
             outs = np.empty((len(rows), size), dtype=np.float32)
             for t in range(len(rows)):
