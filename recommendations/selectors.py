@@ -115,22 +115,20 @@ _popular_memo: dict[int | None, tuple[float, list[int]]] = {}
 
 
 def _popular_pool(category_id: int | None) -> list[int]:
+    """The category's precomputed popular pool (built for every category at once from tracking's
+    popularity and shared through the cache: ``clusters.services.popular_pools_build``), memoised
+    in the process for POPULAR_TTL seconds so that the fallback costs no query."""
     now = time.monotonic()
     hit = _popular_memo.get(category_id)
     if hit is not None and now - hit[0] < POPULAR_TTL:
         return hit[1]
     pool: list[int] = []
     try:
-        from tracking.selectors import popular_products
+        from recommendations.clusters.services import popular_pool
 
-        for entry in popular_products(POPULAR_POOL, category=category_id) or ():
-            pk = _as_pk(entry)
-            if pk is not None and pk not in pool:
-                pool.append(pk)
-    except ImportError:
-        pass
+        pool = popular_pool(category_id, POPULAR_POOL)
     except Exception:
-        logger.exception("tracking popularity unavailable; using the catalogue order")
+        logger.exception("popular pools unavailable; using the catalogue order")
     if len(_popular_memo) > 1000:
         _popular_memo.clear()
     _popular_memo[category_id] = (now, pool)

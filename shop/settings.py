@@ -151,6 +151,10 @@ CELERY_BEAT_SCHEDULE = {
         "task": "tracking.tasks.popularity_refresh",
         "schedule": timedelta(minutes=env.int("POPULARITY_REFRESH_MINUTES", default=5)),
     },
+    "popular-pools-refresh": {
+        "task": "recommendations.tasks.popular_pools_refresh",
+        "schedule": timedelta(minutes=env.int("POPULARITY_REFRESH_MINUTES", default=5)),
+    },
     "nightly-retrain": {
         "task": "recommendations.tasks.model_train_scheduled",
         "schedule": crontab(hour=env.int("RETRAIN_HOUR_UTC", default=3), minute=0),

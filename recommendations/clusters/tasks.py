@@ -16,3 +16,12 @@ def clusters_build(model_version_id: int, k: int | None = None, missing_only: bo
         "clusters": report.clustering.k if report.clustering else 0,
         "index": report.index.index_type if report.index else None,
     }
+
+
+@shared_task(name="recommendations.tasks.popular_pools_refresh")
+def popular_pools_refresh() -> dict:
+    """Precompute the popular products of every category for the cold paths (beat, after popularity)."""
+    from .services import popular_pools_build
+
+    pools = popular_pools_build()
+    return {"categories": len(pools)}
