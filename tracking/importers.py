@@ -497,30 +497,9 @@ class _Writer:
             )
             raw.execute("TRUNCATE _import_visit")
             raw.copy_expert("COPY _import_visit FROM STDIN WITH (FORMAT binary)", _binary_copy(rows))
-            # Known visits whose time span grows are updated (a re-import updates nothing); new ones
-            # are a plain INSERT of the anti-join, in uuid order (sequential inserts into the uuid
-            # index; a speculative ON CONFLICT insertion costs about half as much again). One
-            # statement, whose snapshot of tracking_visit gives the ids of the unchanged visits.
-            # Should a concurrent transaction insert one of these uuids meanwhile (another import
-            # of the same sessions), the unique index refuses it and the upsert below is used.
-            try:
-                with transaction.atomic():  # a savepoint
-                    raw.execute(
-                        "WITH grown AS (UPDATE tracking_visit v SET started = LEAST(v.started, s.started), "
-                        "last_seen = GREATEST(v.last_seen, s.last_seen) FROM _import_visit s "
-                        "WHERE v.uuid = s.uuid AND (s.started < v.started OR s.last_seen > v.last_seen)), "
-                        "new AS (INSERT INTO tracking_visit (uuid, started, last_seen, user_id, is_staff, source) "
-                        "SELECT uuid, started, last_seen, NULL, false, 'import' FROM _import_visit s "
-                        "WHERE NOT EXISTS (SELECT 1 FROM tracking_visit v WHERE v.uuid = s.uuid) ORDER BY uuid "
-                        "RETURNING id, uuid) "
-                        "SELECT COALESCE(new.id, v.id), new.id IS NOT NULL FROM _import_visit s "
-                        "LEFT JOIN new ON new.uuid = s.uuid LEFT JOIN tracking_visit v ON v.uuid = s.uuid ORDER BY s.ord"
-                    )
-                    result = raw.fetchall()
-            except (IntegrityError, psycopg2.IntegrityError):
-                result = None
-        if result is None:
-            result = self._visits_upsert()
+        # Measured: a plain INSERT of the anti-join in uuid order instead of this upsert was no
+        # faster here (1M rows: 5.9 s of visits either way), so the simpler statement stays.
+        result = self._visits_upsert()
         ids = np.fromiter((r[0] for r in result), dtype=np.int64, count=n)
         created = np.fromiter((r[1] for r in result), dtype=bool, count=n)
         stats.visits_created += int(created.sum())
@@ -530,8 +509,9 @@ class _Writer:
     def _visits_upsert(self) -> list:
         with connection.cursor() as cursor:
             raw = cursor.cursor
-            # The upsert's RETURNING gives new and grown visits (xmax = 0: inserted), the
-            # statement's snapshot of tracking_visit the unchanged ones.
+            # Only visits whose time span grows are rewritten, so a re-import updates nothing. One
+            # statement: the upsert's RETURNING gives new and grown visits (xmax = 0: inserted
+            # here), the statement's snapshot of tracking_visit the unchanged ones.
             raw.execute(
                 "WITH up AS (INSERT INTO tracking_visit (uuid, started, last_seen, user_id, is_staff, source) "
                 "SELECT uuid, started, last_seen, NULL, false, 'import' FROM _import_visit "
