@@ -30,6 +30,14 @@ def model_train_scheduled() -> dict:
     return {"run": run.pk, "status": run.status, "error": run.error}
 
 
+@shared_task(name="recommendations.tasks.training_runs_reap")
+def training_runs_reap() -> int:
+    """Every minute (beat): a run left ``running`` by a killed worker is marked failed with the reason."""
+    from .training import training_runs_reap as reap
+
+    return reap()
+
+
 @worker_process_init.connect
 def _worker_model_threads(**kwargs):
     # Each worker process serves the active model too (tasks may recommend); cap its torch threads.

@@ -122,6 +122,17 @@ def stale_runs_fail(exclude_pk: int | None = None, lock_held: bool = True) -> in
     return n
 
 
+def training_runs_reap() -> int:
+    """Beat job: mark runs whose worker died as failed without waiting for the next run. When the
+    lock is free nobody is training, so every ``running`` row is dead; when it is taken, only rows
+    without a recent heartbeat are."""
+    try:
+        with training_lock():
+            return stale_runs_fail(lock_held=True)
+    except TrainingBusy:
+        return stale_runs_fail(lock_held=False)
+
+
 def events_for_run(run: TrainingRun, workdir: Path) -> tuple[pd.DataFrame, pd.DataFrame, dict]:
     """(train, test, split stats) from the run's event file or the shop's own tracked sessions."""
     if run.data_path:

@@ -155,6 +155,10 @@ CELERY_BEAT_SCHEDULE = {
         "task": "recommendations.tasks.popular_pools_refresh",
         "schedule": timedelta(minutes=env.int("POPULARITY_REFRESH_MINUTES", default=5)),
     },
+    "training-runs-reap": {
+        "task": "recommendations.tasks.training_runs_reap",
+        "schedule": timedelta(minutes=1),
+    },
     "nightly-retrain": {
         "task": "recommendations.tasks.model_train_scheduled",
         "schedule": crontab(hour=env.int("RETRAIN_HOUR_UTC", default=3), minute=0),

@@ -275,7 +275,8 @@ def phase_worker_killed(report: dict) -> None:
     os.killpg(pid, signal.SIGKILL)
     time.sleep(1)
     sh("bash scripts/serve.sh start", check=False)  # restarts only what is not running: the worker
-    deadline = time.time() + 60
+    # Beat runs recommendations.tasks.training_runs_reap every minute: no new run is needed for this.
+    deadline = time.time() + 90
     while time.time() < deadline:
         state = django_eval(f"from recommendations.models import TrainingRun\nr = TrainingRun.objects.get(pk={run_id})\n"
                             "out = {'status': r.status, 'error': r.error}")

@@ -151,3 +151,26 @@ def test_training_from_the_shops_own_tracked_events(catalogue, sessions, tmp_pat
     assert run.result["data"]["train"]["events"] > 0 and run.result["data"]["test"]["events"] > 0
     assert run.result["activated"] is True
     assert serving.active_version() == run.result["best"]
+
+
+@pytest.mark.django_db(transaction=True)
+def test_reaper_fails_runs_whose_worker_died_without_waiting_for_a_new_run():
+    from django.utils import timezone
+
+    from recommendations.models import TrainingRun
+    from recommendations.tasks import training_runs_reap
+    from recommendations.training import training_lock
+
+    dead = TrainingRun.objects.create(status=TrainingRun.Status.RUNNING, stage="train gru4rec",
+                                      heartbeat_at=timezone.now())
+    queued = TrainingRun.objects.create(status=TrainingRun.Status.QUEUED)
+    with training_lock():  # someone is training: a fresh heartbeat means alive
+        assert training_runs_reap() == 0
+    dead.refresh_from_db()
+    assert dead.status == TrainingRun.Status.RUNNING
+    assert training_runs_reap() == 1  # the lock is free: nobody is training, the row is dead
+    dead.refresh_from_db()
+    queued.refresh_from_db()
+    assert dead.status == TrainingRun.Status.FAILED
+    assert "worker lost" in dead.error and "train gru4rec" in dead.error
+    assert queued.status == TrainingRun.Status.QUEUED
