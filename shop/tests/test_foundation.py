@@ -15,7 +15,7 @@ from django.db import connection
 ROOT = Path(__file__).resolve().parents[2]
 PY = sys.executable
 SERVICE_VARS = ("DATABASE_URL", "REDIS_URL", "CELERY_BROKER_URL", "CELERY_RESULT_BACKEND", "DJANGO_DEBUG",
-                "SECRET_KEY", "ALLOWED_HOSTS", "CELERY_TASK_ALWAYS_EAGER")
+                "SECRET_KEY", "ALLOWED_HOSTS", "CELERY_TASK_ALWAYS_EAGER", "DJANGO_ALLOW_ASYNC_UNSAFE")
 
 
 def clean_env(tmp_path, **extra):

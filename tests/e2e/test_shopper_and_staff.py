@@ -13,9 +13,6 @@ from pathlib import Path
 import pytest
 from django.contrib.auth.models import User
 
-# Playwright's sync API keeps an event loop running in this thread; the ORM calls of the test itself
-# are ordinary blocking calls, which Django allows with this flag (the documented way for such tests).
-os.environ.setdefault("DJANGO_ALLOW_ASYNC_UNSAFE", "true")
 
 pytestmark = [pytest.mark.e2e, pytest.mark.django_db(transaction=True)]
 
@@ -26,6 +23,13 @@ SMALL_PARAMS = "loss=cross-entropy,layers=32,batch_size=32,n_sample=64,learning_
 
 if not Path(CHROMIUM).exists():  # make test installs Debian's chromium; a bare checkout may lack it
     pytest.skip(f"no chromium at {CHROMIUM} (apt-get install chromium)", allow_module_level=True)
+
+
+@pytest.fixture(autouse=True)
+def _orm_beside_playwright(monkeypatch):
+    # Playwright's sync API keeps an event loop running in this thread; the ORM calls of the test
+    # itself are ordinary blocking calls, which Django allows with this flag (for these tests only).
+    monkeypatch.setenv("DJANGO_ALLOW_ASYNC_UNSAFE", "true")
 
 
 def poll(fn, timeout=10.0, interval=0.2):
