@@ -7,13 +7,8 @@ from .models import Category, Product
 from .pagination import CachedCountPaginator
 
 
-@admin.register(Category)
-class CategoryAdmin(admin.ModelAdmin):
-    list_display = ["name", "slug", "parent"]
-    search_fields = ["name", "slug"]
-    list_filter = [("parent", admin.EmptyFieldListFilter)]
-    prepopulated_fields = {"slug": ["name"]}
-    autocomplete_fields = ["parent"]
+class CatalogueChangesAdmin(admin.ModelAdmin):
+    """Every save or delete from the admin invalidates the catalogue caches."""
 
     def save_model(self, request, obj, form, change):
         super().save_model(request, obj, form, change)
@@ -28,8 +23,17 @@ class CategoryAdmin(admin.ModelAdmin):
         services.catalog_cache_invalidate()
 
 
+@admin.register(Category)
+class CategoryAdmin(CatalogueChangesAdmin):
+    list_display = ["name", "slug", "parent"]
+    search_fields = ["name", "slug"]
+    list_filter = [("parent", admin.EmptyFieldListFilter)]
+    prepopulated_fields = {"slug": ["name"]}
+    autocomplete_fields = ["parent"]
+
+
 @admin.register(Product)
-class ProductAdmin(admin.ModelAdmin):
+class ProductAdmin(CatalogueChangesAdmin):
     list_display = ["id", "name", "external_id", "category", "brand", "price", "currency", "is_active", "updated"]
     list_display_links = ["id", "name"]
     list_editable = ["price", "is_active"]
@@ -44,17 +48,6 @@ class ProductAdmin(admin.ModelAdmin):
     show_full_result_count = False
     actions = ["activate", "deactivate"]
 
-    def save_model(self, request, obj, form, change):
-        super().save_model(request, obj, form, change)
-        services.catalog_cache_invalidate()
-
-    def delete_model(self, request, obj):
-        super().delete_model(request, obj)
-        services.catalog_cache_invalidate()
-
-    def delete_queryset(self, request, queryset):
-        super().delete_queryset(request, queryset)
-        services.catalog_cache_invalidate()
 
     @admin.action(description="Activate selected products")
     def activate(self, request, queryset):
