@@ -82,6 +82,16 @@ def http_status(path: str, timeout=2.0) -> int:
         return 0
 
 
+def fetch_health() -> str:
+    try:
+        with urllib.request.urlopen(BASE + "/health/?format=json", timeout=5) as res:
+            return res.read().decode()
+    except urllib.error.HTTPError as exc:
+        return exc.read().decode()
+    except Exception as exc:  # noqa: BLE001 - reported
+        return str(exc)
+
+
 def redis_stop():
     sh("redis-cli -h 127.0.0.1 -p 6379 shutdown nosave", check=False)
 
@@ -186,7 +196,13 @@ def phase_load(report: dict) -> None:
 
 def phase_postgres(report: dict) -> None:
     version = sorted(os.listdir("/etc/postgresql"))[-1]
-    assert http_status("/health/?format=json") == 200
+    # After the Redis outage of the load phase the worker may still be reconnecting to the broker
+    # (the Celery ping of /health/): wait until the site is healthy before restarting PostgreSQL.
+    waited = time.time()
+    while http_status("/health/?format=json") != 200:
+        if time.time() - waited > 60:
+            raise RuntimeError("the stack did not become healthy after the load phase: " + fetch_health())
+        time.sleep(0.5)
     t0 = time.time()
     sh(f"pg_ctlcluster --skip-systemctl-redirect {version} main restart")
     restarted = time.time()
@@ -256,38 +272,39 @@ def active_version_served() -> str | None:
         return f"error: {exc}"
 
 
+def run_state_wait(run_id: int, status: str, timeout: float, interval: float) -> dict:
+    """Poll a training run until it reaches ``status`` (or the timeout); returns its last state."""
+    deadline = time.time() + timeout
+    while True:
+        state = django_eval(f"from recommendations.models import TrainingRun\nr = TrainingRun.objects.get(pk={run_id})\n"
+                            "out = {'status': r.status, 'stage': r.stage, 'error': r.error}")
+        if state["status"] == status or time.time() >= deadline:
+            return state
+        time.sleep(interval)
+
+
+QUEUE_RUN = ("from recommendations import services\n"
+             f"run = services.training_run_queue(params={STRESS_TRAIN_PARAMS!r}, activate=False)\n"
+             "out = {'run_id': run.pk}")
+
+
 def phase_worker_killed(report: dict) -> None:
     before = active_version_served()
-    queue = ("from recommendations import services\n"
-             "run = services.training_run_queue(params=TRAIN_PARAMS, activate=False)\nout = {'run_id': run.pk}")
-    run = django_eval(queue.replace("TRAIN_PARAMS", repr(STRESS_TRAIN_PARAMS)))
-    run_id = run["run_id"]
-    deadline = time.time() + 120
-    state = {}
-    while time.time() < deadline:
-        state = django_eval(f"from recommendations.models import TrainingRun\nr = TrainingRun.objects.get(pk={run_id})\n"
-                            "out = {'status': r.status, 'stage': r.stage}")
-        if state["status"] == "running":
-            break
-        time.sleep(0.5)
+    run_id = django_eval(QUEUE_RUN)["run_id"]
+    run_state_wait(run_id, "running", timeout=120, interval=0.5)
     time.sleep(2)
     pid = int((ROOT / "var" / "run" / "worker.pid").read_text())
     os.killpg(pid, signal.SIGKILL)
     time.sleep(1)
     sh("bash scripts/serve.sh start", check=False)  # restarts only what is not running: the worker
     # Beat runs recommendations.tasks.training_runs_reap every minute: no new run is needed for this.
-    deadline = time.time() + 90
-    while time.time() < deadline:
-        state = django_eval(f"from recommendations.models import TrainingRun\nr = TrainingRun.objects.get(pk={run_id})\n"
-                            "out = {'status': r.status, 'error': r.error}")
-        if state["status"] == "failed":
-            break
-        time.sleep(1)
-    again = django_eval(queue.replace("TRAIN_PARAMS", repr(STRESS_TRAIN_PARAMS)))
+    state = run_state_wait(run_id, "failed", timeout=90, interval=1.0)
+    again = django_eval(QUEUE_RUN)
+    after = active_version_served()
     report["worker_killed"] = {
-        "run": run_id, "state_after_kill": state, "serving_before": before,
-        "serving_after": active_version_served(), "new_run_started": bool(again.get("run_id")),
-        "ok": state.get("status") == "failed" and bool(again.get("run_id")) and active_version_served() == before,
+        "run": run_id, "state_after_kill": {"status": state["status"], "error": state["error"]},
+        "serving_before": before, "serving_after": after, "new_run_started": bool(again.get("run_id")),
+        "ok": state["status"] == "failed" and bool(again.get("run_id")) and after == before,
     }
 
 
