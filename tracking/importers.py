@@ -1,10 +1,13 @@
 """Streaming importers for real click logs (YOOCHOOSE, GRU4Rec TSV, REES46) into visits and events.
 
-Files are read in blocks of whole lines; each block is parsed column-wise with pandas' C parser
-(a fast path that assumes a clean block, and a careful path that finds every bad line when it is
-not), validated with numpy, and written with binary ``COPY`` into a staging table followed by one
-``INSERT ... SELECT ... ON CONFLICT DO NOTHING`` (PostgreSQL) or ``bulk_create`` (other databases).
-Memory stays flat: one block at a time, plus the item id -> product pk map.
+Files are read in blocks of whole lines; a read-ahead thread parses each block column-wise with
+pandas' C parser (a fast path that assumes a clean block, and a careful path that finds every bad
+line when it is not), validates it with numpy and groups its rows for writing, while the main
+thread writes the previous block in one transaction: binary ``COPY`` straight into the visit and
+event tables on PostgreSQL (see ``_PostgresWriter``), ``bulk_create`` elsewhere. Re-imports add
+nothing: blocks recorded in the import ledger (``ImportBlock``) are skipped, and rows of visits
+from before a block are checked against the events. Memory stays flat: two blocks at a time, the
+item id -> product pk map and 8 bytes per distinct session.
 """
 from __future__ import annotations
 
@@ -22,7 +25,7 @@ from datetime import datetime, timedelta, timezone as dt_timezone
 import numpy as np
 import pandas as pd
 import psycopg2
-from django.db import IntegrityError, connection, transaction
+from django.db import DatabaseError, connection, transaction
 from django.db.models import Max
 
 from catalog.models import Product
@@ -68,7 +71,9 @@ class Chunk:
     item: np.ndarray  # int64 or object (str)
     time_us: np.ndarray  # int64 microseconds since the epoch, UTC
     type_code: np.ndarray  # int16 index into EVENT_TYPES
-    category: np.ndarray | None = None  # object (str), "" when unknown
+    # (index into the names of each row, the names): a category column read as categorical, so the
+    # per-row work stays in pandas' C parser; "" when unknown
+    category: tuple[np.ndarray, np.ndarray] | None = None
 
     def __len__(self):
         return len(self.time_us)
@@ -230,12 +235,20 @@ def iter_blocks(path: str, block_bytes: int = BLOCK_BYTES) -> Iterator[tuple[byt
             line_no += block.count(b"\n")
 
 
+# The columns the importer reads (others, e.g. REES46's brand and price, are not even converted).
+_USED_COLUMNS = ("session", "item", "time", "category", "event_type")
+# Columns with few distinct values, read as categoricals: their checks run once per distinct value.
+_CATEGORICAL_COLUMNS = ("category", "event_type")
+
+
 def _read(block: bytes, layout: FileLayout, dtype) -> pd.DataFrame:
+    dtype = {c: "category" if c in _CATEGORICAL_COLUMNS else t for c, t in dtype.items()}
     return pd.read_csv(
         io.BytesIO(block),
         sep=layout.sep,
         header=None,
         names=layout.columns,
+        usecols=[c for c in layout.columns if c in _USED_COLUMNS],
         dtype=dtype,
         quoting=csv.QUOTE_NONE,
         skip_blank_lines=False,
@@ -304,6 +317,14 @@ def _strings(series: pd.Series) -> np.ndarray:
     return series.to_numpy(dtype=object)
 
 
+def _categories(column: pd.Series) -> tuple[np.ndarray, np.ndarray]:
+    """(index into the names of each row, the stripped names) of a column."""
+    if not isinstance(column.dtype, pd.CategoricalDtype):
+        column = column.astype(str).astype("category")
+    names = column.cat.categories.astype(str).str.strip().to_numpy(dtype=object)
+    return column.cat.codes.to_numpy(dtype=np.int64), names
+
+
 def _time_us(df: pd.DataFrame, layout: FileLayout) -> np.ndarray:
     col = df["time"]
     if layout.fmt == "gru4rec":
@@ -355,15 +376,18 @@ def _validate(df: pd.DataFrame, lines: np.ndarray, layout: FileLayout, typed: bo
     flag(time_us == _NAT, "bad timestamp")
     flag((time_us < MIN_TIME_US) | (time_us > max_us), "timestamp out of range (1990 .. now + 1 day)")
     if layout.fmt == "rees46":
-        mapped = df["event_type"].map(lambda v: TYPE_CODE.get(REES46_TYPES.get(str(v).strip(), ""), -1))
-        type_code = mapped.to_numpy(dtype=np.int16)
+        codes, names = _categories(df["event_type"])
+        lookup = np.array([TYPE_CODE.get(REES46_TYPES.get(name, ""), -1) for name in names], dtype=np.int16)
+        type_code = lookup[codes] if len(lookup) else np.zeros(n, dtype=np.int16)
         flag(type_code < 0, "unknown event_type")
     else:
         type_code = np.full(n, TYPE_CODE[DEFAULT_TYPE[layout.fmt]], dtype=np.int16)
     category = None
     if "category" in df.columns:
-        category = _strings(df["category"].astype(str).str.strip())
-        flag(pd.Series(category).str.len().to_numpy() > 200, "category too long")
+        codes, names = _categories(df["category"])
+        if len(names):
+            flag(np.array([len(name) > 200 for name in names])[codes], "category too long")
+        category = (codes, names)
 
     errors = []
     for mask, message in messages:
@@ -374,14 +398,14 @@ def _validate(df: pd.DataFrame, lines: np.ndarray, layout: FileLayout, typed: bo
         item=item[keep],
         time_us=time_us[keep],
         type_code=type_code[keep],
-        category=category[keep] if category is not None else None,
+        category=(category[0][keep], category[1]) if category is not None else None,
     )
     return chunk, errors
 
 
-def read_events(path: str, layout: FileLayout, block_bytes: int = BLOCK_BYTES, *, digests: bool = False):
-    """Yield (chunk of valid rows, errors, data rows in the block, bytes consumed) for a whole file,
-    and with ``digests`` the block's fingerprint (``block_digest``) as a fifth item."""
+def read_events(path: str, layout: FileLayout, block_bytes: int = BLOCK_BYTES):
+    """Yield (block of whole lines, chunk of valid rows, errors, data rows in the block, bytes
+    consumed so far) for a whole file."""
     skip_header = layout.header
     for block, first_line, consumed in iter_blocks(path, block_bytes):
         if skip_header:
@@ -390,324 +414,29 @@ def read_events(path: str, layout: FileLayout, block_bytes: int = BLOCK_BYTES, *
             if not block:
                 continue
         chunk, errors, rows = parse_block(block, first_line, layout)
-        if digests:
-            yield chunk, errors, rows, consumed, block_digest(block, layout)
-        else:
-            yield chunk, errors, rows, consumed
+        yield block, chunk, errors, rows, consumed
 
 
-def block_digest(block: bytes, layout: FileLayout) -> str:
+def block_digest(block: bytes, layout: FileLayout, repeat: int = 0) -> str:
     """The import ledger's key of a block: its bytes under this format and layout (the same bytes
-    read as another format, or with other columns, are other events)."""
+    read as another format, or with other columns, are other events), and how many blocks of the
+    same file had the very same bytes before it (its rows are further occurrences of theirs)."""
     key = f"{layout.fmt}|{layout.sep}|{','.join(layout.columns)}|{layout.time_unit}".encode()
-    return hashlib.blake2b(block, digest_size=20, key=key[:64]).hexdigest()
+    digest = hashlib.blake2b(block, digest_size=20, key=key[:64])
+    if repeat:
+        digest.update(b"\0repeat %d" % repeat)
+    return digest.hexdigest()
 
 
-# --- Writing -------------------------------------------------------------------------------
-
-def _occurrence(visit_ids: np.ndarray, product_ids: np.ndarray, time_us: np.ndarray, type_code: np.ndarray):
-    """0 for the first copy of a (visit, product, time, type) row in the chunk, 1 for the next, ..."""
-    seq = np.zeros(len(time_us), dtype=np.int64)
-    if len(time_us) < 2:
-        return seq
-    order = np.lexsort((type_code, product_ids, time_us, visit_ids))
-    same = np.ones(len(order), dtype=bool)
-    same[0] = False
-    for col in (visit_ids, time_us, product_ids, type_code):
-        s = col[order]
-        same[1:] &= s[1:] == s[:-1]
-    if not same.any():
-        return seq
-    # run-length position inside each group of equal keys
-    idx = np.arange(len(order))
-    starts = np.where(~same, idx, 0)
-    np.maximum.accumulate(starts, out=starts)
-    seq[order] = idx - starts
-    return seq
-
-
-class _Writer:
-    """Maps sessions and items to visits and products and writes one chunk of events."""
-
-    def __init__(self, fmt: str):
-        self.fmt = fmt
-        self.products: dict[str, int] = {}
-        self.session_hashes: list[np.ndarray] = []
-        self.postgres = connection.vendor == "postgresql"
-        self.created_visits = np.zeros(0, dtype=np.int64)
-        # A clean block the ledger says was imported: kept (parsed) until the next block, which
-        # needs its rows to carry occurrence numbers over the block boundary.
-        self.pending: Chunk | None = None
-
-    # products
-    def product_ids(self, chunk: Chunk, stats: ImportStats) -> np.ndarray:
-        codes, uniques = pd.factorize(chunk.item)
-        keys = [str(u) for u in uniques]
-        missing = [k for k in keys if k not in self.products]
-        if missing:
-            categories = {}
-            if chunk.category is not None:
-                # The first known category of each new item ("0" means unknown in YOOCHOOSE).
-                wanted = set(missing)
-                known = (chunk.category != "") & (chunk.category != "0")
-                first = pd.DataFrame({"item": chunk.item[known], "category": chunk.category[known]})
-                first = first.drop_duplicates("item")
-                for ext, cat in zip(first["item"].astype(str), first["category"]):
-                    if ext in wanted:
-                        categories[ext] = cat
-            before = Product.objects.aggregate(m=Max("pk"))["m"] or 0
-            found = product_stubs_ensure(missing, categories)
-            stats.products_created += sum(1 for pk in found.values() if pk > before)
-            self.products.update(found)
-        lookup = np.fromiter((self.products[k] for k in keys), dtype=np.int64, count=len(keys))
-        return lookup[codes]
-
-    # visits
-    def visit_ids(self, chunk: Chunk, stats: ImportStats, *, count: bool = True) -> np.ndarray:
-        codes, uniques = pd.factorize(chunk.session)
-        keys = _visit_uuid_bytes(self.fmt, uniques)
-        if count:
-            self.session_hashes.append(np.frombuffer(keys, dtype="V16").view(np.int64)[::2].copy())
-        started = np.full(len(uniques), np.iinfo(np.int64).max, dtype=np.int64)
-        np.minimum.at(started, codes, chunk.time_us)
-        last = np.full(len(uniques), _NAT, dtype=np.int64)
-        np.maximum.at(last, codes, chunk.time_us)
-        if self.postgres:
-            ids = self._visits_postgres(keys, started, last, stats)
-            self.fresh = self.created_visits[codes]  # rows of visits this block created
-        else:
-            uuids = [uuid.UUID(bytes=keys[i : i + 16]) for i in range(0, len(keys), 16)]
-            ids = self._visits_generic(uuids, started, last, stats)
-        return ids[codes]
-
-    def _visits_postgres(self, keys: bytes, started, last, stats) -> np.ndarray:
-        n = len(started)
-        rows = np.empty(n, dtype=_VISIT_COPY_DTYPE)
-        rows["nfields"] = 4
-        rows["len_ord"], rows["ord"] = 4, np.arange(n, dtype=np.int32)
-        rows["len_uuid"] = 16
-        rows["uuid"] = np.frombuffer(keys, dtype="V16")
-        rows["len_started"], rows["started"] = 8, started - _PG_EPOCH_US
-        rows["len_last"], rows["last"] = 8, last - _PG_EPOCH_US
-        with connection.cursor() as cursor:
-            raw = cursor.cursor
-            raw.execute(
-                "CREATE TEMP TABLE IF NOT EXISTS _import_visit "
-                "(ord integer, uuid uuid, started timestamptz, last_seen timestamptz) ON COMMIT DELETE ROWS"
-            )
-            raw.execute("TRUNCATE _import_visit")
-            raw.copy_expert("COPY _import_visit FROM STDIN WITH (FORMAT binary)", _binary_copy(rows))
-        # Measured: a plain INSERT of the anti-join in uuid order instead of this upsert was no
-        # faster here (1M rows: 5.9 s of visits either way), so the simpler statement stays.
-        result = self._visits_upsert()
-        ids = np.fromiter((r[0] for r in result), dtype=np.int64, count=n)
-        created = np.fromiter((r[1] for r in result), dtype=bool, count=n)
-        stats.visits_created += int(created.sum())
-        self.created_visits = created
-        return ids
-
-    def _visits_upsert(self) -> list:
-        with connection.cursor() as cursor:
-            raw = cursor.cursor
-            # Only visits whose time span grows are rewritten, so a re-import updates nothing. One
-            # statement: the upsert's RETURNING gives new and grown visits (xmax = 0: inserted
-            # here), the statement's snapshot of tracking_visit the unchanged ones.
-            raw.execute(
-                "WITH up AS (INSERT INTO tracking_visit (uuid, started, last_seen, user_id, is_staff, source) "
-                "SELECT uuid, started, last_seen, NULL, false, 'import' FROM _import_visit "
-                "ON CONFLICT (uuid) DO UPDATE SET started = LEAST(tracking_visit.started, EXCLUDED.started), "
-                "last_seen = GREATEST(tracking_visit.last_seen, EXCLUDED.last_seen) "
-                "WHERE EXCLUDED.started < tracking_visit.started OR EXCLUDED.last_seen > tracking_visit.last_seen "
-                "RETURNING id, uuid, (xmax = 0) AS created) "
-                "SELECT COALESCE(up.id, v.id), COALESCE(up.created, false) FROM _import_visit s "
-                "LEFT JOIN up ON up.uuid = s.uuid LEFT JOIN tracking_visit v ON v.uuid = s.uuid ORDER BY s.ord"
-            )
-            return raw.fetchall()
-
-    def _visits_generic(self, uuids, started, last, stats) -> np.ndarray:
-        to_dt = lambda us: datetime(1970, 1, 1, tzinfo=dt_timezone.utc) + timedelta(microseconds=int(us))  # noqa: E731
-        ids: dict[uuid.UUID, int] = {}
-        for start in range(0, len(uuids), 500):
-            part = uuids[start : start + 500]
-            existing = {v.uuid: v for v in Visit.objects.filter(uuid__in=part)}
-            new, changed = [], []
-            for j, u in enumerate(part):
-                s, e = to_dt(started[start + j]), to_dt(last[start + j])
-                v = existing.get(u)
-                if v is None:
-                    new.append(Visit(uuid=u, started=s, last_seen=e, source=Visit.Source.IMPORT))
-                elif s < v.started or e > v.last_seen:
-                    v.started, v.last_seen = min(s, v.started), max(e, v.last_seen)
-                    changed.append(v)
-            Visit.objects.bulk_create(new, ignore_conflicts=True)
-            Visit.objects.bulk_update(changed, ["started", "last_seen"])
-            stats.visits_created += len(new)
-            ids.update(Visit.objects.filter(uuid__in=part).values_list("uuid", "pk"))
-        return np.fromiter((ids[u] for u in uuids), dtype=np.int64, count=len(uuids))
-
-    # events
-    def write(self, chunk: Chunk, stats: ImportStats, digest: str | None = None) -> None:
-        if not len(chunk):
-            return
-        if self.postgres:
-            # Losing the last blocks of an import to a server crash is harmless (re-importing is
-            # idempotent), so the import does not wait for each commit's WAL flush.
-            with connection.cursor() as cursor:
-                cursor.execute("SET LOCAL synchronous_commit = off")
-            if digest is not None and not self._ledger_claim(digest, len(chunk)):
-                # Imported before (committed): nothing of this block can be missing.
-                stats.duplicates += len(chunk)
-                codes, uniques = pd.factorize(chunk.session)
-                keys = _visit_uuid_bytes(self.fmt, uniques)
-                self.session_hashes.append(np.frombuffer(keys, dtype="V16").view(np.int64)[::2].copy())
-                self.pending, self.previous = chunk, None
-                return
-        if self.pending is not None:
-            # The previous block was skipped: its rows still number the identical rows that
-            # continue across the boundary into this one.
-            pending, self.pending = self.pending, None
-            p_products = self.product_ids(pending, stats)
-            p_visits = self.visit_ids(pending, stats, count=False)
-            p_seq = _occurrence(p_visits, p_products, pending.time_us, pending.type_code)
-            self.previous = None
-            self._continue_occurrences(p_visits, p_products, pending.time_us, pending.type_code, p_seq)
-        t = time.perf_counter()
-        products = self.product_ids(chunk, stats)
-        t = stats.timed("products", t)
-        visits = self.visit_ids(chunk, stats)
-        t = stats.timed("visits", t)
-        seq = _occurrence(visits, products, chunk.time_us, chunk.type_code)
-        seq = self._continue_occurrences(visits, products, chunk.time_us, chunk.type_code, seq)
-        if (seq > 32767).any():
-            raise ValueError("more than 32767 identical rows in one block")
-        inserted = (self._events_postgres if self.postgres else self._events_generic)(
-            visits, products, chunk.time_us, chunk.type_code, seq
-        )
-        stats.timed("events", t)
-        stats.imported += inserted
-        stats.duplicates += len(chunk) - inserted
-        if digest is not None and self.postgres:
-            with connection.cursor() as cursor:
-                cursor.execute("UPDATE tracking_importblock SET imported = %s WHERE digest = %s", [inserted, digest])
-
-    def _ledger_claim(self, digest: str, rows: int) -> bool:
-        """Record the block in the import ledger (in the block's transaction); False when it is
-        already there. A concurrent import of the same block waits here for the other
-        transaction: if that one commits, this block is skipped; if it rolls back, this one
-        imports it."""
-        with connection.cursor() as cursor:
-            cursor.execute(
-                "INSERT INTO tracking_importblock (digest, format, rows, imported, created) "
-                "VALUES (%s, %s, %s, 0, now()) ON CONFLICT (digest) DO NOTHING RETURNING id",
-                [digest, self.fmt, rows],
-            )
-            return cursor.fetchone() is not None
-
-    def _continue_occurrences(self, visits, products, time_us, type_code, seq):
-        """Carry occurrence numbers over from the previous block, so identical rows on both sides of
-        a block boundary are both kept. (Identical rows further apart than one block, about a
-        million rows, count as one re-delivered event.)"""
-        key = (visits * np.int64(0x9E3779B1) ^ products * np.int64(0x85EBCA77) ^ time_us
-               ^ type_code.astype(np.int64) * np.int64(0x27D4EB2F))
-        prev, self.previous = getattr(self, "previous", None), None
-        if prev is not None:
-            candidates = np.isin(key, prev["key"])
-            if candidates.any():
-                cols = ["visit", "product", "time", "type"]
-                mine = pd.DataFrame({"visit": visits, "product": products, "time": time_us,
-                                     "type": type_code.astype(np.int64)})[candidates]
-                theirs = pd.DataFrame({c: prev[c] for c in cols + ["seq"]})
-                theirs = theirs[np.isin(prev["key"], key[candidates])]
-                next_seq = (theirs.groupby(cols)["seq"].max() + 1).rename("offset").reset_index()
-                offset = mine.merge(next_seq, how="left", on=cols)["offset"].fillna(0).to_numpy(dtype=np.int64)
-                seq = seq.copy()
-                seq[candidates] += offset
-        self.previous = {"key": key, "visit": visits, "product": products, "time": time_us,
-                         "type": type_code.astype(np.int64), "seq": seq}
-        return seq
-
-    def _events_postgres(self, visits, products, time_us, type_code, seq) -> int:
-        rows = np.empty(len(visits), dtype=_EVENT_COPY_DTYPE)
-        rows["nfields"] = 6
-        rows["len_visit"], rows["visit"] = 8, visits
-        rows["len_product"], rows["product"] = 8, products
-        rows["len_type"], rows["type"] = 2, type_code
-        rows["len_ts"], rows["ts"] = 8, time_us - _PG_EPOCH_US
-        rows["len_seq"], rows["seq"] = 2, seq
-        fresh = self.fresh.copy()
-        rows["len_fresh"], rows["fresh"] = 1, fresh
-        types_array = "ARRAY[" + ",".join(f"'{t}'" for t in EVENT_TYPES) + "]::varchar[]"
-        with connection.cursor() as cursor:
-            raw = cursor.cursor
-            raw.execute(
-                "CREATE TEMP TABLE IF NOT EXISTS _import_event (visit_id bigint, product_id bigint, "
-                "type smallint, ts timestamptz, seq smallint, fresh boolean) ON COMMIT DELETE ROWS"
-            )
-            columns = (
-                "INSERT INTO tracking_event (visit_id, event_type, product_id, source, position, model_version, "
-                "history_length, timestamp, user_id, is_staff, import_seq) "
-                f"SELECT visit_id, ({types_array})[type + 1], product_id, '', NULL, '', NULL, ts, NULL, false, seq "
-                "FROM _import_event "
-            )
-            # Visits created by this block have no events yet (they are uncommitted, so no live
-            # request can have added any), so their rows are copied straight into the event table:
-            # no staging copy, no speculative ON CONFLICT insertion. Should a concurrent import of
-            # the same file create them too, the unique index refuses the copy and the block's rows
-            # go through the staging table with ON CONFLICT DO NOTHING instead.
-            inserted = 0
-            if fresh.any():
-                try:
-                    with transaction.atomic():  # a savepoint
-                        raw.copy_expert(
-                            "COPY tracking_event (visit_id, event_type, product_id, source, position, model_version, "
-                            "history_length, timestamp, user_id, is_staff, import_seq) FROM STDIN WITH (FORMAT binary)",
-                            _event_copy(visits[fresh], products[fresh], type_code[fresh], time_us[fresh], seq[fresh]),
-                        )
-                        inserted = int(fresh.sum())
-                except (IntegrityError, psycopg2.IntegrityError):
-                    fresh[:] = False
-                    inserted = 0
-            if not fresh.all():
-                rest = ~fresh
-                rows = rows[rest] if fresh.any() else rows
-                raw.execute("TRUNCATE _import_event")
-                raw.copy_expert("COPY _import_event FROM STDIN WITH (FORMAT binary)", _binary_copy(rows))
-                raw.execute(columns + "ON CONFLICT DO NOTHING")
-                inserted += raw.rowcount
-            return inserted
-
-    def _events_generic(self, visits, products, time_us, type_code, seq) -> int:
-        epoch = datetime(1970, 1, 1, tzinfo=dt_timezone.utc)
-        before = Event.objects.count()
-        batch = []
-        for v, p, t, c, s in zip(visits.tolist(), products.tolist(), time_us.tolist(), type_code.tolist(), seq.tolist()):
-            batch.append(
-                Event(
-                    visit_id=v, product_id=p, timestamp=epoch + timedelta(microseconds=t),
-                    event_type=EVENT_TYPES[c], import_seq=s, history_length=None,
-                )
-            )
-            if len(batch) >= 5000:
-                Event.objects.bulk_create(batch, ignore_conflicts=True)
-                batch = []
-        Event.objects.bulk_create(batch, ignore_conflicts=True)
-        return Event.objects.count() - before
-
-    def sessions(self) -> int:
-        if not self.session_hashes:
-            return 0
-        return int(len(np.unique(np.concatenate(self.session_hashes))))
-
+# --- Preparing a block (in the read-ahead thread: no database) -----------------------------
 
 _PG_EPOCH_US = 946_684_800 * 1_000_000  # PostgreSQL binary timestamps count from 2000-01-01
-_VISIT_COPY_DTYPE = np.dtype(
-    [("nfields", ">i2"), ("len_ord", ">i4"), ("ord", ">i4"), ("len_uuid", ">i4"), ("uuid", "V16"), ("len_started", ">i4"), ("started", ">i8"),
-     ("len_last", ">i4"), ("last", ">i8")]
-)
-_EVENT_COPY_DTYPE = np.dtype(
-    [("nfields", ">i2"), ("len_visit", ">i4"), ("visit", ">i8"), ("len_product", ">i4"), ("product", ">i8"),
-     ("len_type", ">i4"), ("type", ">i2"), ("len_ts", ">i4"), ("ts", ">i8"), ("len_seq", ">i4"), ("seq", ">i2"),
-     ("len_fresh", ">i4"), ("fresh", "?")]
+_COPY_HEADER = b"PGCOPY\n\xff\r\n\x00" + bytes(8)  # signature, flags, no header extension
+_COPY_TRAILER = b"\xff\xff"
+# tracking_event columns in the order of the binary COPY rows below
+EVENT_COPY_COLUMNS = (
+    "visit_id, event_type, product_id, source, position, model_version, history_length, timestamp, user_id, "
+    "is_staff, import_seq"
 )
 
 
@@ -723,35 +452,494 @@ def _event_copy_dtype(type_length: int) -> np.dtype:
     )
 
 
-def _event_copy(visits, products, type_code, time_us, seq) -> io.BytesIO:
-    """Binary COPY data for tracking_event, built column-wise (rows grouped by event type, whose
-    name is the only variable-length field; the order of rows in a COPY does not matter)."""
-    # In (type, visit, time) order: new visits have the highest ids, so their rows go to the right
-    # edge of the (visit, timestamp, ...) index in key order instead of to random leaf pages.
-    order = np.lexsort((time_us, visits, type_code))
-    visits, products, type_code, time_us, seq = visits[order], products[order], type_code[order], time_us[order], seq[order]
-    parts = [b"PGCOPY\n\xff\r\n\x00" + (0).to_bytes(8, "big")]
+@dataclass
+class _Group:
+    """A block's rows of one event type, in (session, time) order: the binary COPY rows of
+    tracking_event, whose visit and product columns the writer fills in once it knows them."""
+
+    code: int
+    session: np.ndarray  # index into Batch.uuids
+    item: np.ndarray  # index into Batch.items
+    rows: np.ndarray  # structured, _event_copy_dtype
+
+    def time_us(self) -> np.ndarray:
+        return self.rows["ts"].astype(np.int64) + _PG_EPOCH_US
+
+
+@dataclass
+class Batch:
+    """The valid rows of one block, ready to write: its sessions in uuid order (the order their new
+    visits get their ids in, so the visit uuid index is filled in key order), its distinct items,
+    and its rows grouped by event type in (session, time) order (the event (visit, timestamp)
+    index order), with their occurrence numbers."""
+
+    uuids: np.ndarray  # S16: visit uuid of each session, ascending
+    started: np.ndarray  # int64 µs: first and last event of each session in this block
+    last: np.ndarray
+    items: np.ndarray  # the block's distinct item ids (int64 or str)
+    categories: np.ndarray | None  # per item: its first known category ("" when none)
+    groups: list[_Group]
+
+    def __len__(self):
+        return sum(len(g.rows) for g in self.groups)
+
+    def session_hashes(self) -> np.ndarray:
+        """The first 8 bytes of each session's uuid (to count a file's distinct sessions)."""
+        return np.frombuffer(self.uuids.tobytes(), dtype=np.int64)[::2].copy()
+
+
+class _Occurrences:
+    """Numbers identical (session, item, time, type) rows 0, 1, ... (``import_seq``), so real repeated
+    rows of a log are all kept while the same rows imported again are recognised. The numbering
+    continues across a block boundary (identical rows on both sides are both kept); identical rows
+    further apart than one block count as one re-delivered event."""
+
+    def __init__(self):
+        self.previous: dict | None = None
+
+    def number(self, uuids, session, item_values, time_us, type_code) -> np.ndarray:
+        """Occurrence numbers of rows sorted by (session, time, item, type)."""
+        n = len(session)
+        seq = np.zeros(n, dtype=np.int64)
+        if n > 1:
+            same = np.ones(n, dtype=bool)
+            same[0] = False
+            for col in (session, time_us, item_values, type_code):
+                same[1:] &= col[1:] == col[:-1]
+            if same[1:].any():
+                idx = np.arange(n)
+                starts = np.where(~same, idx, 0)
+                np.maximum.accumulate(starts, out=starts)
+                seq = idx - starts
+        row_uuid = uuids[session]
+        prev = self.previous
+        if prev is not None and n:
+            carried = np.isin(uuids, prev["sessions"])[session]
+            if carried.any():
+                cols = ["u", "item", "t", "c"]
+                mine = pd.DataFrame({"u": row_uuid[carried], "item": item_values[carried].astype(str),
+                                     "t": time_us[carried], "c": type_code[carried].astype(np.int64)})
+                theirs_rows = np.isin(prev["u"], row_uuid[carried])
+                theirs = pd.DataFrame({"u": prev["u"][theirs_rows], "item": prev["item"][theirs_rows].astype(str),
+                                       "t": prev["t"][theirs_rows], "c": prev["c"][theirs_rows].astype(np.int64),
+                                       "seq": prev["seq"][theirs_rows]})
+                if len(theirs):
+                    next_seq = (theirs.groupby(cols)["seq"].max() + 1).rename("offset").reset_index()
+                    offset = mine.merge(next_seq, how="left", on=cols)["offset"].fillna(0).to_numpy(dtype=np.int64)
+                    seq[carried] += offset
+        self.previous = {"sessions": uuids, "u": row_uuid, "item": item_values, "t": time_us, "c": type_code,
+                         "seq": seq}
+        return seq
+
+
+def batch_prepare(chunk: Chunk, fmt: str, occurrences: _Occurrences) -> Batch:
+    """Group a chunk's rows for writing (see ``Batch``); pure numpy, no database."""
+    codes, sessions = pd.factorize(chunk.session)
+    uuids = np.frombuffer(_visit_uuid_bytes(fmt, sessions), dtype="S16")
+    by_uuid = np.argsort(uuids, kind="stable")
+    rank = np.empty(len(uuids), dtype=np.int64)
+    rank[by_uuid] = np.arange(len(uuids))
+    uuids = uuids[by_uuid]
+    item_codes, items = pd.factorize(chunk.item)
+    items = np.asarray(items)
+    session = rank[codes]
+    order = np.lexsort((chunk.type_code, item_codes, chunk.time_us, session))
+    session, item = session[order], item_codes[order].astype(np.int64)
+    time_us, type_code = chunk.time_us[order], chunk.type_code[order]
+    seq = occurrences.number(uuids, session, items[item], time_us, type_code)
+    if len(seq) and seq.max() > 32767:
+        raise ValueError("more than 32767 identical rows")
+    n = len(uuids)
+    started = np.zeros(n, dtype=np.int64)
+    last = np.zeros(n, dtype=np.int64)
+    if len(session):
+        first = np.flatnonzero(np.r_[True, session[1:] != session[:-1]])
+        end = np.r_[first[1:], len(session)] - 1
+        started[session[first]] = time_us[first]
+        last[session[end]] = time_us[end]
+    categories = None
+    if chunk.category is not None:
+        # The first known category of each item ("0" means unknown in YOOCHOOSE).
+        codes, names = chunk.category
+        categories = np.full(len(items), "", dtype=object)
+        known = np.array([name not in ("", "0") for name in names], dtype=bool)[codes] if len(names) else codes > 0
+        if known.any():
+            item_known, code_known = item_codes[known], codes[known]
+            _, first = np.unique(item_known, return_index=True)
+            categories[item_known[first]] = names[code_known[first]]
+    groups = []
     for code in np.unique(type_code):
-        name = EVENT_TYPES[int(code)].encode()
         mask = type_code == code
-        rows = np.empty(int(mask.sum()), dtype=_event_copy_dtype(len(name)))
+        whole = bool(mask.all())
+        name = EVENT_TYPES[int(code)].encode()
+        rows = np.zeros(int(mask.sum()), dtype=_event_copy_dtype(len(name)))
         rows["nfields"] = 11
-        rows["len_visit"], rows["visit"] = 8, visits[mask]
-        rows["len_type"], rows["type"] = len(name), name
-        rows["len_product"], rows["product"] = 8, products[mask]
-        rows["len_source"], rows["len_model"] = 0, 0
-        rows["len_position"], rows["len_history"], rows["len_user"] = -1, -1, -1
-        rows["len_ts"], rows["ts"] = 8, time_us[mask] - _PG_EPOCH_US
-        rows["len_staff"], rows["staff"] = 1, False
-        rows["len_seq"], rows["seq"] = 2, seq[mask]
-        parts.append(rows.tobytes())
-    parts.append(b"\xff\xff")
-    return io.BytesIO(b"".join(parts))
+        rows["len_visit"], rows["len_type"], rows["type"], rows["len_product"] = 8, len(name), name, 8
+        rows["len_position"], rows["len_history"], rows["len_user"] = -1, -1, -1  # NULL
+        rows["len_ts"], rows["ts"] = 8, (time_us if whole else time_us[mask]) - _PG_EPOCH_US
+        rows["len_staff"], rows["len_seq"] = 1, 2
+        rows["seq"] = seq if whole else seq[mask]
+        groups.append(_Group(int(code), session if whole else session[mask], item if whole else item[mask], rows))
+    return Batch(uuids, started, last, items, categories, groups)
 
 
-def _binary_copy(rows: np.ndarray) -> io.BytesIO:
-    header = b"PGCOPY\n\xff\r\n\x00" + (0).to_bytes(4, "big") + (0).to_bytes(4, "big")
-    return io.BytesIO(header + rows.tobytes() + b"\xff\xff")
+@dataclass
+class _Prepared:
+    """One block as the read-ahead thread hands it over."""
+
+    batch: Batch
+    errors: list[RowError]
+    rows: int  # data rows in the block, bad ones included
+    consumed: int  # bytes of the file read so far
+    digest: str
+
+
+def _prepared_blocks(path: str, layout: FileLayout, block_bytes: int) -> Iterator[_Prepared]:
+    occurrences = _Occurrences()
+    seen: dict[str, int] = {}  # digest -> blocks of this file with these bytes so far
+    for block, chunk, errors, rows, consumed in read_events(path, layout, block_bytes):
+        batch = batch_prepare(chunk, layout.fmt, occurrences)
+        digest = block_digest(block, layout)
+        if digest in seen:
+            seen[digest] += 1
+            digest = block_digest(block, layout, seen[digest])
+        else:
+            seen[digest] = 0
+        yield _Prepared(batch, errors, rows, consumed, digest)
+
+
+# --- Writing -------------------------------------------------------------------------------
+
+class _Writer:
+    """Maps a batch's items to products and sessions to visits, and writes its events: the
+    database-independent part, and the fallback (``bulk_create``) for databases other than
+    PostgreSQL."""
+
+    def __init__(self, fmt: str):
+        self.fmt = fmt
+        self.products: dict[str, int] = {}
+
+    def write(self, batch: Batch, stats: ImportStats, digest: str | None = None) -> None:
+        """Write one batch in the caller's transaction."""
+        if not len(batch):
+            return
+        t = time.perf_counter()
+        products = self.product_ids(batch, stats)
+        t = stats.timed("products", t)
+        visits, fresh = self.visit_ids(batch, stats)
+        t = stats.timed("visits", t)
+        inserted = self.events(batch, visits, products, fresh)
+        stats.timed("events", t)
+        stats.imported += inserted
+        stats.duplicates += len(batch) - inserted
+
+    def product_ids(self, batch: Batch, stats: ImportStats) -> np.ndarray:
+        """Product pk of each of the batch's items; unknown items become stub products (catalogue service)."""
+        keys = [str(u) for u in batch.items.tolist()]
+        missing = [i for i, k in enumerate(keys) if k not in self.products]
+        if missing:
+            categories = {}
+            if batch.categories is not None:
+                categories = {keys[i]: batch.categories[i] for i in missing if batch.categories[i]}
+            before = Product.objects.aggregate(m=Max("pk"))["m"] or 0
+            found = product_stubs_ensure([keys[i] for i in missing], categories)
+            stats.products_created += sum(1 for pk in found.values() if pk > before)
+            self.products.update(found)
+        return np.fromiter((self.products[k] for k in keys), dtype=np.int64, count=len(keys))
+
+    def visit_ids(self, batch: Batch, stats: ImportStats) -> tuple[np.ndarray, np.ndarray]:
+        """(visit pk, created by this batch) of each session; visits that existed get their time
+        span extended."""
+        to_dt = lambda us: datetime(1970, 1, 1, tzinfo=dt_timezone.utc) + timedelta(microseconds=int(us))  # noqa: E731
+        uuids = [uuid.UUID(bytes=bytes(u).ljust(16, b"\0")) for u in batch.uuids]
+        ids = np.zeros(len(uuids), dtype=np.int64)
+        fresh = np.zeros(len(uuids), dtype=bool)
+        for start in range(0, len(uuids), 500):
+            part = uuids[start : start + 500]
+            existing = {v.uuid: v for v in Visit.objects.filter(uuid__in=part)}
+            new, changed = [], []
+            for j, u in enumerate(part):
+                s, e = to_dt(batch.started[start + j]), to_dt(batch.last[start + j])
+                v = existing.get(u)
+                if v is None:
+                    new.append(Visit(uuid=u, started=s, last_seen=e, source=Visit.Source.IMPORT))
+                    fresh[start + j] = True
+                elif s < v.started or e > v.last_seen:
+                    v.started, v.last_seen = min(s, v.started), max(e, v.last_seen)
+                    changed.append(v)
+            Visit.objects.bulk_create(new)
+            Visit.objects.bulk_update(changed, ["started", "last_seen"])
+            stats.visits_created += len(new)
+            pks = dict(Visit.objects.filter(uuid__in=part).values_list("uuid", "pk"))
+            ids[start : start + len(part)] = [pks[u] for u in part]
+        return ids, fresh
+
+    def events(self, batch: Batch, visits, products, fresh) -> int:
+        """Insert the batch's events: all rows of visits created here, and the rows of older visits
+        that are not there yet (same visit, time, product, type and occurrence number)."""
+        epoch = datetime(1970, 1, 1, tzinfo=dt_timezone.utc)
+        inserted = 0
+        for g in batch.groups:
+            v, p = visits[g.session], products[g.item]
+            rows = list(zip(v.tolist(), p.tolist(), g.time_us().tolist(), g.rows["seq"].tolist(), fresh[g.session].tolist()))
+            old_visits = sorted({r[0] for r in rows if not r[4]})
+            present = set()
+            for start in range(0, len(old_visits), 500):
+                present.update(
+                    Event.objects.filter(visit_id__in=old_visits[start : start + 500], event_type=EVENT_TYPES[g.code],
+                                         import_seq__isnull=False)
+                    .values_list("visit_id", "product_id", "timestamp", "import_seq")
+                )
+            batch_rows = []
+            for vid, pid, us, s, new in rows:
+                stamp = epoch + timedelta(microseconds=us)
+                if not new and (vid, pid, stamp, s) in present:
+                    continue
+                batch_rows.append(Event(visit_id=vid, product_id=pid, timestamp=stamp, event_type=EVENT_TYPES[g.code],
+                                        import_seq=s, history_length=None))
+            Event.objects.bulk_create(batch_rows, batch_size=2000)
+            inserted += len(batch_rows)
+        return inserted
+
+    def forget(self) -> None:
+        """A block was skipped: what the writer remembers of the previous block no longer follows."""
+
+    def reset(self) -> None:
+        """A block's transaction was rolled back: forget what it created."""
+        self.products.clear()
+        self.forget()
+
+
+class _PostgresWriter(_Writer):
+    """The PostgreSQL path: binary COPY straight into the visit and event tables.
+
+    Visits of a batch's sessions that neither an earlier block of this import wrote nor exist
+    are copied into tracking_visit with ids reserved from its sequence, in uuid order (the unique
+    uuid index is then filled in key order: half the cost of random order). That copy fails as a
+    whole when one of them exists after all (the file overlaps an earlier import); the batch
+    then takes the upsert path, and so do the next ones as long as they meet visits from before.
+    Events of visits created by the batch cannot be in the table yet, so they are copied straight
+    in; the others go through a staging table and are inserted where they are missing (an
+    anti-join on the (visit, timestamp) index), with their visits locked first, so two imports of
+    overlapping files never both add the same row."""
+
+    def __init__(self, fmt: str):
+        super().__init__(fmt)
+        self.upsert = False
+        # (sorted uuids, ids) of the sessions of the last block written: sessions that continue
+        # over a block boundary are known without a lookup.
+        self.recent: tuple[np.ndarray, np.ndarray] | None = None
+        self.sequence: str | None = None
+
+    def write(self, batch: Batch, stats: ImportStats, digest: str | None = None) -> None:
+        if not len(batch):
+            return
+        with connection.cursor() as cursor:
+            # A crash loses at most the last blocks, which a re-import restores: no WAL flush wait
+            # per commit. The import's joins are index probes of sorted keys; a hash join would
+            # read the whole visit or event table for each block.
+            cursor.execute(
+                "SET LOCAL synchronous_commit = off; SET LOCAL jit = off; "
+                "SET LOCAL enable_hashjoin = off; SET LOCAL enable_mergejoin = off"
+            )
+            if digest is not None and not self._ledger_claim(cursor, digest, len(batch)):
+                # Imported before (committed): nothing of this block can be missing.
+                stats.duplicates += len(batch)
+                self.forget()
+                return
+        before = stats.imported
+        super().write(batch, stats, digest)
+        if digest is not None:
+            with connection.cursor() as cursor:
+                cursor.execute("UPDATE tracking_importblock SET imported = %s WHERE digest = %s",
+                               [stats.imported - before, digest])
+
+    def forget(self) -> None:
+        self.recent = None
+        self.upsert = True  # the next block may continue sessions of the skipped one
+
+    def _ledger_claim(self, cursor, digest: str, rows: int) -> bool:
+        """Record the block in the import ledger (in the block's transaction); False when it is
+        already there. A concurrent import of the same block waits here for the other
+        transaction: if that one commits, this block is skipped; if it rolls back, this one
+        imports it."""
+        cursor.execute(
+            "INSERT INTO tracking_importblock (digest, format, rows, imported, created) "
+            "VALUES (%s, %s, %s, 0, now()) ON CONFLICT (digest) DO NOTHING RETURNING id",
+            [digest, self.fmt, rows],
+        )
+        return cursor.fetchone() is not None
+
+    # visits
+    def visit_ids(self, batch: Batch, stats: ImportStats) -> tuple[np.ndarray, np.ndarray]:
+        uuids = batch.uuids
+        ids = np.zeros(len(uuids), dtype=np.int64)
+        known = np.zeros(len(uuids), dtype=bool)
+        if self.recent is not None and len(uuids):
+            prev_uuids, prev_ids = self.recent
+            pos = np.minimum(np.searchsorted(prev_uuids, uuids), len(prev_uuids) - 1)
+            known = prev_uuids[pos] == uuids
+            ids[known] = prev_ids[pos[known]]
+        with connection.cursor() as cursor:
+            raw = cursor.cursor
+            if not self.upsert:
+                new = ~known
+                try:
+                    with transaction.atomic():  # a savepoint: a visit that exists after all undoes only this
+                        if new.any():
+                            ids[new] = self._visits_copy(raw, uuids[new], batch.started[new], batch.last[new])
+                except psycopg2.IntegrityError:
+                    self.upsert = True
+                else:
+                    if known.any():
+                        self._visits_extend(raw, ids[known], batch.started[known], batch.last[known])
+                    stats.visits_created += int(new.sum())
+                    self.recent = (uuids, ids)
+                    return ids, new
+            ids, created = self._visits_upsert(raw, batch)
+        stats.visits_created += int(created.sum())
+        # Back to the copy path once a batch meets no visit from before this import.
+        self.upsert = bool((~created & ~known).any())
+        self.recent = (uuids, ids)
+        return ids, created
+
+    def _visits_copy(self, raw, uuids, started, last) -> np.ndarray:
+        if self.sequence is None:
+            raw.execute("SELECT pg_get_serial_sequence('tracking_visit', 'id')")
+            self.sequence = raw.fetchone()[0]
+        out = io.BytesIO()
+        raw.copy_expert(
+            f"COPY (SELECT nextval('{self.sequence}') FROM generate_series(1, {len(uuids)})) TO STDOUT WITH (FORMAT binary)",
+            out,
+        )
+        ids = _copy_rows(out.getvalue(), np.dtype([("nfields", ">i2"), ("len", ">i4"), ("id", ">i8")]))["id"]
+        ids = ids.astype(np.int64)
+        rows = np.zeros(len(uuids), dtype=_VISIT_COPY_DTYPE)
+        rows["nfields"] = 6
+        rows["len_id"], rows["id"] = 8, ids
+        rows["len_uuid"], rows["uuid"] = 16, uuids.view("V16")
+        rows["len_started"], rows["started"] = 8, started - _PG_EPOCH_US
+        rows["len_last"], rows["last"] = 8, last - _PG_EPOCH_US
+        rows["len_staff"] = 1
+        rows["len_source"], rows["source"] = len(Visit.Source.IMPORT.value), Visit.Source.IMPORT.value.encode()
+        raw.copy_expert(
+            "COPY tracking_visit (id, uuid, started, last_seen, is_staff, source) FROM STDIN WITH (FORMAT binary)",
+            _copy_data([rows]), size=_COPY_READ,
+        )
+        return ids
+
+    def _visits_extend(self, raw, ids, started, last) -> None:
+        """Lock visits from before this batch (their events are checked against the table, so no
+        concurrent import may add to them meanwhile) and extend their time span where it grows."""
+        raw.execute("SELECT id FROM tracking_visit WHERE id = ANY(%s) ORDER BY id FOR UPDATE", [ids.tolist()])
+        raw.execute(
+            "UPDATE tracking_visit v SET started = LEAST(v.started, s.started), last_seen = GREATEST(v.last_seen, s.last_seen) "
+            "FROM (SELECT unnest(%s::bigint[]) AS id, "
+            "timestamptz 'epoch' + unnest(%s::bigint[]) * interval '1 microsecond' AS started, "
+            "timestamptz 'epoch' + unnest(%s::bigint[]) * interval '1 microsecond' AS last_seen) s "
+            "WHERE v.id = s.id AND (s.started < v.started OR s.last_seen > v.last_seen)",
+            [ids.tolist(), started.tolist(), last.tolist()],
+        )
+
+    def _visits_upsert(self, raw, batch: Batch) -> tuple[np.ndarray, np.ndarray]:
+        """Every session's visit by uuid, created where missing, time span extended where it grows;
+        all of them locked (ON CONFLICT DO UPDATE locks even the rows it leaves unchanged)."""
+        n = len(batch.uuids)
+        rows = np.zeros(n, dtype=_VISIT_STAGE_DTYPE)
+        rows["nfields"] = 4
+        rows["len_ord"], rows["ord"] = 4, np.arange(n, dtype=np.int32)
+        rows["len_uuid"], rows["uuid"] = 16, batch.uuids.view("V16")
+        rows["len_started"], rows["started"] = 8, batch.started - _PG_EPOCH_US
+        rows["len_last"], rows["last"] = 8, batch.last - _PG_EPOCH_US
+        raw.execute(
+            "CREATE TEMP TABLE IF NOT EXISTS _import_visit "
+            "(ord integer, uuid uuid, started timestamptz, last_seen timestamptz) ON COMMIT DELETE ROWS"
+        )
+        raw.execute("TRUNCATE _import_visit")
+        raw.copy_expert("COPY _import_visit FROM STDIN WITH (FORMAT binary)", _copy_data([rows]), size=_COPY_READ)
+        raw.execute(
+            "WITH up AS (INSERT INTO tracking_visit (uuid, started, last_seen, user_id, is_staff, source) "
+            "SELECT uuid, started, last_seen, NULL, false, 'import' FROM _import_visit ORDER BY uuid "
+            "ON CONFLICT (uuid) DO UPDATE SET started = LEAST(tracking_visit.started, EXCLUDED.started), "
+            "last_seen = GREATEST(tracking_visit.last_seen, EXCLUDED.last_seen) "
+            "WHERE EXCLUDED.started < tracking_visit.started OR EXCLUDED.last_seen > tracking_visit.last_seen "
+            "RETURNING id, xmax = 0 AS created) "
+            "SELECT id FROM up WHERE created"
+        )
+        created_ids = np.fromiter((r[0] for r in raw.fetchall()), dtype=np.int64)
+        out = io.BytesIO()
+        raw.copy_expert(
+            "COPY (SELECT v.id FROM _import_visit s JOIN tracking_visit v ON v.uuid = s.uuid ORDER BY s.ord) "
+            "TO STDOUT WITH (FORMAT binary)",
+            out,
+        )
+        ids = _copy_rows(out.getvalue(), np.dtype([("nfields", ">i2"), ("len", ">i4"), ("id", ">i8")]))["id"]
+        ids = ids.astype(np.int64)
+        return ids, np.isin(ids, created_ids)
+
+    # events
+    def events(self, batch: Batch, visits, products, fresh) -> int:
+        direct, staged = [], []
+        for g in batch.groups:
+            g.rows["visit"] = visits[g.session]
+            g.rows["product"] = products[g.item]
+            mine = fresh[g.session]
+            if mine.all():
+                direct.append(g.rows)
+            elif not mine.any():
+                staged.append(g.rows)
+            else:
+                direct.append(g.rows[mine])
+                staged.append(g.rows[~mine])
+        inserted = 0
+        with connection.cursor() as cursor:
+            raw = cursor.cursor
+            if direct:
+                raw.copy_expert(
+                    f"COPY tracking_event ({EVENT_COPY_COLUMNS}) FROM STDIN WITH (FORMAT binary)",
+                    _copy_data(direct), size=_COPY_READ,
+                )
+                inserted += sum(len(rows) for rows in direct)
+            if staged:
+                raw.execute(
+                    "CREATE TEMP TABLE IF NOT EXISTS _import_event (visit_id bigint, event_type varchar(16), "
+                    "product_id bigint, source varchar(32), position integer, model_version varchar(64), "
+                    "history_length integer, timestamp timestamptz, user_id integer, is_staff boolean, "
+                    "import_seq smallint) ON COMMIT DELETE ROWS"
+                )
+                raw.execute("TRUNCATE _import_event")
+                raw.copy_expert("COPY _import_event FROM STDIN WITH (FORMAT binary)", _copy_data(staged), size=_COPY_READ)
+                raw.execute(
+                    f"INSERT INTO tracking_event ({EVENT_COPY_COLUMNS}) SELECT {EVENT_COPY_COLUMNS} FROM _import_event s "
+                    "WHERE NOT EXISTS (SELECT 1 FROM tracking_event e WHERE e.visit_id = s.visit_id "
+                    "AND e.timestamp = s.timestamp AND e.product_id = s.product_id AND e.event_type = s.event_type "
+                    "AND e.import_seq = s.import_seq)"
+                )
+                inserted += raw.rowcount
+        return inserted
+
+
+_COPY_READ = 1 << 20  # bytes psycopg2 reads from the COPY data at a time
+_VISIT_COPY_DTYPE = np.dtype(
+    [("nfields", ">i2"), ("len_id", ">i4"), ("id", ">i8"), ("len_uuid", ">i4"), ("uuid", "V16"),
+     ("len_started", ">i4"), ("started", ">i8"), ("len_last", ">i4"), ("last", ">i8"), ("len_staff", ">i4"),
+     ("staff", "?"), ("len_source", ">i4"), ("source", "S6")]
+)
+_VISIT_STAGE_DTYPE = np.dtype(
+    [("nfields", ">i2"), ("len_ord", ">i4"), ("ord", ">i4"), ("len_uuid", ">i4"), ("uuid", "V16"),
+     ("len_started", ">i4"), ("started", ">i8"), ("len_last", ">i4"), ("last", ">i8")]
+)
+
+
+def _copy_data(parts: list[np.ndarray]) -> io.BytesIO:
+    """Binary COPY data of rows already laid out as structured arrays."""
+    return io.BytesIO(b"".join([_COPY_HEADER, *(p.tobytes() for p in parts), _COPY_TRAILER]))
+
+
+def _copy_rows(data: bytes, dtype: np.dtype) -> np.ndarray:
+    """Rows of a binary ``COPY ... TO STDOUT`` of fixed-width columns without NULLs."""
+    extension = int.from_bytes(data[15:19], "big")
+    return np.frombuffer(data[19 + extension : len(data) - 2], dtype=dtype)
 
 
 # --- The import ----------------------------------------------------------------------------
@@ -773,7 +961,7 @@ def import_file(
     size = os.path.getsize(path)
     if strict:
         # Validate the whole file before writing anything, so a bad file leaves no trace.
-        for _, errors, rows, _ in read_events(path, layout, block_bytes):
+        for _, _, errors, rows, _ in read_events(path, layout, block_bytes):
             stats.rows_read += rows
             _add_errors(stats, errors)
         if stats.skipped:
@@ -781,30 +969,53 @@ def import_file(
             stats.seconds = time.perf_counter() - started
             return stats
         stats.rows_read = 0
-    writer = _Writer(layout.fmt)
+    writer = (_PostgresWriter if connection.vendor == "postgresql" else _Writer)(layout.fmt)
+    hashes = []
     bar = _progress(size, progress)
     try:
         t = time.perf_counter()
-        blocks = _prefetched(read_events(path, layout, block_bytes, digests=True))
-        for chunk, errors, rows, consumed, digest in blocks:
+        for block in _prefetched(_prepared_blocks(path, layout, block_bytes)):
             stats.timed("parse", t)
-            stats.rows_read += rows
-            _add_errors(stats, errors)
+            stats.rows_read += block.rows
+            _add_errors(stats, block.errors)
+            hashes.append(block.batch.session_hashes())
             # Only clean blocks go into the ledger, so bad rows are reported on every import.
-            use_ledger = ledger and not errors and rows == len(chunk)
-            with transaction.atomic():
-                writer.write(chunk, stats, digest if use_ledger else None)
-            t = time.perf_counter()
+            clean = ledger and not block.errors and block.rows == len(block.batch)
+            for attempt in range(_DEADLOCK_TRIES):
+                counts = [getattr(stats, name) for name in _COUNTS]
+                try:
+                    with transaction.atomic():
+                        writer.write(block.batch, stats, block.digest if clean else None)
+                        t = time.perf_counter()
+                    break
+                except (DatabaseError, psycopg2.Error) as exc:
+                    # Two imports of overlapping files can deadlock on the visits they share;
+                    # PostgreSQL aborts one, which writes its block again.
+                    if _pgcode(exc) != "40P01" or attempt == _DEADLOCK_TRIES - 1:
+                        raise
+                    for name, value in zip(_COUNTS, counts):
+                        setattr(stats, name, value)
+                    writer.reset()
+            t = stats.timed("commit", t)
             if bar is not None:
-                bar.update(consumed - bar.n)
+                bar.update(block.consumed - bar.n)
             if on_block:
                 on_block(stats)
     finally:
         if bar is not None:
             bar.close()
-    stats.sessions = writer.sessions()
+    stats.sessions = int(len(np.unique(np.concatenate(hashes)))) if hashes else 0
     stats.seconds = time.perf_counter() - started
     return stats
+
+
+_DEADLOCK_TRIES = 3
+_COUNTS = ("imported", "duplicates", "visits_created", "products_created")
+
+
+def _pgcode(exc: BaseException) -> str | None:
+    """The SQLSTATE of a database error, raised by psycopg2 or wrapped by Django."""
+    return getattr(exc, "pgcode", None) or getattr(exc.__cause__, "pgcode", None)
 
 
 def _prefetched(items: Iterator, depth: int = 1) -> Iterator:

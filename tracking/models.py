@@ -35,9 +35,10 @@ class Visit(models.Model):
 
     class Meta:
         indexes = [
-            models.Index(fields=["started"], name="visit_started"),
             models.Index(fields=["user"], name="visit_user", condition=models.Q(user__isnull=False)),
         ]
+        # started: a BRIN index on PostgreSQL (migration 0006; a bulk import writes a visit for every
+        # four events and a btree cost a fifth of each insert).
 
     def __str__(self):
         return str(self.uuid)
@@ -59,9 +60,10 @@ class Event(models.Model):
 
     # The foreign keys have no database constraint: per-row FK triggers cost more than half of a
     # bulk import's time on this table. Rows are only written by the services (from model
-    # instances) and by the importer (with ids it has just resolved), and Django's on_delete
-    # handling still applies. No separate index on visit: the unique (visit, timestamp, ...)
-    # index below serves "the events of a visit in time order" and lookups by visit.
+    # instances) and by the importer (with ids it has just resolved or created in the same
+    # transaction), and Django's on_delete handling still applies. No separate index on visit:
+    # the (visit, timestamp) index below serves "the events of a visit in time order" and
+    # lookups by visit.
     visit = models.ForeignKey(
         Visit, on_delete=models.CASCADE, related_name="events", db_index=False, db_constraint=False
     )
@@ -85,17 +87,16 @@ class Event(models.Model):
     )
     is_staff = models.BooleanField(default=False)
     # Imported rows only: the occurrence number (0, 1, ...) of this exact (visit, timestamp,
-    # product, type) within its file. With the unique constraint this makes re-imports add nothing
-    # while real repeated rows of a log are kept. NULL for live events (NULLs never conflict).
+    # product, type) within its file, so real repeated rows of a log are kept while the importer
+    # recognises rows it imported before (tracking.importers). NULL for live events.
     import_seq = models.PositiveSmallIntegerField(null=True, blank=True)
 
     class Meta:
-        constraints = [
-            models.UniqueConstraint(
-                fields=["visit", "timestamp", "product", "event_type", "import_seq"], name="event_visit_time_dedup"
-            ),
-        ]
+        # No unique index: re-imports are recognised by the import ledger (ImportBlock) and, for
+        # visits that existed before a block, by an anti-join on (visit, timestamp); a unique
+        # index on the whole row would be maintained for every one of tens of millions of rows.
         indexes = [
+            models.Index(fields=["visit", "timestamp"], name="event_visit_time"),
             models.Index(fields=["user"], name="event_user", condition=models.Q(user__isnull=False)),
         ]
         # The BRIN index on timestamp (time-range scans over tens of millions of rows) is created
@@ -130,11 +131,12 @@ class ProductPopularity(models.Model):
 
 
 class ImportBlock(models.Model):
-    """Ledger of imported file blocks: a fast path for re-imports. A block (the same bytes of the
-    same format and layout) recorded here was fully imported in the transaction that recorded it,
-    so importing it again can skip it without touching the event table. Only blocks without bad
-    rows are recorded (bad rows are reported again on every import). Row-level dedup (the unique
-    event index) still guards everything else, e.g. overlapping files with other block bounds."""
+    """Ledger of imported file blocks: what makes re-imports add nothing. A block (the same bytes of
+    the same format and layout) recorded here was fully imported in the transaction that recorded
+    it, so importing it again skips it without touching the event table. Only blocks without bad
+    rows are recorded (bad rows are reported again on every import). Rows of blocks not recorded
+    here that belong to visits from before the block (overlapping files, other block bounds) are
+    checked against the events one by one (tracking.importers)."""
 
     digest = models.CharField(max_length=40, unique=True)  # blake2b-160 of layout + block bytes
     format = models.CharField(max_length=16)

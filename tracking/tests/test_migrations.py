@@ -1,0 +1,58 @@
+"""Migrations 0005 (plain (visit, timestamp) index instead of the unique dedup index) and 0006
+(BRIN on visit.started) on a database that already holds imported events."""
+from datetime import datetime, timezone
+
+import pytest
+from django.db import connection
+from django.db.migrations.executor import MigrationExecutor
+
+from tracking.importers import import_file, visit_uuid_for
+from tracking.models import Event
+
+BEFORE = [("tracking", "0004_visit_user_partial_index")]
+AFTER = [("tracking", "0006_visit_started_brin")]
+
+
+def _migrate(targets):
+    executor = MigrationExecutor(connection)
+    executor.loader.build_graph()
+    executor.migrate(targets)
+    return executor.loader.project_state(targets).apps
+
+
+def _indexes() -> dict:
+    with connection.cursor() as cursor:
+        return connection.introspection.get_constraints(cursor, "tracking_event")
+
+
+@pytest.mark.django_db(transaction=True)
+def test_events_survive_the_index_change_and_reimports_stay_idempotent(tmp_path):
+    apps = _migrate(BEFORE)
+    try:
+        assert "event_visit_time_dedup" in _indexes()
+        Product = apps.get_model("catalog", "Product")
+        Visit = apps.get_model("tracking", "Visit")
+        OldEvent = apps.get_model("tracking", "Event")
+        product = Product.objects.create(external_id="214536500", name="Item", slug="item-214536500")
+        stamp = datetime(2014, 4, 7, 10, 51, 9, 277000, tzinfo=timezone.utc)
+        visit = Visit.objects.create(uuid=visit_uuid_for("yoochoose", "1"), started=stamp, last_seen=stamp,
+                                     source="import")
+        OldEvent.objects.create(visit=visit, product=product, event_type="view", timestamp=stamp, import_seq=0)
+        OldEvent.objects.create(visit=visit, product=product, event_type="view", timestamp=stamp)  # live
+    finally:
+        _migrate(AFTER)
+    indexes = _indexes()
+    assert "event_visit_time_dedup" not in indexes
+    assert indexes["event_visit_time"]["columns"] == ["visit_id", "timestamp"]
+    assert not indexes["event_visit_time"]["unique"]
+    assert Event.objects.count() == 2
+    if connection.vendor == "postgresql":
+        with connection.cursor() as cursor:
+            visit_indexes = connection.introspection.get_constraints(cursor, "tracking_visit")
+        assert visit_indexes["visit_started_brin"]["type"] == "brin" and "visit_started" not in visit_indexes
+    # the row imported before the migration is recognised, the new one is added
+    path = tmp_path / "a.dat"
+    path.write_text("1,2014-04-07T10:51:09.277Z,214536500,0\n1,2014-04-07T10:52:00.000Z,214536500,0\n")
+    stats = import_file(str(path))
+    assert (stats.imported, stats.duplicates, stats.visits_created) == (1, 1, 0)
+    assert Event.objects.count() == 3
