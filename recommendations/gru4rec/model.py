@@ -238,27 +238,56 @@ class GRU4Rec:
                 idx.append(i)
         if not idx:
             return Recommendation(item_ids=[], scores=[], used=used, skipped=skipped, strategy="none")
-        with torch.inference_mode():
-            if self.device.type == "cpu":
-                scores = self._scores_one_cpu(idx)
-            else:
-                scores = self.score_sessions([idx])[0]
-            if exclude_seen:
-                scores[idx] = -torch.inf
-            k = min(int(k), self.n_items - (len(set(idx)) if exclude_seen else 0))
-            top = torch.topk(scores, max(k, 0))
-            values = top.values.tolist()
-            positions = top.indices.tolist()
+        k = min(int(k), self.n_items - (len(set(idx)) if exclude_seen else 0))
+        positions, values = self.top_items(idx, k, exclude=idx if exclude_seen else None)
         return Recommendation(
             item_ids=[self.item_ids[j] for j in positions], scores=values, used=used, skipped=skipped,
             strategy="model",
         )
+
+    # ------------------------------------------------------------------ serving one live session
+    # Below this many items scoring every item in fp32 is as cheap as the int8 candidate stage.
+    SERVE_INT8_MIN_ITEMS = 8192
+
+    def top_items(self, idx: list[int], n: int, exclude=None, mask: torch.Tensor | None = None
+                  ) -> tuple[list[int], list[float]]:
+        """The exact top ``n`` (item indices, fp32 scores, best first) after one session given as
+        item indices; items in ``exclude`` and those with ``mask`` -inf (an additive [n_items]
+        mask) are never returned, so fewer than ``n`` may come back. On CPU a large catalogue is
+        scored through the int8 candidate stage (``candidates.Int8Scorer``); the answer is the same
+        as scoring every item in fp32."""
+        n = max(0, min(int(n), self.n_items))
+        if not idx or n == 0:
+            return [], []
+        with torch.inference_mode():
+            if self.device.type != "cpu":
+                scores = self.score_sessions([idx])[0]
+                return self._top_of(scores, n, exclude, mask)
+            cache = self._serving()
+            h = self._hidden_one_cpu(idx)
+            if cache.scorer is not None:
+                found = cache.scorer.top(self.output, h, n, exclude, mask)
+                if found is not None:
+                    return found[0].tolist(), found[1].tolist()
+            return self._top_of(self._scores_of(h), n, exclude, mask)
+
+    @staticmethod
+    def _top_of(scores: torch.Tensor, n: int, exclude, mask) -> tuple[list[int], list[float]]:
+        if mask is not None:
+            scores = scores + mask.to(scores.device)
+        if exclude is not None and len(exclude):
+            scores[torch.as_tensor(exclude, dtype=torch.long, device=scores.device)] = -torch.inf
+        top = torch.topk(scores, n)
+        values, positions = top.values.tolist(), top.indices.tolist()
+        keep = next((i for i, v in enumerate(values) if v == -math.inf), len(values))
+        return positions[:keep], values[:keep]
 
     def _hidden_one_cpu(self, idx: list[int]) -> np.ndarray:
         """Last layer's state after one session (item indices), in numpy: for one short session
         numpy's per-call cost (~1 us) beats torch's (~5-10 us) over the ~10 small ops per event.
         The weights are read through zero-copy numpy views, so they always match the tensors."""
         p = self.params
+        u_split = self._serving().u_split
         rows = np.asarray(idx, dtype=np.int64)
         if self.input_mode == "shared":
             inp = self.output.numpy()[rows, : self.hidden_size]
@@ -269,9 +298,7 @@ class GRU4Rec:
                 gi = inp + self.dense["gru.0.b_ih"].numpy()
             else:
                 gi = inp @ self.dense[f"gru.{layer}.W_ih"].numpy() + self.dense[f"gru.{layer}.b_ih"].numpy()
-            u = self.dense[f"gru.{layer}.W_hh"].numpy()
-            # contiguous copies (tens of KB): numpy's mat-vec on a column slice bypasses BLAS
-            u_rz, u_n = np.ascontiguousarray(u[:, : 2 * size]), np.ascontiguousarray(u[:, 2 * size :])
+            u_rz, u_n = u_split[layer]
             h = np.zeros(size, dtype=np.float32)
             outs = np.empty((len(rows), size), dtype=np.float32)
             for t in range(len(rows)):
@@ -286,24 +313,33 @@ class GRU4Rec:
             inp = outs
         return h
 
-    def _scores_one_cpu(self, idx: list[int]) -> torch.Tensor:
-        """Whole-catalogue scores for one session on CPU: one matrix-vector product over [Wy | By]."""
-        q = np.empty((1, self.hidden_size + 1), dtype=np.float32)
-        q[0, :-1] = self._hidden_one_cpu(idx)
-        q[0, -1] = 1.0
-        return torch.mm(torch.from_numpy(q), self._output_t())[0]
+    def _scores_of(self, h: np.ndarray) -> torch.Tensor:
+        """Whole-catalogue fp32 scores for a hidden state: one mat-vec over ``[Wy | By]``."""
+        q = torch.ones(self.hidden_size + 1)
+        q[:-1] = torch.from_numpy(h)
+        return torch.mv(self.output, q)
 
-    def _output_t(self) -> torch.Tensor:
-        """``[Wy | By]^T`` as a contiguous [H+1, n_items] copy, cached for serving: a vector times
-        this layout streams the catalogue with wide vector ops (about 2.5x faster on CPU than a
-        row-wise mat-vec over ``output``). Rebuilt when ``output`` is replaced or changed in place
-        (its version counter; the trainer, which writes through numpy, drops the cache itself)."""
-        key = (id(self.output), self.output._version)
+    def _scores_one_cpu(self, idx: list[int]) -> torch.Tensor:
+        """Whole-catalogue fp32 scores for one session on CPU (the reference of the int8 path)."""
+        return self._scores_of(self._hidden_one_cpu(idx))
+
+    def _serving(self) -> "_ServeCache":
+        """What one-session serving derives from the weights, built on first use: contiguous
+        copies of the recurrent matrices split by gate (numpy's mat-vec on a column slice bypasses
+        BLAS; tens of KB) and, for a large catalogue, the int8 candidate scorer (4.5 MB for 40k
+        items; the fp32 ``output`` is not copied). Rebuilt when a weight tensor is replaced or
+        changed in place (version counters); the trainer, which writes through numpy, drops it."""
+        key = (id(self.output), self.output._version, id(self.dense_flat), self.dense_flat._version)
         cache = getattr(self, "_serve_cache", None)
-        if cache is None or cache[0] != key:
-            cache = (key, self.output.t().contiguous())
+        if cache is None or cache.key != key:
+            cache = _ServeCache(key, self)
             self._serve_cache = cache
-        return cache[1]
+        return cache
+
+    def serving_prepare(self) -> bool:
+        """Build the serving cache now (model load) instead of on the first request; True when the
+        int8 candidate stage is in use."""
+        return self._serving().scorer is not None
 
     def output_vectors(self) -> tuple[np.ndarray, np.ndarray]:
         """(Wy [n_items, H], By [n_items]) as float32 numpy; ANN over ``[Wy | By]`` with query ``[h | 1]``."""
@@ -364,3 +400,20 @@ class GRU4Rec:
         model.meta = {"train_range": meta.get("train_range"), "metrics": meta.get("metrics") or {}}
         model.meta.update(meta.get("extra") or {})
         return model.to(device)
+
+
+class _ServeCache:
+    """See :meth:`GRU4Rec._serving`."""
+
+    def __init__(self, key: tuple, model: GRU4Rec):
+        from .candidates import Int8Scorer
+
+        self.key = key
+        self.u_split = []
+        for layer, size in enumerate(model.params.layers):
+            u = model.dense[f"gru.{layer}.W_hh"].detach().cpu().numpy()
+            self.u_split.append((np.ascontiguousarray(u[:, : 2 * size]), np.ascontiguousarray(u[:, 2 * size :])))
+        self.scorer = None
+        if model.device.type == "cpu" and model.n_items >= model.SERVE_INT8_MIN_ITEMS:
+            scorer = Int8Scorer(model.output)
+            self.scorer = scorer if scorer.ok else None

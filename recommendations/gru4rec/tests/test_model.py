@@ -197,3 +197,136 @@ def test_serving_cache_follows_weight_changes():
     with torch.no_grad():
         tr.step(torch.tensor([1, 2]), torch.tensor([3, 4]), torch.ones(2, 1), m.zero_hidden(2))
     assert torch.allclose(m._scores_one_cpu([1, 2]), m.score_sessions([[1, 2]])[0], atol=1e-5)
+
+
+# ------------------------------------------------------------------ int8 candidate stage (serving)
+def cluster_sessions(n_items: int, n_sessions: int, seed: int = 0) -> list[list[str]]:
+    """Sessions that walk forward inside blocks of 20 items: a structure a model can learn."""
+    rng = np.random.default_rng(seed)
+    out = []
+    for _ in range(n_sessions):
+        block = int(rng.integers(n_items // 20)) * 20
+        start, n = int(rng.integers(20)), int(rng.integers(2, 8))
+        out.append([f"i{block + (start + k) % 20}" for k in range(n)])
+    return out
+
+
+@pytest.fixture(scope="module")
+def model_600():
+    torch.set_num_threads(1)
+    m, _ = fit(events(cluster_sessions(600, 3000)), "layers=32,batch_size=32,n_sample=64,n_epochs=3,loss=cross-entropy",
+               seed=0, progress=False, log=lambda s: None)
+    return m
+
+
+def _exact_top(m, idx, n, exclude=None, mask=None):
+    scores = m._scores_one_cpu(idx)
+    if mask is not None:
+        scores = scores + mask
+    if exclude:
+        scores[exclude] = -torch.inf
+    top = torch.topk(scores, n)
+    return top.indices.tolist(), top.values.tolist(), scores
+
+
+def _same_ranking(got, want, scores):
+    """Equal, except where tied scores (within fp32 re-scoring noise) swap places."""
+    return got == want or np.allclose(scores[got].numpy(), scores[want].numpy(), rtol=1e-6, atol=1e-6)
+
+
+def test_int8_candidates_give_the_exact_fp32_top_n(model_600, monkeypatch):
+    m = model_600
+    monkeypatch.setattr(m, "SERVE_INT8_MIN_ITEMS", 0)
+    m._serve_cache = None
+    assert m.serving_prepare() and m.n_items == 600
+    scorer = m._serving().scorer
+    assert scorer.q8.dtype == torch.int8 and scorer.k % 16 == 0 and scorer.q8.shape[0] % 64 == 0
+    rng = np.random.default_rng(1)
+    mask = torch.zeros(m.n_items)
+    mask[torch.from_numpy(rng.choice(m.n_items, 60, replace=False))] = -torch.inf
+    answered = 0
+    for trial in range(150):
+        idx = rng.choice(m.n_items, int(rng.integers(1, 11))).tolist()
+        n = int(rng.integers(1, 30))
+        exclude = idx if trial % 2 else None
+        use_mask = mask if trial % 3 == 0 else None
+        h = m._hidden_one_cpu(idx)
+        answered += scorer.top(m.output, h, n, exclude, use_mask) is not None
+        got, values = m.top_items(idx, n, exclude=exclude, mask=use_mask)
+        want, want_values, scores = _exact_top(m, idx, n, exclude, use_mask)
+        assert _same_ranking(got, want, scores), trial
+        np.testing.assert_allclose(values, want_values, rtol=1e-5, atol=1e-6)
+        if use_mask is not None:
+            assert not set(got) & set(torch.nonzero(mask).view(-1).tolist())
+    assert answered == 150  # the candidate stage answered every time (no fp32 fallback)
+
+
+def test_int8_error_bound_holds_for_every_item(model_600):
+    from recommendations.gru4rec.candidates import BF16_OUT, Int8Scorer
+
+    scorer = Int8Scorer(model_600.output)
+    assert scorer.ok
+    n = model_600.n_items
+    gen = torch.Generator().manual_seed(3)
+    for _ in range(20):
+        h = (torch.rand(scorer.hidden, generator=gen) * 2 - 1).numpy()
+        score, raw, c = scorer._approx(h)
+        exact = model_600._scores_of(h)
+        err = (exact - score[:n]).abs()
+        bound = scorer.scale[:n].float() * c + raw[:n].abs() * BF16_OUT
+        assert bool((err <= bound + 1e-6).all())
+        assert float(err.max()) > 0  # it is an approximation: the re-scoring is what makes it exact
+        below = score[:n] < float(exact.max())
+        assert bool((err[below] <= scorer._margin(c, float(exact.max()))).all())
+
+
+def test_recommend_through_int8_equals_fp32(model_600, monkeypatch):
+    m = model_600
+    items = ["i41", "i42", "i43"]
+    fp32 = m.recommend(items, k=10)
+    monkeypatch.setattr(m, "SERVE_INT8_MIN_ITEMS", 0)
+    m._serve_cache = None
+    assert m.serving_prepare()
+    int8 = m.recommend(items, k=10)
+    assert int8.item_ids == fp32.item_ids and not set(items) & set(int8.item_ids)
+    np.testing.assert_allclose(int8.scores, fp32.scores, rtol=1e-5)
+    assert int8.item_ids[0] == "i44"  # the next item of the walk: a trained model, not noise
+
+
+def test_int8_stage_falls_back_to_fp32_when_it_cannot_answer(model_600, monkeypatch):
+    from recommendations.gru4rec import candidates
+
+    m = model_600
+    monkeypatch.setattr(m, "SERVE_INT8_MIN_ITEMS", 0)
+    idx = [5, 6]
+    want, _, _ = _exact_top(m, idx, 8)
+    # fewer rankable items than asked: only those come back, best first
+    mask = torch.full((m.n_items,), -torch.inf)
+    mask[[1, 2, 3]] = 0.0
+    got, values = m.top_items(idx, 8, mask=mask)
+    assert sorted(got) == [1, 2, 3] and values == sorted(values, reverse=True)
+    # the kernel missing (another torch build) or wrong: the self-check refuses it, fp32 answers
+    for kernel in (lambda: None, lambda: (lambda a, q, s: torch.zeros(1, q.shape[0], dtype=torch.bfloat16))):
+        monkeypatch.setattr(candidates, "_kernel", kernel)
+        m._serve_cache = None
+        assert not m.serving_prepare()
+        assert m.top_items(idx, 8)[0] == want
+    monkeypatch.undo()
+    m._serve_cache = None
+
+
+def test_int8_cache_follows_weight_changes(model_600, monkeypatch):
+    m = model_600
+    monkeypatch.setattr(m, "SERVE_INT8_MIN_ITEMS", 0)
+    m._serve_cache = None
+    before = m._serving().scorer
+    saved = m.output.clone()
+    try:
+        with torch.no_grad():
+            m.output[7, -1] += 100.0  # item 7 now wins everywhere
+        assert m._serving().scorer is not before
+        assert m.top_items([1, 2], 1)[0] == [7]
+    finally:
+        with torch.no_grad():
+            m.output.copy_(saved)
+        m._serve_cache = None
