@@ -58,7 +58,7 @@ class _ProductCache:
         self.products: dict[int, Product | None] = {}
         self.serialized: dict[int, dict] = {}  # API representation, same lifetime as the products
 
-    def get(self, pks: list[int]) -> dict[int, Product]:
+    def _lookup(self, pks) -> dict[int, Product | None]:
         try:
             from catalog.cache import version as catalog_version
 
@@ -75,7 +75,16 @@ class _ProductCache:
             found = {p.pk: p for p in Product.objects.filter(pk__in=missing).select_related("category")}
             for pk in missing:
                 products[pk] = found.get(pk)
+        return products
+
+    def get(self, pks: list[int]) -> dict[int, Product]:
+        products = self._lookup(pks)
         return {pk: p for pk in pks if (p := products.get(pk)) is not None and p.is_active}
+
+    def known(self, pks) -> set[int]:
+        """The pks among ``pks`` that name a product, active or not."""
+        products = self._lookup(pks)
+        return {pk for pk in pks if products.get(pk) is not None}
 
 
 _product_cache = _ProductCache()
@@ -86,6 +95,12 @@ def _products_in_order(pks: list[int]) -> dict[int, Product]:
     if not pks:
         return {}
     return _product_cache.get(pks)
+
+
+def products_known(pks) -> set[int]:
+    """The pks among ``pks`` that name a product (active or not): input validation of the API,
+    answered from the process's product cache (no query once the products were seen)."""
+    return _product_cache.known(list(dict.fromkeys(int(pk) for pk in pks))) if pks else set()
 
 
 def _category_id(category) -> int | None:
@@ -119,13 +134,13 @@ def _model_candidates(bundle: LoadedModel, idx: list[int], n: int, exclude_seen:
     if ann is not None:
         return ann
     eng = bundle.engine
+    if bundle.kind == "gru4rec":
+        # the engine's exact top n for one session (int8 candidates, fp32 re-scoring on CPU)
+        return eng.top_items(idx, n, exclude=idx if exclude_seen else None, mask=bundle.unavailable)
     with torch.inference_mode():
-        if bundle.kind == "gru4rec":
-            scores = eng.score_sessions([idx])[0]
-        else:
-            scores = torch.from_numpy(eng.score_sessions([idx])[0])
-            # zero = "no neighbour voted": not a recommendation (the popular fallback fills)
-            scores = scores.masked_fill(scores <= 0, -torch.inf)
+        scores = torch.from_numpy(eng.score_sessions([idx])[0])
+        # zero = "no neighbour voted": not a recommendation (the popular fallback fills)
+        scores = scores.masked_fill(scores <= 0, -torch.inf)
         if bundle.unavailable is not None:
             scores.add_(bundle.unavailable)
         if exclude_seen:

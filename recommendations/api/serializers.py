@@ -3,6 +3,7 @@ from rest_framework import serializers
 
 from catalog.models import Product
 from recommendations.models import ModelVersion, TrainingRun
+from recommendations.services import products_known
 
 try:  # the products API's own serializer, so a recommended product looks the same everywhere
     from catalog.api.serializers import ProductSerializer
@@ -33,7 +34,7 @@ class RecommendationRequestSerializer(serializers.Serializer):
     category = serializers.IntegerField(min_value=1, required=False)
 
     def validate_items(self, items):
-        known = set(Product.objects.filter(pk__in=set(items)).values_list("pk", flat=True))
+        known = products_known(items)
         unknown = [pk for pk in items if pk not in known]
         if unknown:
             raise serializers.ValidationError(f"unknown product id(s): {', '.join(map(str, dict.fromkeys(unknown)))}")

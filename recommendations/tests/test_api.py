@@ -106,3 +106,22 @@ def test_health_reports_the_loaded_model(client, gru_version):
     r = client.get("/health/", HTTP_ACCEPT="application/json")
     assert r.status_code == 200, r.content
     assert serving.model_version_loaded() == "v-gru"
+
+
+def test_get_by_visit_is_one_query_once_warm(client, gru_version, catalogue, activate, django_assert_num_queries):
+    from tracking.services import events_record_for_api
+
+    activate(gru_version)
+    bundle = serving.model_reload()
+    seen = [int(bundle.index_pk[i]) for i in (2, 3)]
+    visit = uuid.uuid4()
+    events_record_for_api(visit, [{"type": "view", "product": pk} for pk in seen])
+    first = client.get("/api/recommendations/", {"session": str(visit), "k": 4})
+    assert first.status_code == 200 and first.json()["strategy"] == "gru4rec"
+    with django_assert_num_queries(1):  # the visit's history; products and their JSON are cached
+        again = client.get("/api/recommendations/", {"session": str(visit), "k": 4})
+    assert again.json() == first.json()
+    client.post("/api/recommendations/", {"items": seen, "k": 4}, format="json")
+    with django_assert_num_queries(0):  # POST: the items are validated against the product cache
+        r = client.post("/api/recommendations/", {"items": seen, "k": 4}, format="json")
+    assert r.json()["items"] == first.json()["items"]

@@ -1,8 +1,10 @@
 """recommend_for_session, similar_items, popular_items: strategies, fallbacks, exclude-seen, explanations."""
+import uuid
+
 import pytest
 
 from catalog.models import Product
-from recommendations import serving, services
+from recommendations import selectors, serving, services
 
 
 def _ext(pks):
@@ -107,3 +109,57 @@ def test_similar_items_by_embedding_and_itemknn(gru_version, sknn_version, catal
     new = Product.objects.create(external_id="zzz", name="Z", slug="z", category=product.category)
     fallback = services.similar_items(new, k=3)
     assert fallback.strategy == "popular" and {p.product.category_id for p in fallback.items} == {product.category_id}
+
+
+def test_session_history_is_one_query_and_matches_tracking(catalogue, django_assert_num_queries):
+    """The one-statement history of a visit uuid: tracking's session_history, order and limit."""
+    from datetime import timedelta
+
+    from django.utils import timezone
+
+    from tracking.models import Event, Visit
+    from tracking.selectors import session_history
+
+    visit = Visit.objects.create()
+    other = Visit.objects.create()
+    t0 = timezone.now()
+    rows = []
+    for i in range(70):  # more than SESSION_ITEMS_MAX, with impressions and ties in time
+        kind = "impression" if i % 7 == 3 else ("click" if i % 5 == 0 else "view")
+        rows.append(Event(visit=visit, event_type=kind, product=catalogue[i % 50], timestamp=t0 + timedelta(seconds=i // 2)))
+    rows.append(Event(visit=other, event_type="view", product=catalogue[59], timestamp=t0))
+    Event.objects.bulk_create(rows)
+    want = session_history(visit.pk, limit=selectors.SESSION_ITEMS_MAX)
+    assert len(want) == selectors.SESSION_ITEMS_MAX
+    with django_assert_num_queries(1):
+        got = selectors.session_product_ids(str(visit.uuid))
+    assert got == want
+    assert selectors.session_product_ids(visit.uuid) == want
+    assert selectors.session_product_ids(str(visit.uuid).upper()) == want
+    assert selectors.session_product_ids(visit.pk) == want
+    assert selectors.session_product_ids(str(uuid.uuid4())) == []
+    assert selectors.session_product_ids("not-a-uuid") == []
+
+
+def test_recommend_for_a_visit_reads_its_history(gru_version, catalogue, activate):
+    from tracking.services import events_record_for_api
+
+    activate(gru_version)
+    bundle = serving.model_reload()
+    seen = [int(bundle.index_pk[i]) for i in (1, 2, 3)]
+    visit = uuid.uuid4()
+    events_record_for_api(visit, [{"type": "view", "product": pk} for pk in seen])
+    by_visit = services.recommend_for_session(session=str(visit), k=5, explain=True)
+    by_items = services.recommend_for_session(items=seen, k=5)
+    assert by_visit.strategy == "gru4rec" and by_visit.used == seen
+    assert by_visit.product_ids == by_items.product_ids and not set(seen) & set(by_visit.product_ids)
+
+
+def test_products_known_from_the_cache(catalogue, django_assert_num_queries):
+    catalogue[1].is_active = False
+    catalogue[1].save()
+    pks = [catalogue[0].pk, catalogue[1].pk, 10**9]
+    assert services.products_known(pks) == {catalogue[0].pk, catalogue[1].pk}  # inactive is still known
+    with django_assert_num_queries(0):
+        assert services.products_known(pks[::-1]) == {catalogue[0].pk, catalogue[1].pk}
+    assert services.products_known([]) == set()
