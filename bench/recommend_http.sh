@@ -1,18 +1,25 @@
 #!/usr/bin/env bash
 # HTTP latency of GET /api/recommendations/ vs the same server's cheapest DRF endpoint, with wrk:
-# gunicorn 2 workers, PostgreSQL, Redis, 30 s, 32 connections, loopback only; then the reload bench.
-#   DATABASE_URL=postgres://postgres@127.0.0.1:5432/shop_h6_bench REDIS_URL=redis://127.0.0.1:6379/9 \
-#   MODEL_DIR=var/bench-models bash bench/recommend_http.sh
+# gunicorn 2 workers, PostgreSQL, Redis, 30 s, 32 connections, loopback only; then the reload bench
+# and the workers' RSS. The first GET names a visit with a 10-item history (bench/recommend_setup.py):
+# the model answers, after the history query; the second an unknown visit (the popular fallback, what
+# this bench measured before). MODEL_DIR must be absolute (the setup runs in bench/).
+#   DATABASE_URL=postgres://postgres@127.0.0.1:5432/shop_h6_bench REDIS_URL=redis://127.0.0.1:6379/6 \
+#   MODEL_DIR=$PWD/var/bench-models bash bench/recommend_http.sh
 set -euo pipefail
 cd "$(dirname "$0")/.."
 PY=${PY:-.venv/bin/python}
 PORT=${PORT:-8765}
 DURATION=${DURATION:-30s}
 # UserRateThrottle also keys anonymous clients (by IP): lift both rates for the single load client.
-export DJANGO_SETTINGS_MODULE=shop.settings THROTTLE_ANON=1000000/min THROTTLE_USER=1000000/min TORCH_NUM_THREADS=1 LOG_LEVEL=WARNING
+# Per second, not per minute: DRF keeps every request of the window in one pickled list per key,
+# read and written on each request, so a minute window grew to ~20,000 entries (300 KB of pickle
+# per request, per throttle) and the run after /api/categories/ inherited its history. A second's
+# window holds at most a second of requests, as a real client's minute window holds <= 600.
+export DJANGO_SETTINGS_MODULE=shop.settings THROTTLE_ANON=1000000/s THROTTLE_USER=1000000/s TORCH_NUM_THREADS=1 LOG_LEVEL=WARNING
 (cd bench && "../$PY" recommend_setup.py >/dev/null)
-"$PY" -c "import sys; sys.path.insert(0,'bench'); from recommend_setup import ensure; from recommendations import services; services.model_activate(ensure()[0])"
-VISIT=$("$PY" -c "import uuid; print(uuid.uuid4())")
+VISIT=$("$PY" -c "import sys; sys.path.insert(0,'bench'); from recommend_setup import bench_visit, ensure; from recommendations import services; services.model_activate(ensure()[0]); print(bench_visit())" | tail -1)
+NEW_VISIT=$("$PY" -c "import uuid; print(uuid.uuid4())")
 .venv/bin/gunicorn shop.wsgi -w 2 -b 127.0.0.1:$PORT --access-logfile /dev/null --log-level warning &
 GPID=$!
 trap 'kill $GPID' EXIT
@@ -34,11 +41,15 @@ response = function(status, headers, body)
   if status ~= 200 and not shown then shown = true; io.stderr:write("first non-200: ", status, " ", body:sub(1, 200), "\n") end
 end
 LUA
-run() { echo "== $1"; wrk -t2 -c32 -d"$DURATION" --latency "${@:2}" | grep -E "50%|90%|99%|Requests/sec|Non-2xx|Socket errors|requests in"; }
+run() { echo "== $1 (load $(cut -d' ' -f1 /proc/loadavg))"; wrk -t2 -c32 -d"$DURATION" --latency "${@:2}" | grep -E "50%|90%|99%|Requests/sec|Non-2xx|Socket errors|requests in"; }
 run "cheapest DRF endpoint: GET /api/categories/" -s /tmp/rec_status.lua "http://127.0.0.1:$PORT/api/categories/"
-run "GET /api/recommendations/?session=<new visit>&k=6" -s /tmp/rec_status.lua "http://127.0.0.1:$PORT/api/recommendations/?session=$VISIT&k=6"
+run "GET /api/recommendations/?session=<visit with 10 views>&k=6" -s /tmp/rec_status.lua "http://127.0.0.1:$PORT/api/recommendations/?session=$VISIT&k=6"
+run "GET /api/recommendations/?session=<unknown visit>&k=6 (popular fallback)" -s /tmp/rec_status.lua "http://127.0.0.1:$PORT/api/recommendations/?session=$NEW_VISIT&k=6"
 run "POST /api/recommendations/ {items:[1 product], k:6}" -s /tmp/rec_post.lua "http://127.0.0.1:$PORT/api/recommendations/"
+rss() { for p in $(pgrep -P $GPID); do awk '/VmRSS/ {printf "%s %.0f\n", FILENAME, $2/1024}' /proc/$p/status; done; }
+echo "== worker RSS (MB) after the runs above, load $(cut -d' ' -f1-3 /proc/loadavg)"
+rss
 echo "== reload"
 (cd bench && "../$PY" reload.py "http://127.0.0.1:$PORT")
-echo "== worker RSS (MB)"
-for p in $(pgrep -P $GPID); do awk '/VmRSS/ {printf "%s %.0f\n", FILENAME, $2/1024}' /proc/$p/status; done
+echo "== worker RSS (MB) after the reloads, load $(cut -d' ' -f1-3 /proc/loadavg)"
+rss

@@ -1,14 +1,17 @@
 """In-process latency of recommend_for_session: a 10-item session against a 40,000-item GRU4Rec,
-k=6, one thread (TORCH_NUM_THREADS=1), beside the engine alone; plus the process RSS.
+k=6, one thread (TORCH_NUM_THREADS=1), beside the engine alone; the int8 candidate stage
+(candidates re-scored, recall of its top C, exactness against fp32); the process RSS. Every
+figure is printed with the 1-minute load average (the machine is shared).
 
-    DATABASE_URL=postgres://... REDIS_URL=redis://... python bench/recommend_latency.py
+    DATABASE_URL=postgres://... REDIS_URL=redis://... MODEL_DIR=... python bench/recommend_latency.py [rounds]
 """
 import os
 import random
 import resource
+import sys
 import time
 
-from recommend_setup import ensure  # noqa: I001  (sets up Django)
+from recommend_setup import bench_visit, ensure  # noqa: I001  (sets up Django)
 
 import numpy as np
 import torch
@@ -36,9 +39,34 @@ def timeit(fn, n=2000, warm=200):
             "p99_ms": np.percentile(out, 99) * 1e3}
 
 
+def candidate_stage(eng, sessions):
+    """Candidates re-scored per session, recall of the approximate top C, exact top-k mismatches."""
+    scorer = eng._serving().scorer
+    if scorer is None:
+        print("int8 candidate stage: not in use (fp32 scoring)")
+        return
+    counts, recall, mismatch = [], {14: [], 50: [], 100: []}, 0
+    for s in sessions:
+        h = eng._hidden_one_cpu(s)
+        counts.append(scorer.n_candidates(eng.output, h, 14))
+        for c in recall:
+            recall[c].append(scorer.candidate_recall(eng.output, h, 14, c))
+        got, _ = eng.top_items(s, 14, exclude=s)
+        full = eng._scores_of(h)
+        full[s] = -torch.inf
+        mismatch += got != torch.topk(full, 14).indices.tolist()
+    print(f"int8 candidate stage: {scorer.nbytes / 2**20:.1f} MiB; items re-scored exactly per request "
+          f"p50 {np.percentile(counts, 50):.0f}, p99 {np.percentile(counts, 99):.0f}, max {max(counts)}; "
+          "top-14 recall of the approximate top C: "
+          + ", ".join(f"C={c} {np.mean(v):.4f}" for c, v in recall.items())
+          + f"; exact top-14 differs from fp32 scoring in {mismatch} of {len(sessions)} sessions")
+
+
 def main():
+    rounds = int(sys.argv[1]) if len(sys.argv) > 1 else 1
     rss0 = rss_mb()
     a, _ = ensure()
+    visit = bench_visit()
     services.model_activate(a)
     bundle = serving.model_reload()
     rss1 = rss_mb()
@@ -48,6 +76,7 @@ def main():
     pks = [int(p) for p in bundle.index_pk]
     sessions = [rng.sample(pks, 10) for _ in range(256)]
     eng = bundle.engine
+    candidate_stage(eng, [[bundle.pk_index[p] for p in s] for s in sessions[:200]])
     it = iter(range(10**9))
 
     def engine_only():
@@ -57,25 +86,32 @@ def main():
     def service():
         services.recommend_for_session(items=sessions[next(it) % 256], k=6)
 
+    def service_visit():  # + the visit's history from PostgreSQL (one query)
+        services.recommend_for_session(session=visit, k=6)
+
     def service_explain():
         services.recommend_for_session(items=sessions[next(it) % 256], k=6, explain=True)
 
     def similar():
         services.similar_items(sessions[next(it) % 256][0], k=6)
 
-    W = bundle.engine.output[:, :-1].contiguous()
-    b = bundle.engine.output[:, -1].contiguous()
-    h = torch.randn(1, W.shape[1])
+    out = bundle.engine.output
+    h = torch.randn(1, out.shape[1] - 1)
 
-    def bare():  # the floor: one 40k x H matvec + top-k, no GRU steps, no Python around it
-        torch.topk(torch.addmm(b, h, W.t()), 14)
+    def bare():  # the old floor: one fp32 40k x H mat-vec + top-k, no GRU steps, no Python around it
+        torch.topk(torch.addmm(out[:, -1], h, out[:, :-1].t()), 14)
 
-    for name, fn in [("calibration: bare matvec+topk", bare), ("engine.recommend (GRU4Rec alone)", engine_only), ("recommend_for_session", service),
-                     ("recommend_for_session explain", service_explain), ("similar_items", similar)]:
-        r = timeit(fn)
-        print(f"{name:<36} p50 {r['p50_ms']:.3f} ms  p90 {r['p90_ms']:.3f} ms  p99 {r['p99_ms']:.3f} ms")
-    with open("/proc/loadavg") as fh:
-        print("load average:", fh.read().split()[0], "on", os.cpu_count(), "cores")
+    for r in range(rounds):
+        for name, fn in [("calibration: fp32 matvec+topk", bare), ("engine.recommend (GRU4Rec alone)", engine_only),
+                         ("recommend_for_session(items)", service),
+                         ("recommend_for_session(session=visit)", service_visit),
+                         ("recommend_for_session explain", service_explain), ("similar_items", similar)]:
+            res = timeit(fn)
+            print(f"{name:<38} p50 {res['p50_ms']:.3f} ms  p90 {res['p90_ms']:.3f} ms  p99 {res['p99_ms']:.3f} ms"
+                  f"   load {os.getloadavg()[0]:.2f}")
+        if r + 1 < rounds:
+            print("--")
+    print("load average:", " ".join(f"{x:.2f}" for x in os.getloadavg()), "on", os.cpu_count(), "cores")
     print(f"RSS: {rss0:.0f} MB after Django+torch import, {rss1:.0f} MB with the model loaded, "
           f"{rss_mb():.0f} MB after the runs (embeddings for similar items included)")
 

@@ -1,10 +1,12 @@
-"""Shared by the recommendation benchmarks: a 40,000-item catalogue and two registered GRU4Rec
-versions of that size (random weights: serving cost does not depend on what the weights learnt).
+"""Shared by the recommendation benchmarks: a 40,000-item catalogue, two registered GRU4Rec
+versions of that size (random weights: serving cost does not depend on what the weights learnt)
+and a visit with a 10-item history (the GET /api/recommendations/?session=... case).
 
     DATABASE_URL=... REDIS_URL=... python bench/recommend_setup.py   # idempotent
 """
 import os
 import sys
+import uuid
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
@@ -40,6 +42,21 @@ def ensure() -> list[ModelVersion]:
     return out
 
 
+def bench_visit(n_items: int = 10) -> str:
+    """The uuid of a visit that viewed ``n_items`` bench products (recorded once)."""
+    from catalog.models import Product
+    from tracking.selectors import session_history
+    from tracking.services import events_record_for_api
+
+    visit = uuid.uuid5(uuid.NAMESPACE_URL, f"shop-bench-visit-{n_items}")
+    if len(session_history(str(visit))) < n_items:
+        ext = [f"bench-{i}" for i in range(100, 100 + n_items)]
+        pk = dict(Product.objects.filter(external_id__in=ext).values_list("external_id", "pk"))
+        events_record_for_api(visit, [{"type": "view", "product": pk[e]} for e in ext])
+    return str(visit)
+
+
 if __name__ == "__main__":
     for mv in ensure():
         print(mv.version, mv.artifact, mv.n_items)
+    print("visit", bench_visit())
