@@ -46,7 +46,9 @@ MIN_TIME_US = int(datetime(1990, 1, 1, tzinfo=dt_timezone.utc).timestamp()) * 1_
 _NAT = np.iinfo(np.int64).min
 _ID_RE = r"[^\s]{1,64}"
 _INT_RE = r"[0-9]{1,18}"
-BLOCK_BYTES = 32 * 1024 * 1024
+# Small enough that the next block is parsed while this one is written from the start of a file
+# (a 193k-row week is two blocks), large enough that the per-block statements do not count.
+BLOCK_BYTES = 4 * 1024 * 1024
 MAX_ERRORS_LISTED = 20
 
 
@@ -211,14 +213,20 @@ def _detect_time_unit(path: str, layout: FileLayout) -> str:
 
 # --- Parsing -------------------------------------------------------------------------------
 
-def iter_blocks(path: str, block_bytes: int = BLOCK_BYTES) -> Iterator[tuple[bytes, int, int]]:
-    """Yield (block of whole lines, 1-based number of its first line, bytes consumed so far)."""
+def iter_blocks(
+    path: str, block_bytes: int = BLOCK_BYTES, first_bytes: int | None = None
+) -> Iterator[tuple[bytes, int, int]]:
+    """Yield (block of whole lines, 1-based number of its first line, bytes consumed so far).
+    The first block reads ``first_bytes`` (default: a quarter block), so that writing starts
+    soon: nothing is written while the first block is parsed."""
     line_no = 1
     consumed = 0
     rest = b""
+    size = first_bytes or max(block_bytes // 4, 1)
     with open(path, "rb") as f:
         while True:
-            data = f.read(block_bytes)
+            data = f.read(size)
+            size = block_bytes
             if not data:
                 if rest:
                     consumed += len(rest)
@@ -617,7 +625,8 @@ class _Writer:
 
     def __init__(self, fmt: str):
         self.fmt = fmt
-        self.products: dict[str, int] = {}
+        # item dtype kind -> (item ids seen so far, their product pks)
+        self.products: dict[str, tuple[pd.Index, np.ndarray]] = {}
 
     def write(self, batch: Batch, stats: ImportStats, digest: str | None = None) -> None:
         """Write one batch in the caller's transaction."""
@@ -634,18 +643,26 @@ class _Writer:
         stats.duplicates += len(batch) - inserted
 
     def product_ids(self, batch: Batch, stats: ImportStats) -> np.ndarray:
-        """Product pk of each of the batch's items; unknown items become stub products (catalogue service)."""
-        keys = [str(u) for u in batch.items.tolist()]
-        missing = [i for i, k in enumerate(keys) if k not in self.products]
-        if missing:
+        """Product pk of each of the batch's items; unknown items become stub products (catalogue
+        service). The items seen so far are a pandas index (per item dtype: integer ids, or
+        strings) looked up in C, not a dict probed item by item."""
+        items = batch.items
+        known, pks = self.products.get(items.dtype.kind, (pd.Index([], dtype=items.dtype), np.zeros(0, np.int64)))
+        pos = known.get_indexer(items)
+        missing = np.flatnonzero(pos < 0)
+        if len(missing):
+            keys = [str(item) for item in items[missing].tolist()]
             categories = {}
             if batch.categories is not None:
-                categories = {keys[i]: batch.categories[i] for i in missing if batch.categories[i]}
+                categories = {k: c for k, c in zip(keys, batch.categories[missing].tolist()) if c}
             before = Product.objects.aggregate(m=Max("pk"))["m"] or 0
-            found = product_stubs_ensure([keys[i] for i in missing], categories)
+            found = product_stubs_ensure(keys, categories)
             stats.products_created += sum(1 for pk in found.values() if pk > before)
-            self.products.update(found)
-        return np.fromiter((self.products[k] for k in keys), dtype=np.int64, count=len(keys))
+            pos[missing] = np.arange(len(known), len(known) + len(missing))
+            known = known.append(pd.Index(items[missing]))
+            pks = np.concatenate([pks, np.fromiter((found[k] for k in keys), dtype=np.int64, count=len(keys))])
+            self.products[items.dtype.kind] = (known, pks)
+        return pks[pos]
 
     def visit_ids(self, batch: Batch, stats: ImportStats) -> tuple[np.ndarray, np.ndarray]:
         """(visit pk, created by this batch) of each session; visits that existed get their time

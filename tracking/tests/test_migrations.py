@@ -1,5 +1,5 @@
-"""Migrations 0005 (plain (visit, timestamp) index instead of the unique dedup index) and 0006
-(BRIN on visit.started) on a database that already holds imported events."""
+"""Migrations 0005 (plain (visit, timestamp) index instead of the unique dedup index), 0006 (BRIN
+on visit.started) and 0007 (id sequence cache) on a database that already holds imported events."""
 from datetime import datetime, timezone
 
 import pytest
@@ -10,7 +10,7 @@ from tracking.importers import import_file, visit_uuid_for
 from tracking.models import Event
 
 BEFORE = [("tracking", "0004_visit_user_partial_index")]
-AFTER = [("tracking", "0006_visit_started_brin")]
+AFTER = [("tracking", "0007_id_sequence_cache")]
 
 
 def _migrate(targets):
@@ -49,7 +49,9 @@ def test_events_survive_the_index_change_and_reimports_stay_idempotent(tmp_path)
     if connection.vendor == "postgresql":
         with connection.cursor() as cursor:
             visit_indexes = connection.introspection.get_constraints(cursor, "tracking_visit")
-        assert visit_indexes["visit_started_brin"]["type"] == "brin" and "visit_started" not in visit_indexes
+            assert visit_indexes["visit_started_brin"]["type"] == "brin" and "visit_started" not in visit_indexes
+            cursor.execute("SELECT seqcache FROM pg_sequence WHERE seqrelid = 'tracking_event_id_seq'::regclass")
+            assert cursor.fetchone()[0] == 1000
     # the row imported before the migration is recognised, the new one is added
     path = tmp_path / "a.dat"
     path.write_text("1,2014-04-07T10:51:09.277Z,214536500,0\n1,2014-04-07T10:52:00.000Z,214536500,0\n")

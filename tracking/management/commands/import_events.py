@@ -39,5 +39,7 @@ class Command(BaseCommand):
             f"({d['visits_created']:,} new), products created {d['products_created']:,}, "
             f"{d['seconds']:.2f} s, {d['events_per_second']:,} events/s"
         )
+        if options["verbosity"] >= 2:
+            self.stdout.write("  seconds by stage: " + ", ".join(f"{k} {v:.2f}" for k, v in d["timings"].items()))
         if stats.strict_failed:
             raise CommandError(f"--strict: {stats.skipped} bad rows, nothing imported")
