@@ -17,12 +17,14 @@ weight-only linear) scores it in 0.36 ms warm, 0.70 ms cold. The answer is the e
   at least ``v`` minus the bound. Those candidates (about 20 of 40,000 on the bench model, p99 30)
   are re-scored exactly and ranked; ties aside, the result is what scoring every item gives.
 
-The kernel (torch 2.13, AVX-512) reads the query in blocks of 16 values, past its end when K is not
-a multiple of 16 (what lies there enters the scores: NaN in, NaN out), and with aligned loads that
-crash on a query row not 64-byte aligned (numpy's buffers, a second row of odd length). So K is
-padded to a multiple of 16 with zero columns, the query is one row in a fresh torch buffer (64-byte
-aligned), and the scorer checks itself when built (a NaN-tailed query buffer; every item within its
-bound); a scorer that fails the check is not used, and the model scores every item in fp32.
+The kernel (``aten/src/ATen/native/cpu/int8mm_kernel.cpp``: per lane ``fma(a, float(q) * s, acc)``
+in fp32, a 16-lane sum, the result rounded to bf16; the error model above) steps through K in
+blocks of 16 with aligned loads: past the end of the query when K is not a multiple of 16 (what
+lies there enters the scores: NaN in, NaN out), and a crash on a query row that is not 32-byte
+aligned (numpy's buffers, a second row of odd length). So K is padded to a multiple of 16 with zero
+columns, the query is one row in a fresh torch buffer (64-byte aligned), and the scorer checks
+itself when built (a NaN-tailed query buffer; every item within its bound); a scorer that fails
+the check is not used, and the model scores every item in fp32.
 """
 from __future__ import annotations
 
@@ -81,7 +83,7 @@ class Int8Scorer:
     # over the dozen small steps, and the vectors are zero-copy views of the same memory.
     def _query(self, h: np.ndarray, tail: float | None = None) -> tuple[torch.Tensor, np.ndarray]:
         """(bf16(h) zero-padded to K, as a fresh [1, K] tensor; bf16(h) as float32 numpy). The
-        kernel needs a 64-byte aligned query (torch's allocator aligns; numpy's does not)."""
+        kernel needs a 32-byte aligned query (torch's allocator aligns to 64; numpy's to 16)."""
         b = np.zeros(self.k, dtype=np.float32)
         b[: self.hidden] = h
         b = b.view(np.uint32)
@@ -92,8 +94,8 @@ class Int8Scorer:
         if tail is not None:
             buf.view(torch.bfloat16).fill_(tail)
         buf.numpy()[: self.k] = b.astype(np.int16)
-        if buf.data_ptr() % 64:
-            raise RuntimeError("query buffer not 64-byte aligned")
+        if buf.data_ptr() % 32:
+            raise RuntimeError("query buffer not 32-byte aligned")
         a32 = (b[: self.hidden] << np.uint32(16)).view(np.float32)
         return buf.view(torch.bfloat16)[: self.k].view(1, self.k), a32
 
