@@ -1,8 +1,10 @@
 """Shared by the recommendation benchmarks: a 40,000-item catalogue, two registered GRU4Rec
 versions of that size (random weights: serving cost does not depend on what the weights learnt)
-and a visit with a 10-item history (the GET /api/recommendations/?session=... case).
+and a visit with a 10-item history (the GET /api/recommendations/?session=... case). A missing
+PostgreSQL database is created and migrated first.
 
-    DATABASE_URL=... REDIS_URL=... python bench/recommend_setup.py   # idempotent
+    DATABASE_URL=postgres://postgres@127.0.0.1:5432/shop_h6_bench REDIS_URL=redis://127.0.0.1:6379/6 \
+    MODEL_DIR=$PWD/var/bench-models python bench/recommend_setup.py   # idempotent
 """
 import os
 import sys
@@ -27,7 +29,24 @@ PARAMS = "loss=cross-entropy,layers=100"
 VERSIONS = ("bench-40k-a", "bench-40k-b")
 
 
+def database_ensure() -> None:
+    """Create the bench database when the server does not have it, and migrate it."""
+    from django.core.management import call_command
+    from django.db import connection
+    from django.db.utils import OperationalError
+
+    try:
+        connection.ensure_connection()
+    except OperationalError:
+        if connection.vendor != "postgresql":
+            raise
+        with connection._nodb_cursor() as cursor:  # what Django's test runner uses to create databases
+            cursor.execute(f"CREATE DATABASE {connection.ops.quote_name(connection.settings_dict['NAME'])}")
+    call_command("migrate", interactive=False, verbosity=0)
+
+
 def ensure() -> list[ModelVersion]:
+    database_ensure()
     ids = [f"bench-{i}" for i in range(N_ITEMS)]
     product_stubs_ensure(ids)
     out = []
