@@ -721,6 +721,9 @@ class _Writer:
     def forget(self) -> None:
         """A block was skipped: what the writer remembers of the previous block no longer follows."""
 
+    def committed(self) -> None:
+        """A block was committed."""
+
     def reset(self) -> None:
         """A block's transaction was rolled back: forget what it created."""
         self.products.clear()
@@ -753,12 +756,8 @@ class _PostgresWriter(_Writer):
             return
         with connection.cursor() as cursor:
             # A crash loses at most the last blocks, which a re-import restores: no WAL flush wait
-            # per commit. The import's joins are index probes of sorted keys; a hash join would
-            # read the whole visit or event table for each block.
-            cursor.execute(
-                "SET LOCAL synchronous_commit = off; SET LOCAL jit = off; "
-                "SET LOCAL enable_hashjoin = off; SET LOCAL enable_mergejoin = off"
-            )
+            # per commit.
+            cursor.execute("SET LOCAL synchronous_commit = off; SET LOCAL jit = off")
             if digest is not None and not self._ledger_claim(cursor, digest, len(batch)):
                 # Imported before (committed): nothing of this block can be missing.
                 stats.duplicates += len(batch)
@@ -774,6 +773,20 @@ class _PostgresWriter(_Writer):
     def forget(self) -> None:
         self.recent = None
         self.upsert = True  # the next block may continue sessions of the skipped one
+
+    def committed(self) -> None:
+        """Summarise the block's page ranges in the BRIN time index while its pages are still in
+        shared buffers (a few ms a block): an unsummarised range matches every time range, so
+        until autovacuum got to it a time-range scan would read everything the import wrote.
+        Summarising takes a lock that autovacuum also takes; rather than wait for it, this
+        block's ranges are left to the next block or to autovacuum."""
+        try:
+            with transaction.atomic(), connection.cursor() as cursor:
+                cursor.execute("SET LOCAL lock_timeout = '50ms'")
+                cursor.execute("SELECT brin_summarize_new_values('event_timestamp_brin')")
+        except (DatabaseError, psycopg2.Error) as exc:
+            if _pgcode(exc) != "55P03":  # lock_not_available
+                raise
 
     def _ledger_claim(self, cursor, digest: str, rows: int) -> bool:
         """Record the block in the import ledger (in the block's transaction); False when it is
@@ -874,6 +887,7 @@ class _PostgresWriter(_Writer):
         )
         raw.execute("TRUNCATE _import_visit")
         raw.copy_expert("COPY _import_visit FROM STDIN WITH (FORMAT binary)", _copy_data([rows]), size=_COPY_READ)
+        raw.execute(_INDEX_PROBES_ONLY)
         raw.execute(
             "WITH up AS (INSERT INTO tracking_visit (uuid, started, last_seen, user_id, is_staff, source) "
             "SELECT uuid, started, last_seen, NULL, false, 'import' FROM _import_visit ORDER BY uuid "
@@ -926,6 +940,7 @@ class _PostgresWriter(_Writer):
                 )
                 raw.execute("TRUNCATE _import_event")
                 raw.copy_expert("COPY _import_event FROM STDIN WITH (FORMAT binary)", _copy_data(staged), size=_COPY_READ)
+                raw.execute(_INDEX_PROBES_ONLY)
                 raw.execute(
                     f"INSERT INTO tracking_event ({EVENT_COPY_COLUMNS}) SELECT {EVENT_COPY_COLUMNS} FROM _import_event s "
                     "WHERE NOT EXISTS (SELECT 1 FROM tracking_event e WHERE e.visit_id = s.visit_id "
@@ -937,6 +952,10 @@ class _PostgresWriter(_Writer):
 
 
 _COPY_READ = 1 << 20  # bytes psycopg2 reads from the COPY data at a time
+# For the rest of the block's transaction: the joins of a staging table with the visit or event
+# table are index probes of sorted keys; the planner, without statistics of the staging table,
+# may pick a hash or merge join, which reads the whole visit or event table for every block.
+_INDEX_PROBES_ONLY = "SET LOCAL enable_hashjoin = off; SET LOCAL enable_mergejoin = off"
 _VISIT_COPY_DTYPE = np.dtype(
     [("nfields", ">i2"), ("len_id", ">i4"), ("id", ">i8"), ("len_uuid", ">i4"), ("uuid", "V16"),
      ("len_started", ">i4"), ("started", ">i8"), ("len_last", ">i4"), ("last", ">i8"), ("len_staff", ">i4"),
@@ -1014,6 +1033,8 @@ def import_file(
                         setattr(stats, name, value)
                     writer.reset()
             t = stats.timed("commit", t)
+            writer.committed()
+            t = stats.timed("summarise", t)
             if bar is not None:
                 bar.update(block.consumed - bar.n)
             if on_block:

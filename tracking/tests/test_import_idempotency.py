@@ -252,3 +252,15 @@ def test_a_block_aborted_by_a_deadlock_is_written_again(db, tmp_path, monkeypatc
     assert not Event.objects.exclude(product_id__in=Product.objects.values("pk")).exists()
     assert not Event.objects.exclude(visit_id__in=Visit.objects.values("pk")).exists()
     _no_duplicates()
+
+
+@pytest.mark.skipif(connection.vendor != "postgresql", reason="the BRIN time index is PostgreSQL's")
+def test_the_time_index_covers_what_an_import_wrote(db, tmp_path):
+    # An unsummarised BRIN range matches every time range: scans would read all imported pages.
+    stats = import_file(_write(tmp_path / "a.dat", _rows(2500)), block_bytes=64 * 1024)
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT pg_relation_size('tracking_event') / current_setting('block_size')::int")
+        assert cursor.fetchone()[0] > 3 * 32  # several page ranges
+        cursor.execute("SELECT brin_summarize_new_values('event_timestamp_brin')")
+        assert cursor.fetchone()[0] == 0
+    assert stats.imported == 10_000
