@@ -67,6 +67,8 @@ def main() -> None:
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--no-baselines", action="store_true")
     ap.add_argument("--save", help="folder for the trained checkpoints")
+    ap.add_argument("--item-lr-scale", type=float, default=None,
+                    help="override the engine's item_lr_scale (1.0 = the spec's update taken literally)")
     args = ap.parse_args()
     if not SPLITS.is_dir():
         sys.exit(f"skipped: {SPLITS} is absent (the benchmark splits live outside the repository)")
@@ -76,15 +78,18 @@ def main() -> None:
     for split in args.split:
         train, test = read(SPLITS / split / "train.tsv"), read(SPLITS / split / "test.tsv")
         params = SETTINGS[split].replace("n_epochs=10", f"n_epochs={args.epochs}")
+        if args.item_lr_scale is not None:
+            params += f",item_lr_scale={args.item_lr_scale}"
         load = os.getloadavg()[0]
         t0, c0 = time.perf_counter(), time.process_time()
         model, history = fit(train, params, seed=args.seed, progress=False)
+        item_lr_scale = model.params.item_lr_scale
         train_s, train_cpu = time.perf_counter() - t0, time.process_time() - c0
         res = evaluate(model, test, cutoffs=cutoffs)
         ref = REFERENCE[split]
         eps = len(train) * args.epochs / train_s
         row = {
-            "split": split, "epochs": args.epochs, "threads": torch.get_num_threads(),
+            "split": split, "epochs": args.epochs, "threads": torch.get_num_threads(), "item_lr_scale": item_lr_scale,
             "loadavg_1min_at_start": round(load, 2), "loadavg_1min_at_end": round(os.getloadavg()[0], 2),
             **{k: round(v, 4) for k, v in res.items() if k.startswith(("recall", "mrr"))},
             "n_test_transitions": res["n_events"], "eval_seconds": round(res["eval_seconds"], 3),

@@ -9,6 +9,7 @@ import dataclasses
 from dataclasses import dataclass, field
 
 LOSSES = ("cross-entropy", "bpr-max")
+ITEM_LR_SCALE = 0.25
 
 
 @dataclass
@@ -28,6 +29,12 @@ class GRU4RecParams:
     bpreg: float = 1.0
     elu_param: float = 0.5
     logq: float = 0.0
+    # Not a reference name (our extension): the row-sparse item matrices (output [Wy | By] and a
+    # separate embedding) learn at learning_rate * item_lr_scale; the dense GRU weights at
+    # learning_rate. With the spec's update taken literally (1.0) the published settings train
+    # the item rows far too aggressively here; the default was chosen on validation days carved
+    # from the *training* data of both benchmark splits (docs/gru4rec-engine.md, "Item learning rate").
+    item_lr_scale: float = ITEM_LR_SCALE
 
     def __post_init__(self) -> None:
         self.validate()
@@ -47,6 +54,8 @@ class GRU4RecParams:
             raise ValueError("batch_size must be >= 1; n_sample, n_epochs, embedding >= 0")
         if self.learning_rate <= 0:
             raise ValueError(f"learning_rate must be > 0, got {self.learning_rate!r}")
+        if not self.item_lr_scale > 0:
+            raise ValueError(f"item_lr_scale must be > 0, got {self.item_lr_scale!r}")
 
     @property
     def input_mode(self) -> str:

@@ -148,8 +148,9 @@ class Trainer:
         for name, t in model.dense.items():  # views of the flat gradient, same layout as the weights
             self.grads[name] = self.dense_opt.grad[offset : offset + t.numel()].view(t.shape)
             offset += t.numel()
-        self.out_opt = SparseAdagrad(model.output, p.learning_rate, p.momentum)
-        self.emb_opt = SparseAdagrad(model.embedding, p.learning_rate, p.momentum) if model.embedding is not None else None
+        item_lr = p.learning_rate * p.item_lr_scale  # the row-sparse item matrices (params.py)
+        self.out_opt = SparseAdagrad(model.output, item_lr, p.momentum)
+        self.emb_opt = SparseAdagrad(model.embedding, item_lr, p.momentum) if model.embedding is not None else None
         support = np.asarray(support, dtype=np.float64)
         pop = support / max(support.sum(), 1.0)
         probs = support**p.sample_alpha

@@ -69,8 +69,9 @@ def _autograd_reference(m: GRU4Rec, p, x, y, keep, hidden, samples, log_q):
     "loss=bpr-max,layers=3/4,constrained_embedding=False,embedding=0,elu_param=0",
 ])
 def test_training_step_gradients_and_sparse_update(spec):
-    """Hand-written backward == autograd; first Adagrad step moves exactly the batch's rows."""
-    p = parse_params(spec + ",batch_size=4,n_sample=3,learning_rate=0.1,momentum=0")
+    """Hand-written backward == autograd; first Adagrad step moves exactly the batch's rows, the
+    item rows at learning_rate * item_lr_scale."""
+    p = parse_params(spec + ",batch_size=4,n_sample=3,learning_rate=0.1,momentum=0,item_lr_scale=0.3")
     items = [str(i) for i in range(20)]
     m = GRU4Rec(p, items, seed=3)
     support = np.arange(1, 21, dtype=np.float64)
@@ -91,7 +92,7 @@ def test_training_step_gradients_and_sparse_update(spec):
         if name not in ref:
             continue
         g = ref[name]
-        expected = -0.1 * g / torch.sqrt(g * g + ADAGRAD_EPS)
+        expected = -0.1 * 0.3 * g / torch.sqrt(g * g + ADAGRAD_EPS)
         delta = (m.tensors()[name] - before[name]).double()
         assert torch.allclose(delta, expected, atol=1e-4), name
         touched = set((torch.cat([y, samples, x]) if name == "output" else x).tolist())
@@ -171,7 +172,7 @@ def test_repeated_rows_summed_once_per_step_and_input_only_bias_untouched():
     every occurrence's gradient reaches the row (summed before Adagrad), the accumulator and the
     momentum are updated once per row, and a row used only as an input leaves its bias By alone."""
     p = parse_params("loss=bpr-max,layers=4,elu_param=0.5,bpreg=1.0,constrained_embedding=True,batch_size=4,"
-                     "n_sample=5,learning_rate=0.1,momentum=0.5,dropout_p_embed=0,dropout_p_hidden=0")
+                     "n_sample=5,learning_rate=0.1,momentum=0.5,dropout_p_embed=0,dropout_p_hidden=0,item_lr_scale=0.4")
     m = GRU4Rec(p, [str(i) for i in range(12)], seed=2)
     tr = Trainer(m, np.arange(1, 13, dtype=np.float64), seed=0)
     steps = [  # (x, y, samples)
@@ -191,7 +192,7 @@ def test_repeated_rows_summed_once_per_step_and_input_only_bias_untouched():
         for r in touched:
             cols = slice(None) if r in out_rows else slice(0, 4)  # an input-only row: Wy part only
             acc[r, cols] += g[r, cols] ** 2
-            vel[r, cols] = 0.5 * vel[r, cols] - 0.1 * g[r, cols] / torch.sqrt(acc[r, cols] + ADAGRAD_EPS)
+            vel[r, cols] = 0.5 * vel[r, cols] - 0.04 * g[r, cols] / torch.sqrt(acc[r, cols] + ADAGRAD_EPS)
             w[r, cols] += vel[r, cols]
         _, hidden = tr.step(x, y, keep, hidden)
         assert torch.allclose(m.output.double(), w, atol=1e-5)
