@@ -220,9 +220,26 @@ def build_parser() -> argparse.ArgumentParser:
     return ap
 
 
+def _check_device(name: str) -> None:
+    """A clear error for a device this machine cannot use, before any data is read."""
+    import torch
+
+    try:
+        dev = torch.device(name)
+    except RuntimeError:
+        raise ValueError(f"--device {name!r}: expected cpu, cuda or cuda:N") from None
+    if dev.type == "cuda" and not torch.cuda.is_available():
+        raise ValueError(f"--device {name}: no CUDA device is available to this torch build "
+                         f"({torch.__version__}); use --device cpu")
+    if dev.type not in ("cpu", "cuda"):
+        raise ValueError(f"--device {name!r}: expected cpu, cuda or cuda:N")
+
+
 def main(argv=None) -> int:
     args = build_parser().parse_args(argv)
     try:
+        if getattr(args, "device", None):
+            _check_device(args.device)
         result = args.func(args)
     except (ValueError, OSError) as exc:
         _log(f"error: {exc}")

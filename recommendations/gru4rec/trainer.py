@@ -47,10 +47,15 @@ class SparseAdagrad:
         # matrix sums them instead.
         self.scratch = torch.zeros_like(weight) if weight.device.type != "cpu" else None
 
-    def step(self, idx: torch.Tensor, grad: torch.Tensor) -> None:
+    def step(self, idx: torch.Tensor, grad: torch.Tensor, bias_touched: torch.Tensor | None = None) -> None:
+        """``bias_touched`` (one bool per entry of ``idx``): as in :meth:`step_unique`, entries
+        whose row's last column (By) was not used keep that column's velocity and value."""
         if self.scratch is None:
             rows, inverse = torch.unique(idx, return_inverse=True)
             g = grad.new_zeros(rows.shape[0], grad.shape[1]).index_add_(0, inverse, grad)
+            if bias_touched is not None:
+                bias_touched = torch.zeros(rows.shape[0], dtype=torch.bool, device=idx.device).index_fill_(
+                    0, inverse[bias_touched], True)
         else:
             rows = idx
             self.scratch.index_add_(0, idx, grad)
@@ -60,8 +65,14 @@ class SparseAdagrad:
         self.acc.index_copy_(0, rows, acc)
         upd = g.div_(acc.add_(ADAGRAD_EPS).sqrt_()).mul_(-self.lr)
         if self.vel is not None:
-            upd = self.vel.index_select(0, rows).mul_(self.momentum).add_(upd)
-            self.vel.index_copy_(0, rows, upd)
+            old_vel = self.vel.index_select(0, rows)
+            upd = old_vel * self.momentum + upd
+            if bias_touched is not None:  # an untouched bias: velocity kept, value unchanged
+                self.vel.index_copy_(0, rows, torch.cat(
+                    [upd[:, :-1], torch.where(bias_touched, upd[:, -1], old_vel[:, -1]).unsqueeze(1)], dim=1))
+                upd[:, -1] = torch.where(bias_touched, upd[:, -1], torch.zeros_like(upd[:, -1]))
+            else:
+                self.vel.index_copy_(0, rows, upd)
         if self.scratch is None:
             self.weight.index_add_(0, rows, upd)  # rows are unique here
         else:
@@ -163,6 +174,7 @@ class Trainer:
         self._samples: torch.Tensor | None = None
         self._sample_pos = 0
         self._ones = torch.ones(max(p.batch_size, 1), 1, device=dev)
+        self._out_mark = torch.zeros(model.n_items, dtype=torch.bool, device=dev)  # scratch path only
         self._out1 = torch.ones(max(p.batch_size, 1), model.hidden_size + 1, device=dev)  # [o | 1]
 
     # ---------------------------------------------------------------- sampling
@@ -344,7 +356,13 @@ class Trainer:
         self.dense_opt.step()
         if mode == "shared":
             d_rows = torch.cat([d_inp, torch.zeros_like(self._ones[:batch])], dim=1)
-            self.out_opt.step(torch.cat([sel, x]), torch.cat([g_out, d_rows]))
+            idx = torch.cat([sel, x])
+            bias_touched = None
+            if self.out_opt.vel is not None:  # rows used only as inputs keep their bias (as on CPU)
+                out_mark = self._out_mark.index_fill_(0, sel, True)
+                bias_touched = out_mark.index_select(0, idx)
+                out_mark.index_fill_(0, sel, False)
+            self.out_opt.step(idx, torch.cat([g_out, d_rows]), bias_touched)
         else:
             self.out_opt.step(sel, g_out)
             self.emb_opt.step(x, d_inp)

@@ -45,3 +45,15 @@ def test_real_split_encodes_to_the_documented_counts():
     items = pd.unique(df["ItemId"])
     enc = encode_sessions(df, {it: i for i, it in enumerate(items)})
     assert (enc.n_events, enc.n_sessions, len(items)) == (152_462, 37_877, 4_869)
+
+
+@pytest.mark.parametrize("device, fragment", [("cuda", "no CUDA device"), ("tpu9", "expected cpu, cuda")])
+def test_unusable_device_is_a_clear_error(tmp_path, capsys, monkeypatch, device, fragment):
+    import torch
+
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    train = tmp_path / "train.tsv"
+    events(rule_sessions(20, seed=0)).to_csv(train, sep="\t", index=False)
+    assert main(["train", str(train), "-p", "layers=4,n_epochs=1", "--device", device]) == 2
+    out = _last_json(capsys)
+    assert fragment in out["error"]

@@ -199,3 +199,43 @@ def test_repeated_rows_summed_once_per_step_and_input_only_bias_untouched():
     assert torch.allclose(tr.out_opt.acc.double(), acc, atol=1e-6)
     assert torch.allclose(tr.out_opt.vel.double(), vel, atol=1e-5)
     assert 9 not in set(torch.cat([steps[1][1], steps[1][2]]).tolist()) and vel[9, 4] != 0  # the case is exercised
+
+
+@pytest.mark.parametrize("spec", [
+    "loss=cross-entropy,layers=6,logq=1,constrained_embedding=True,dropout_p_embed=0.2,dropout_p_hidden=0.3",
+    "loss=bpr-max,layers=5/4,elu_param=0.5,bpreg=1.0,constrained_embedding=True,dropout_p_hidden=0.2",
+    "loss=bpr-max,layers=4,constrained_embedding=False,embedding=3,elu_param=0",
+    "loss=cross-entropy,layers=4,constrained_embedding=False,embedding=0",
+])
+def test_gpu_step_path_matches_the_cpu_path(spec):
+    """The sync-free step a GPU runs (scratch-matrix merge of repeated rows, no data-dependent
+    shapes) gives the same weights and optimiser state as the CPU step, here run on the CPU:
+    repeated targets, samples equal to targets, inputs that are output rows, momentum, dropout."""
+    p = parse_params(spec + ",batch_size=4,n_sample=5,learning_rate=0.1,momentum=0.4,item_lr_scale=0.5")
+    items = [str(i) for i in range(15)]
+    support = np.arange(1, 16, dtype=np.float64)
+    runs = []
+    for gpu_path in (False, True):
+        m = GRU4Rec(p, items, seed=4)
+        tr = Trainer(m, support, seed=1)
+        if gpu_path:
+            tr.out_opt.scratch = torch.zeros_like(tr.out_opt.weight)
+            if tr.emb_opt is not None:
+                tr.emb_opt.scratch = torch.zeros_like(tr.emb_opt.weight)
+        gen = torch.Generator().manual_seed(9)
+        hidden = m.zero_hidden(4)
+        for _ in range(6):
+            x = torch.randint(0, 15, (4,), generator=gen)
+            y = torch.randint(0, 15, (4,), generator=gen)
+            smp = torch.cat([y[:2], torch.randint(0, 15, (3,), generator=gen)])
+            keep = (torch.rand(4, 1, generator=gen) > 0.3).float()
+            tr.next_samples = lambda smp=smp: smp
+            step = tr._step_scratch if gpu_path else tr._step_unique
+            _, hidden = step(x, y, keep, hidden)
+        runs.append((m.tensors(), tr.out_opt.state, tr.emb_opt.state if tr.emb_opt is not None else None))
+    (w_cpu, s_cpu, e_cpu), (w_gpu, s_gpu, e_gpu) = runs
+    for name in w_cpu:
+        assert torch.allclose(w_cpu[name], w_gpu[name], atol=1e-5), name
+    assert torch.allclose(s_cpu, s_gpu, atol=1e-5)
+    if e_cpu is not None:
+        assert torch.allclose(e_cpu, e_gpu, atol=1e-5)
