@@ -17,7 +17,9 @@ class CategoryField(forms.CharField):
             return None
         node = selectors.category_resolve(value)
         if node is None:
-            raise forms.ValidationError(f"Unknown category {value!r}.", code="unknown")
+            # the value goes in as a parameter: a '%' typed by the client must not be read as a
+            # format directive when the message is rendered (that was a 500)
+            raise forms.ValidationError("Unknown category %(value)s.", code="unknown", params={"value": repr(value)})
         return node
 
 
