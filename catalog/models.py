@@ -20,11 +20,15 @@ class Product(models.Model):
     # the key the recommender's item map uses.
     external_id = models.CharField(max_length=64, unique=True)
     name = models.CharField(max_length=255)
-    slug = models.SlugField(max_length=255)
+    # Products are addressed by pk; the slug is display text, so no index to maintain on inserts.
+    slug = models.SlugField(max_length=255, db_index=False)
     description = models.TextField(blank=True)
     price = models.DecimalField(max_digits=12, decimal_places=2, default=0)
     currency = models.CharField(max_length=3, default="EUR")
-    category = models.ForeignKey(Category, null=True, blank=True, on_delete=models.SET_NULL, related_name="products")
+    # No single-column index: product_cat_active_id (category, is_active, id) serves category lookups.
+    category = models.ForeignKey(
+        Category, null=True, blank=True, on_delete=models.SET_NULL, related_name="products", db_index=False
+    )
     brand = models.CharField(max_length=120, blank=True)
     is_active = models.BooleanField(default=True)
     created = models.DateTimeField(auto_now_add=True)

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import csv
+import re
 import sys
 from collections.abc import Iterable
 from dataclasses import dataclass, field
@@ -95,7 +96,13 @@ def product_stubs_ensure(
     return result
 
 
+_PLAIN_ID = re.compile(r"[a-z0-9]+(?:-[a-z0-9]+)*\Z")
+
+
 def _stub_slug(ext: str) -> str:
+    low = ext.lower()
+    if _PLAIN_ID.match(low):  # what slugify would return anyway, without its Unicode pass (imports
+        return f"item-{low}"[:255]  # make ten thousands of these)
     return slugify(f"item-{ext}")[:255] or "item"
 
 

@@ -1,6 +1,8 @@
 from django.core.cache import cache
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from catalog import cache as catalog_cache
 from catalog.models import Category, Product
@@ -58,3 +60,13 @@ def test_version_memo_sees_other_processes_bumps_after_a_short_time(monkeypatch)
     assert catalog_cache.version() == first  # memoised for VERSION_MEMO_SECONDS
     monkeypatch.setattr(catalog_cache, "VERSION_MEMO_SECONDS", 0)
     assert catalog_cache.version() == "from-another-process"
+
+
+@given(st.text(max_size=40) | st.from_regex(r"[A-Za-z0-9-]{1,20}", fullmatch=True))
+def test_stub_slug_fast_path_equals_slugify(ext):
+    """Plain ids skip slugify's Unicode pass; the slug must be exactly what slugify makes."""
+    from django.utils.text import slugify
+
+    from catalog.services import _stub_slug
+
+    assert _stub_slug(ext) == (slugify(f"item-{ext}")[:255] or "item")
