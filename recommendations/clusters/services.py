@@ -274,8 +274,12 @@ def version_extras_queue(model_version: ModelVersion, k: int | None = None, miss
 def retrieval_extras_load(bundle, row: ModelVersion) -> dict:
     """Loader for ``serving.extra_loader_register``: the version's ANN index and per-item cluster
     ids, each checked against its recorded sha256. Missing parts are None (exact scoring, no cap)."""
-    out = {"index": None, "nprobe": None, "cluster_of_item": None, "_checked": time.monotonic()}
-    idx_row = RetrievalIndex.objects.filter(model_version_id=row.pk).first()
+    # below the ANN threshold serving scores exactly: no faiss library and index in this process
+    # (about 30 MB per web worker with a 40k-item model); "_small" lets _extras load it at once
+    # should the threshold come down
+    small = not _ann_size(bundle)
+    out = {"index": None, "nprobe": None, "cluster_of_item": None, "_checked": time.monotonic(), "_small": small}
+    idx_row = None if small else RetrievalIndex.objects.filter(model_version_id=row.pk).first()
     if idx_row is not None and idx_row.n_items == bundle.n_items:
         path = _model_dir() / idx_row.path
         if path.is_file() and engine.sha256_file(path) == idx_row.sha256:
@@ -310,16 +314,20 @@ def _extras(bundle) -> dict:
     mine = extras.get("retrieval")
     if mine is None:
         mine = extras.setdefault("retrieval", {"index": None, "nprobe": None, "cluster_of_item": None})
-    if bundle.kind != "gru4rec" or (mine.get("index") is not None and mine.get("cluster_of_item") is not None):
+    index_done = mine.get("index") is not None or not _ann_size(bundle)
+    if bundle.kind != "gru4rec" or (index_done and mine.get("cluster_of_item") is not None):
         return mine
     now = time.monotonic()
-    if now - mine.get("_checked", 0.0) < EXTRAS_RECHECK_SECONDS or not _extras_lock.acquire(blocking=False):
+    threshold_dropped = bool(mine.get("_small")) and _ann_size(bundle)
+    waiting = now - mine.get("_checked", 0.0) < EXTRAS_RECHECK_SECONDS and not threshold_dropped
+    if waiting or not _extras_lock.acquire(blocking=False):
         return mine
     try:
         mine["_checked"] = now
         row = ModelVersion.objects.filter(version=bundle.version).first()
         if row is not None:
             fresh = retrieval_extras_load(bundle, row)
+            mine["_small"] = fresh.pop("_small")
             for key, value in fresh.items():
                 if mine.get(key) is None and value is not None:
                     mine[key] = value
@@ -330,11 +338,15 @@ def _extras(bundle) -> dict:
     return mine
 
 
+def _ann_size(bundle) -> bool:
+    """A GRU4Rec catalogue large enough (``ANN_MIN_CATALOGUE``) to be served from ANN candidates."""
+    return bundle.kind == "gru4rec" and bundle.n_items >= int(settings.ANN_MIN_CATALOGUE)
+
+
 def ann_applies(bundle) -> bool:
     """True when this bundle should be served from ANN candidates: a GRU4Rec model whose
     catalogue has at least ``ANN_MIN_CATALOGUE`` items and an index loaded with it."""
-    return (bundle.kind == "gru4rec" and bundle.n_items >= int(settings.ANN_MIN_CATALOGUE)
-            and _extras(bundle).get("index") is not None)
+    return _ann_size(bundle) and _extras(bundle).get("index") is not None
 
 
 def candidates_for(hidden, extras: dict, n: int) -> tuple[np.ndarray, np.ndarray]:

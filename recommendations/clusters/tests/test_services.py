@@ -66,6 +66,7 @@ def test_vsknn_version_gets_nothing(version):
 @pytest.mark.django_db
 def test_index_and_clusters_load_with_the_model(active_version, settings):
     services.version_extras_build(active_version, k=6)
+    settings.ANN_MIN_CATALOGUE = N_ITEMS
     bundle = serving.model_reload()
     extras = bundle.extras["retrieval"]
     assert extras["index"].ntotal == N_ITEMS
@@ -77,7 +78,23 @@ def test_index_and_clusters_load_with_the_model(active_version, settings):
 
 
 @pytest.mark.django_db
-def test_tampered_index_is_not_loaded(active_version):
+def test_below_the_ann_threshold_no_index_is_loaded(active_version, settings, django_assert_num_queries):
+    """A catalogue under ANN_MIN_CATALOGUE is scored exactly: its index (and faiss) stay out of
+    the process, serving asks the database nothing more, and lowering the threshold loads it."""
+    services.version_extras_build(active_version, k=6)
+    settings.ANN_MIN_CATALOGUE = N_ITEMS + 1
+    bundle = serving.model_reload()
+    extras = bundle.extras["retrieval"]
+    assert extras["index"] is None and extras["cluster_of_item"].shape == (N_ITEMS,)
+    with django_assert_num_queries(0):
+        assert not services.ann_applies(bundle)
+    settings.ANN_MIN_CATALOGUE = N_ITEMS
+    assert services.ann_applies(bundle) and extras["index"].ntotal == N_ITEMS
+
+
+@pytest.mark.django_db
+def test_tampered_index_is_not_loaded(active_version, settings):
+    settings.ANN_MIN_CATALOGUE = N_ITEMS
     services.version_extras_build(active_version, k=6)
     row = RetrievalIndex.objects.get(model_version=active_version)
     row.sha256 = "0" * 64
