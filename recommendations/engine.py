@@ -16,11 +16,14 @@ import tempfile
 import zipfile
 from collections.abc import Callable
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
-import pandas as pd
 
 from .gru4rec.checkpoint import CheckpointError
+
+if TYPE_CHECKING:  # pandas only in annotations here: web workers serve without it (~34 MB each)
+    import pandas as pd
 
 KINDS = ("gru4rec", "vsknn")
 CUTOFFS = (5, 10, 20)

@@ -9,7 +9,6 @@ from datetime import datetime, timedelta
 from pathlib import Path
 
 import numpy as np
-import pandas as pd
 from django.conf import settings
 from django.db import connection, transaction
 from django.utils import timezone
@@ -331,6 +330,8 @@ def _event_columns(since, until, event_types) -> tuple[np.ndarray, np.ndarray, n
         )
         # COPY streams the rows to a temporary file that pandas reads back in chunks: no Python
         # object per row and no table of model instances in memory.
+        import pandas as pd  # here, not at start-up: web workers never export (~34 MB each)
+
         with tempfile.TemporaryFile() as tmp:
             with connection.cursor() as cursor:
                 raw = cursor.cursor
@@ -405,6 +406,8 @@ def sessions_split(session, item, time_us, *, test_days: float = 1, min_item_sup
 
 
 def _write_tsv(path: Path, session, item_ext, time_us) -> None:
+    import pandas as pd
+
     exact_ms = not len(time_us) or bool((time_us % 1000 == 0).all())
     seconds = time_us / 1_000_000
     frame = pd.DataFrame({"SessionId": session, "ItemId": item_ext, "Time": seconds})
@@ -435,6 +438,8 @@ def sessions_export(
     for start in range(0, len(used), 5000):
         ids = used[start : start + 5000].tolist()
         external.update(Product.objects.filter(pk__in=ids).values_list("pk", "external_id"))
+    import pandas as pd
+
     lookup = pd.Series(external, dtype=object)
 
     def write(mask, name):
