@@ -66,13 +66,14 @@ class SparseAdagrad:
         upd = g.div_(acc.add_(ADAGRAD_EPS).sqrt_()).mul_(-self.lr)
         if self.vel is not None:
             old_vel = self.vel.index_select(0, rows)
-            upd = old_vel * self.momentum + upd
+            vel = old_vel * self.momentum + upd
             if bias_touched is not None:  # an untouched bias: velocity kept, value unchanged
-                self.vel.index_copy_(0, rows, torch.cat(
-                    [upd[:, :-1], torch.where(bias_touched, upd[:, -1], old_vel[:, -1]).unsqueeze(1)], dim=1))
-                upd[:, -1] = torch.where(bias_touched, upd[:, -1], torch.zeros_like(upd[:, -1]))
-            else:
-                self.vel.index_copy_(0, rows, upd)
+                vel[:, -1] = torch.where(bias_touched, vel[:, -1], old_vel[:, -1])
+            self.vel.index_copy_(0, rows, vel)
+            upd = vel
+            if bias_touched is not None:
+                upd = vel.clone()
+                upd[:, -1].masked_fill_(~bias_touched, 0.0)
         if self.scratch is None:
             self.weight.index_add_(0, rows, upd)  # rows are unique here
         else:
@@ -174,7 +175,7 @@ class Trainer:
         self._samples: torch.Tensor | None = None
         self._sample_pos = 0
         self._ones = torch.ones(max(p.batch_size, 1), 1, device=dev)
-        self._out_mark = torch.zeros(model.n_items, dtype=torch.bool, device=dev)  # scratch path only
+        self._out_mark: torch.Tensor | None = None  # [n_items] bool, made by the first scratch step
         self._out1 = torch.ones(max(p.batch_size, 1), model.hidden_size + 1, device=dev)  # [o | 1]
 
     # ---------------------------------------------------------------- sampling
@@ -359,6 +360,8 @@ class Trainer:
             idx = torch.cat([sel, x])
             bias_touched = None
             if self.out_opt.vel is not None:  # rows used only as inputs keep their bias (as on CPU)
+                if self._out_mark is None:
+                    self._out_mark = torch.zeros(m.n_items, dtype=torch.bool, device=self.device)
                 out_mark = self._out_mark.index_fill_(0, sel, True)
                 bias_touched = out_mark.index_select(0, idx)
                 out_mark.index_fill_(0, sel, False)
