@@ -1,7 +1,9 @@
 """Cluster API: clusters of the active (or a chosen) model version and their products."""
 from drf_spectacular.utils import OpenApiParameter, extend_schema
-from rest_framework import generics
+from rest_framework import generics, serializers
 from rest_framework.exceptions import NotFound
+
+from recommendations.models import ModelVersion
 
 from .. import selectors
 from .serializers import ClusterProductSerializer, ClusterProductsPageSerializer, ClusterSerializer, NotFoundSerializer
@@ -9,8 +11,15 @@ from .serializers import ClusterProductSerializer, ClusterProductsPageSerializer
 VERSION_PARAM = OpenApiParameter("version", str, description="Model version (name or id); default: the active one")
 
 
+class VersionQuerySerializer(serializers.Serializer):
+    # CharField refuses NUL characters (PostgreSQL text cannot hold them: a 500 found by the fuzz test)
+    version = serializers.CharField(required=False, allow_blank=True, max_length=ModelVersion._meta.get_field("version").max_length)
+
+
 def _clustering(request):
-    clustering = selectors.clustering_for_version(request.query_params.get("version"))
+    q = VersionQuerySerializer(data=request.query_params)
+    q.is_valid(raise_exception=True)
+    clustering = selectors.clustering_for_version(q.validated_data.get("version") or None)
     if clustering is None:
         raise NotFound("no clusters for this model version")
     return clustering

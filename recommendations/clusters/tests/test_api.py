@@ -41,6 +41,17 @@ def test_cluster_api_404s(client, built):
 
 
 @pytest.mark.django_db
+def test_cluster_api_bad_version_is_a_400_with_the_field(client, built):
+    """A NUL in ``version`` was a 500 (PostgreSQL text cannot hold it; found by the fuzz test)."""
+    for path in ("/api/clusters/", "/api/clusters/1/"):
+        for bad in ("%00", "v%00syn", "x" * 65):
+            r = client.get(f"{path}?version={bad}")
+            assert r.status_code == 400, (path, bad)
+            assert "version" in r.json()
+    assert client.get("/api/clusters/?version=").status_code == 200  # empty: the active version, as before
+
+
+@pytest.mark.django_db
 def test_taste_pages(client, built):
     r = client.get("/taste/")
     assert r.status_code == 200
