@@ -139,13 +139,16 @@ def event_record_for_request(request, event_type, product, *, source="", positio
     remove_from_cart and purchase)."""
     visit = visit_for_request(request)
     user = _request_user(request)
+    # The page's own labels (e.g. ?src= of a link) are free text: cut to the column and without NUL,
+    # so an odd link never loses the event (PostgreSQL refuses NUL and over-long values).
+    fields = {f.name: f.max_length for f in Event._meta.get_fields() if f.name in ("source", "model_version")}
     return event_record(
         visit,
         event_type,
         product,
-        source=source,
+        source=str(source or "").replace("\x00", "")[: fields["source"]],
         position=position,
-        model_version=model_version,
+        model_version=str(model_version or "").replace("\x00", "")[: fields["model_version"]],
         user=user,
         is_staff=bool(user and user.is_staff),
     )

@@ -63,6 +63,16 @@ def test_event_record_for_request_and_history_in_order(make_request, products):
     assert Event.objects.filter(visit=visit).count() == 4
 
 
+def test_free_text_labels_of_a_page_never_lose_the_event(make_request, products):
+    """A link's ?src= reaches ``source`` as the page got it: over-long or with NUL it was refused by
+    PostgreSQL and the view was lost; it is now cut to the column and stored."""
+    request = make_request()
+    event = services.event_record_for_request(request, "view", products[0], source="s\x00" + "x" * 60,
+                                              model_version="v\x00" + "y" * 80)
+    event.refresh_from_db()
+    assert event.source == "s" + "x" * 31 and event.model_version == "v" + "y" * 63
+
+
 def test_event_record_rejects_bad_input(make_request, products):
     request = make_request()
     with pytest.raises(ValueError):
