@@ -7,7 +7,8 @@ import logging
 import time
 import uuid
 
-from django.db import connection
+from django.conf import settings
+from django.db import DatabaseError, connection
 from django.db.models import Count, Q, QuerySet
 
 from catalog.models import Product
@@ -91,10 +92,7 @@ def session_product_ids(visit_id: uuid.UUID | str) -> list[int]:
             visit_uuid = uuid.UUID(str(visit_id))
         except ValueError:
             return []
-        sql, params = _history_sql()
-        with connection.cursor() as cursor:
-            cursor.execute(sql, [_uuid_field().get_db_prep_value(visit_uuid, connection), *params])
-            history = [row[0] for row in cursor.fetchall()]
+        history = [row[0] for row in _history_rows(_uuid_field().get_db_prep_value(visit_uuid, connection))]
         history.reverse()
     else:
         history = session_history(visit_id, limit=SESSION_ITEMS_MAX)
@@ -110,6 +108,46 @@ def _uuid_field():
     from tracking.models import Visit
 
     return Visit._meta.get_field("uuid")
+
+
+# The history statement as a server-side prepared statement on PostgreSQL: planned once per
+# connection instead of on every recommendation (pgbench on the bench visit: 0.134 ms -> 0.064 ms
+# per statement, SELECT 1 being 0.055). Off with DB_PREPARED_STATEMENTS=false behind a
+# transaction-mode pooler (pgbouncer), where a session's prepared statements do not follow it.
+HISTORY_STATEMENT = "shop_session_history"
+
+
+def _history_rows(visit_value) -> list[tuple]:
+    sql, params = _history_sql()
+    prepared = (connection.vendor == "postgresql" and getattr(settings, "DB_PREPARED_STATEMENTS", True)
+                # outside transactions only: a failed EXECUTE (statement gone) would abort one
+                and not connection.in_atomic_block)
+    with connection.cursor() as cursor:
+        if prepared:
+            for attempt in (0, 1):
+                raw = connection.connection
+                if getattr(connection, "_shop_history_prepared_on", None) is not raw:
+                    _history_prepare(cursor)
+                    connection._shop_history_prepared_on = raw
+                try:
+                    cursor.execute(f"EXECUTE {HISTORY_STATEMENT} (%s)", [visit_value])
+                    return cursor.fetchall()
+                except DatabaseError as exc:  # deallocated behind our back (DISCARD ALL): prepare again
+                    if attempt or getattr(exc.__cause__, "pgcode", None) != "26000":
+                        raise
+                    connection._shop_history_prepared_on = None
+        cursor.execute(sql, [visit_value, *params])
+        return cursor.fetchall()
+
+
+def _history_prepare(cursor) -> None:
+    sql, params = _history_sql()
+    try:
+        # the constants are bound now (client-side), the visit uuid stays the parameter $1
+        cursor.execute(f"PREPARE {HISTORY_STATEMENT} AS " + sql.replace("%s", "$1", 1), params)
+    except DatabaseError as exc:
+        if getattr(exc.__cause__, "pgcode", None) != "42P05":  # already prepared on this session
+            raise
 
 
 @functools.cache
@@ -167,29 +205,39 @@ def _popular_pool(category_id: int | None) -> list[int]:
         pool = popular_pool(category_id, POPULAR_POOL)
     except Exception:
         logger.exception("popular pools unavailable; using the catalogue order")
+    if len(pool) < POPULAR_POOL:  # a young shop: the newest products (of the category first) fill it
+        pool = list(pool) + _catalogue_fill(POPULAR_POOL - len(pool), category_id, pool)
     if len(_popular_memo) > 1000:
         _popular_memo.clear()
     _popular_memo[category_id] = (now, pool)
     return pool
 
 
+def _catalogue_fill(need: int, category_id: int | None, exclude) -> list[int]:
+    """Up to ``need`` active products not in ``exclude``, newest first: the category's, then any."""
+    out: list[int] = []
+    scopes = [Q(category_id=category_id), Q()] if category_id else [Q()]
+    for scope in scopes:
+        more = need - len(out)
+        if more <= 0:
+            break
+        out.extend(
+            Product.objects.filter(scope, is_active=True)
+            .exclude(pk__in=[*exclude, *out])
+            .order_by("-pk")
+            .values_list("pk", flat=True)[:more]
+        )
+    return out
+
+
 def popular_product_ids(k: int, category_id: int | None = None, exclude=()) -> list[int]:
     """Most popular products (tracking's popularity), topped up from the catalogue so that ``k``
-    come back whenever the catalogue has them: same category first, then everything. Callers
-    drop inactive ones (the pool may be up to POPULAR_TTL seconds old)."""
+    come back whenever the catalogue has them: same category first, then everything (the pool
+    memoised with its top-up; a query only when exclusions leave it short). Callers drop inactive
+    ones (the pool may be up to POPULAR_TTL seconds old)."""
     exclude = set(exclude)
-    out = [pk for pk in _popular_pool(category_id) if pk not in exclude][:k]
+    pool = _popular_pool(category_id)
+    out = [pk for pk in pool if pk not in exclude][:k]
     if len(out) < k:
-        scopes = [Q(category_id=category_id), Q()] if category_id else [Q()]
-        for scope in scopes:
-            need = k - len(out)
-            if need <= 0:
-                break
-            more = (
-                Product.objects.filter(scope, is_active=True)
-                .exclude(pk__in=list(exclude) + out)
-                .order_by("-pk")
-                .values_list("pk", flat=True)[:need]
-            )
-            out.extend(more)
+        out.extend(_catalogue_fill(k - len(out), category_id, [*exclude, *pool]))
     return out[:k]

@@ -27,6 +27,22 @@ def test_popular_of_the_current_category_first(catalogue):
     assert {p.product.category_id for p in result.items} == {cat}
 
 
+def test_popular_fallback_of_a_shop_without_popularity_is_memoised(catalogue, django_assert_num_queries):
+    """No popularity yet (a young shop): the newest products of the category, then any, fill the
+    pool, memoised with it, so a repeated fallback asks the database nothing; exclusions that
+    empty the pool still get k products (one query)."""
+    cat = catalogue[0].category_id
+    first = selectors.popular_product_ids(6, category_id=cat)
+    newest = [p.pk for p in sorted(catalogue, key=lambda p: -p.pk) if p.category_id == cat]
+    assert first == newest[:6]
+    with django_assert_num_queries(0):
+        assert selectors.popular_product_ids(6, category_id=cat, exclude=[newest[0]]) == newest[1:7]
+    everything = [p.pk for p in catalogue]
+    with django_assert_num_queries(2):  # the pool (20 of the category + 40 others) all excluded but 3
+        got = selectors.popular_product_ids(6, category_id=cat, exclude=everything[3:])
+    assert sorted(got) == everything[:3]
+
+
 @pytest.mark.parametrize("kind", ["gru4rec", "vsknn"])
 def test_active_model_answers_and_excludes_seen(kind, request, activate):
     mv = request.getfixturevalue("gru_version" if kind == "gru4rec" else "sknn_version")
@@ -163,3 +179,44 @@ def test_products_known_from_the_cache(catalogue, django_assert_num_queries):
     with django_assert_num_queries(0):
         assert services.products_known(pks[::-1]) == {catalogue[0].pk, catalogue[1].pk}
     assert services.products_known([]) == set()
+
+
+@pytest.mark.django_db(transaction=True)  # the prepared statement is used outside transactions only
+def test_session_history_prepared_statement_survives_deallocation_and_reconnects(settings):
+    """On PostgreSQL the history is a server-side prepared statement, prepared once per connection:
+    the same rows as the plain statement, prepared again after DEALLOCATE ALL (a pooler's reset)
+    and on a new connection; with DB_PREPARED_STATEMENTS off it is never prepared."""
+    from django.db import connection
+
+    from tracking.models import Event, Visit
+
+    if connection.vendor != "postgresql":
+        pytest.skip("server-side prepared statements are a PostgreSQL path")
+    product = Product.objects.create(external_id="p-prep", name="Prepared", price="1.00")
+    other = Product.objects.create(external_id="p-prep-2", name="Prepared 2", price="1.00")
+    visit = Visit.objects.create()
+    Event.objects.create(visit=visit, event_type="view", product=product)
+    Event.objects.create(visit=visit, event_type="click", product=other)
+    want = [product.pk, other.pk]
+
+    def prepared() -> set[str]:
+        with connection.cursor() as cursor:
+            cursor.execute("SELECT name FROM pg_prepared_statements")
+            return {row[0] for row in cursor.fetchall()}
+
+    settings.DB_PREPARED_STATEMENTS = False
+    connection.close()
+    assert selectors.session_product_ids(visit.uuid) == want
+    assert selectors.HISTORY_STATEMENT not in prepared()
+
+    settings.DB_PREPARED_STATEMENTS = True
+    assert selectors.session_product_ids(visit.uuid) == want
+    assert selectors.HISTORY_STATEMENT in prepared()
+    assert selectors.session_product_ids(str(uuid.uuid4())) == []
+    with connection.cursor() as cursor:
+        cursor.execute("DEALLOCATE ALL")
+    assert selectors.session_product_ids(visit.uuid) == want  # prepared again, no error
+    assert selectors.HISTORY_STATEMENT in prepared()
+    connection.close()
+    assert selectors.session_product_ids(visit.uuid) == want  # a new connection is prepared too
+    assert selectors.HISTORY_STATEMENT in prepared()
