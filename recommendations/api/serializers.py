@@ -1,5 +1,10 @@
 """Recommendations API serializers: validation of the inputs and the shape of the answers."""
+import re
+import uuid
+
+from django.core.validators import MaxValueValidator, MinValueValidator
 from rest_framework import serializers
+from rest_framework.fields import empty
 
 from catalog.models import Product
 from recommendations.models import ModelVersion, TrainingRun
@@ -22,6 +27,63 @@ class RecommendationQuerySerializer(serializers.Serializer):
     exclude_seen = serializers.BooleanField(default=True)
     explain = serializers.BooleanField(default=False)
     category = serializers.IntegerField(min_value=1, required=False)
+
+
+_CANONICAL_UUID = re.compile(r"[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}\Z")
+
+
+def query_validated_fast(serializer_class: type[serializers.Serializer], params) -> dict | None:
+    """``serializer_class(data=params).validated_data`` for the plain, valid queries clients send
+    (a canonical uuid, decimal integers within the field's bounds, DRF's boolean words), built
+    without instantiating the serializer (its per-request deep copy of the fields is most of what a
+    recommendation's validation costs); None for anything else, and the serializer then decides and
+    words the errors. Bounds and defaults are read from the serializer's own fields; parameters it
+    does not declare are ignored, as the serializer ignores them; a repeated one counts by its last
+    value, as the serializer reads it."""
+    fields = serializer_class._declared_fields
+    if serializer_class.validate is not serializers.Serializer.validate or any(
+        hasattr(serializer_class, f"validate_{name}") for name in fields
+    ):
+        return None  # the class validates more than its fields: only the serializer knows how
+    out = {}
+    for name, field in fields.items():
+        if field.source not in (None, name) or any(
+            not isinstance(v, (MinValueValidator, MaxValueValidator)) for v in field.validators
+        ):
+            return None
+        value = params.get(name, empty)
+        if value is empty:
+            if field.default is not empty:
+                out[name] = field.get_default()
+            elif field.required:
+                return None
+            continue
+        if not isinstance(value, str) or not value:
+            return None
+        if isinstance(field, serializers.BooleanField):
+            word = value.lower()
+            if word in field.TRUE_VALUES:
+                out[name] = True
+            elif word in field.FALSE_VALUES:
+                out[name] = False
+            else:
+                return None
+        elif isinstance(field, serializers.IntegerField):
+            if not (value.isascii() and value.isdigit() and len(value) <= 9):
+                return None
+            number = int(value)
+            if (field.min_value is not None and number < field.min_value) or (
+                field.max_value is not None and number > field.max_value
+            ):
+                return None
+            out[name] = number
+        elif isinstance(field, serializers.UUIDField) and field.uuid_format == "hex_verbose":
+            if not _CANONICAL_UUID.match(value):
+                return None
+            out[name] = uuid.UUID(value)
+        else:
+            return None
+    return out
 
 
 class RecommendationRequestSerializer(serializers.Serializer):

@@ -18,6 +18,7 @@ from .serializers import (
     SimilarQuerySerializer,
     TrainingRunSerializer,
     TrainRequestSerializer,
+    query_validated_fast,
 )
 
 
@@ -29,6 +30,17 @@ def _product_data(product) -> dict:
         cached = ProductSerializer(product).data
         services._product_cache.serialized[product.pk] = cached
     return cached
+
+
+def _query(serializer_class, request) -> dict:
+    """The validated query parameters: the fast path for plain valid queries, else the serializer
+    (which raises the 400 with field errors)."""
+    fast = query_validated_fast(serializer_class, request.query_params)
+    if fast is not None:
+        return fast
+    q = serializer_class(data=request.query_params)
+    q.is_valid(raise_exception=True)
+    return q.validated_data
 
 
 def _answer(result, request) -> Response:
@@ -48,9 +60,7 @@ class RecommendationView(APIView):
 
     @extend_schema(parameters=[RecommendationQuerySerializer], responses=RecommendationResultSerializer)
     def get(self, request):
-        q = RecommendationQuerySerializer(data=request.query_params)
-        q.is_valid(raise_exception=True)
-        v = q.validated_data
+        v = _query(RecommendationQuerySerializer, request)
         result = services.recommend_for_session(
             session=v.get("session"), k=v["k"], exclude_seen=v["exclude_seen"], explain=v["explain"],
             category=v.get("category"),
@@ -74,10 +84,9 @@ class SimilarItemsView(APIView):
 
     @extend_schema(parameters=[SimilarQuerySerializer], responses=RecommendationResultSerializer)
     def get(self, request, pk: int):
-        q = SimilarQuerySerializer(data=request.query_params)
-        q.is_valid(raise_exception=True)
+        k = _query(SimilarQuerySerializer, request)["k"]
         product = get_object_or_404(Product.objects.only("pk", "category_id"), pk=pk, is_active=True)
-        return _answer(services.similar_items(product, k=q.validated_data["k"]), request)
+        return _answer(services.similar_items(product, k=k), request)
 
 
 class ModelVersionListView(APIView):
