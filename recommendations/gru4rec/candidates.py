@@ -1,30 +1,33 @@
 """Exact top-n for one live session on CPU without streaming the fp32 catalogue: an int8 copy of
-``Wy`` scores every item approximately, and only the items whose score can still reach the top n
-(a rigorous error bound) are re-scored exactly in fp32 from ``[Wy | By]``.
+``Wy`` is multiplied by an int8 copy of the session state (an exact integer dot product per item),
+and only the items whose score can still reach the top n (a rigorous error bound) are re-scored
+exactly in fp32 from ``[Wy | By]``.
 
-Why: one fp32 mat-vec over a 40k x 101 catalogue reads 16 MB and is memory-bound (0.62 ms on one
-core with the matrix in cache, 1.4 ms cold, as in a web worker between requests); the int8 copy is
-4.5 MB and ``torch.ops.aten._weight_int8pack_mm`` (the CPU kernel behind torchao's int8
-weight-only linear) scores it in 0.36 ms warm, 0.70 ms cold. The answer is the exact fp32 top n:
+Why: one fp32 mat-vec over a 40k x 101 catalogue reads 16 MB and is memory-bound (0.5 ms on one
+core with the matrix in cache, more cold, as in a web worker between requests); the int8 copy is
+4.5 MB and ``torch._int_mm`` (int8 x int8 -> int32; oneDNN's VNNI kernels on this machine's
+AVX-512) scores one state against it in ~0.05 ms. The bf16-activation kernel used before
+(``torch.ops.aten._weight_int8pack_mm``) took 0.17 ms for the same product. The answer is the
+exact fp32 top n:
 
-- ``a_j``, the approximate score, is ``bf16(bf16(h) . (q_j * s_j)) + By_j`` with ``q_j`` the int8
-  row and ``s_j`` its scale (bf16, rounded up so that no weight is clipped); ``By`` stays exact;
-- ``|h . Wy_j + By_j - a_j| <= s_j * c(h) + 2^-7 |a_j - By_j|`` (+ fp32 slack), where ``c`` covers
-  the weight rounding (``||h||_1 / 2``), the activation rounding to bf16 (``127 ||h - bf16(h)||_1``)
-  and fp32 accumulation, and ``2^-7 |.|`` the bf16 rounding of the kernel's output;
+- ``q_j``, the int8 row of item j, with ``s_j`` its fp32 scale (``max |Wy_j| / 127``, nudged up so
+  that nothing is clipped): ``|Wy_jk - s_j q_jk| <= s_j / 2``; the state ``h`` likewise becomes
+  ``t a`` with ``a`` int8 and ``t`` one fp32 scale;
+- the kernel's int32 sum ``a . q_j`` is exact (``|a . q_j| <= K 127^2 < 2^31``); the approximate
+  score is ``A_j = (a . q_j) s_j t + By_j`` in fp32;
+- ``|h . Wy_j - t s_j (a . q_j)| <= |h . (Wy_j - s_j q_j)| + |(h - t a) . s_j q_j|
+  <= s_j (||h||_1 / 2 + 127 ||h - t a||_1) = s_j c(h)``, plus fp32 slack (``FP32_SUM`` or more for K > 127, relative,
+  for the rounding of ``A_j`` and of the fp32 re-scoring: ``c`` adds ``254 FP32_SUM ||h||_1``
+  for the re-scoring's sum of ``|h_k Wy_jk| <= 127 s_j |h_k|``);
 - ``v`` = the smallest exact score among n items with high approximate scores: n items score at
   least ``v``, so every item of the true top n scores at least ``v``, and its approximate score is
-  at least ``v`` minus the bound. Those candidates (about 20 of 40,000 on the bench model, p99 30)
-  are re-scored exactly and ranked; ties aside, the result is what scoring every item gives.
+  at least ``v`` minus the bound. Those candidates (a few dozen of 40,000 on the bench model) are
+  re-scored exactly and ranked; ties aside, the result is what scoring every item gives.
 
-The kernel (``aten/src/ATen/native/cpu/int8mm_kernel.cpp``: per lane ``fma(a, float(q) * s, acc)``
-in fp32, a 16-lane sum, the result rounded to bf16; the error model above) steps through K in
-blocks of 16 with aligned loads: past the end of the query when K is not a multiple of 16 (what
-lies there enters the scores: NaN in, NaN out), and a crash on a query row that is not 32-byte
-aligned (numpy's buffers, a second row of odd length). So K is padded to a multiple of 16 with zero
-columns, the query is one row in a fresh torch buffer (64-byte aligned), and the scorer checks
-itself when built (a NaN-tailed query buffer; every item within its bound); a scorer that fails
-the check is not used, and the model scores every item in fp32.
+``K`` (the state length) is padded to a multiple of 4 and the rows to a multiple of 64 with zeros
+(padding rows score -inf through their bias). The scorer checks itself when built (the kernel's
+sums against int64 ones, extreme values included, and every item within its bound); a scorer that
+fails the check is not used, and the model scores every item in fp32.
 """
 from __future__ import annotations
 
@@ -35,21 +38,24 @@ import torch
 
 logger = logging.getLogger(__name__)
 
-K_ALIGN = 16  # the query length: a multiple of 16 (see above)
+# The state length is padded to a multiple of 4 (the kernel's groups of four int8 products; torch
+# 2.13's sums are wrong for K = 1, which the self-check catches). Padding to 16 cost 12% more
+# memory traffic for H = 100 (0.17 ms instead of 0.13 ms with the matrix cold in cache).
+K_ALIGN = 4
 QUANT_ROWS = 4096  # rows quantised at a time
 ROW_BLOCK = 64  # the item groups whose maxima pick the first n items (see _first)
-BF16_OUT = 2.0**-7  # > u / (1 - u) for bf16's unit roundoff u = 2^-8: the kernel's output rounding
-FP32_SUM = 2.0**-16  # >= K * 2^-24 for K <= 256: fp32 accumulation and re-scoring, relative
+FP32_SUM = 2.0**-16  # >= 2 (K + 1) 2^-24 for K <= 127: fp32 rounding of the scores and the re-scoring, relative
+SCALE_UP = 1.0 + 2.0**-20  # scales nudged up: |w / s| stays <= 127 after fp32 rounding
 
 
 def _kernel():
-    return getattr(torch.ops.aten, "_weight_int8pack_mm", None)
+    return getattr(torch, "_int_mm", None)
 
 
 class Int8Scorer:
-    """The int8 copy of ``Wy`` (``[n_items, K]``, K = H padded to a multiple of 16; rows padded to
-    a multiple of 64), its per-row scales and a copy of ``By``; :meth:`top` answers one session
-    exactly or returns None (the caller then scores every item in fp32)."""
+    """The int8 copy of ``Wy`` (``[rows, K]``, K = H padded to a multiple of 4; rows padded to
+    a multiple of 64), its per-row fp32 scales and a copy of ``By``; :meth:`top` answers one
+    session exactly or returns None (the caller then scores every item in fp32)."""
 
     def __init__(self, output: torch.Tensor, max_candidates: int = 4096):
         n, h1 = output.shape
@@ -58,20 +64,23 @@ class Int8Scorer:
         self.k = -(-self.hidden // K_ALIGN) * K_ALIGN
         self.rows = -(-n // ROW_BLOCK) * ROW_BLOCK
         self.max_candidates = max_candidates
-        self.scale = torch.ones(self.rows, dtype=torch.bfloat16)
+        self.fp32_sum = max(FP32_SUM, 2.0 * (self.k + 1) * 2.0**-24)  # wider states: a wider slack
+        self.scale = torch.ones(self.rows)
         self.q8 = torch.zeros(self.rows, self.k, dtype=torch.int8)
         self.bias = torch.full((self.rows,), -torch.inf)  # padding rows score -inf: never candidates
         with torch.inference_mode():
             for i in range(0, n, QUANT_ROWS):  # in slices: a few MB of temporaries, not 3 x the matrix
                 j = min(i + QUANT_ROWS, n)
                 w = output[i:j, : self.hidden]
-                # bf16 scale rounded *up* (x (1 + 2^-7) before rounding to nearest): |w / s| <= 127
-                scale = (w.abs().amax(1) / 127.0 * (1.0 + 2.0**-7)).clamp_min(1e-30).to(torch.bfloat16)
+                scale = (w.abs().amax(1) / 127.0 * SCALE_UP).clamp_min(1e-30)
                 self.scale[i:j] = scale
-                self.q8[i:j, : self.hidden] = torch.round(w / scale.float()[:, None]).clamp_(-127, 127)
+                self.q8[i:j, : self.hidden] = torch.round(w / scale[:, None]).clamp_(-127, 127)
             self.bias[:n] = output[:, -1]
             self.bias_max = float(output[:, -1].abs().max()) if n else 0.0
-            self.scale_max = float(self.scale[:n].float().max()) if n else 0.0
+            self.scale_max = float(self.scale[:n].max()) if n else 0.0
+        self.q8_t = self.q8.t()  # [K, rows]: the kernel's fast layout for one query is this view
+        self._scale_np = self.scale.numpy()
+        self._bias_np = self.bias.numpy()
         self.ok = self._self_check(output)
 
     @property
@@ -79,49 +88,44 @@ class Int8Scorer:
         return sum(t.numel() * t.element_size() for t in (self.q8, self.scale, self.bias))
 
     # ------------------------------------------------------------------------------ scoring
-    # After the kernel everything is numpy: its per-call cost (~1 us) beats torch's (~5-10 us)
+    # Around the kernel everything is numpy: its per-call cost (~1 us) beats torch's (~5-10 us)
     # over the dozen small steps, and the vectors are zero-copy views of the same memory.
-    def _query(self, h: np.ndarray, tail: float | None = None) -> tuple[torch.Tensor, np.ndarray]:
-        """(bf16(h) zero-padded to K, as a fresh [1, K] tensor; bf16(h) as float32 numpy). The
-        kernel needs a 32-byte aligned query (torch's allocator aligns to 64; numpy's to 16)."""
-        b = np.zeros(self.k, dtype=np.float32)
-        b[: self.hidden] = h
-        b = b.view(np.uint32)
-        b += np.uint32(0x7FFF) + ((b >> np.uint32(16)) & np.uint32(1))  # round to nearest even
-        b >>= np.uint32(16)
-        b[(b & np.uint32(0x7F80)) == 0] = 0  # subnormals to zero: they put the kernel on a 5x slower path
-        buf = torch.empty(self.k + (64 if tail is not None else 0), dtype=torch.int16)
-        if tail is not None:
-            buf.view(torch.bfloat16).fill_(tail)
-        buf.numpy()[: self.k] = b.astype(np.int16)
-        if buf.data_ptr() % 32:
-            raise RuntimeError("query buffer not 32-byte aligned")
-        a32 = (b[: self.hidden] << np.uint32(16)).view(np.float32)
-        return buf.view(torch.bfloat16)[: self.k].view(1, self.k), a32
+    def _query(self, h: np.ndarray) -> tuple[torch.Tensor, float, float]:
+        """(the int8 state ``a`` as a [1, K] tensor, its scale ``t``, ``c(h)`` of the bound)."""
+        h64 = h.astype(np.float64)
+        top = float(np.abs(h64).max()) if len(h64) else 0.0
+        t = top / 127.0 * SCALE_UP if top > 0 else 1.0
+        a = np.rint(h64 / t)  # |h / t| < 127: never clipped
+        a8 = torch.zeros(1, self.k, dtype=torch.int8)
+        a8.numpy()[0, : self.hidden] = a
+        l1_h = float(np.abs(h64).sum())
+        c = 0.5 * l1_h + 127.0 * float(np.abs(h64 - t * a).sum()) + 254.0 * self.fp32_sum * l1_h
+        return a8, t, c
 
-    def _approx(self, h: np.ndarray, tail: float | None = None) -> tuple[torch.Tensor, torch.Tensor, float]:
-        """(approximate scores [rows] fp32 with the exact bias, the kernel's raw bf16 output, c(h))
-        where ``|exact_j - score_j| <= scale_j * c + 2^-7 |raw_j|`` (+ the bias slack)."""
-        a, a32 = self._query(h, tail)
-        raw = _kernel()(a, self.q8, self.scale)[0]
-        l1_h = float(np.abs(h).sum())
-        c = 0.5 * l1_h + 127.0 * float(np.abs(h - a32).sum()) + 127.0 * FP32_SUM * 2.0 * l1_h
-        return torch.add(self.bias, raw), raw, c
+    def _approx(self, h: np.ndarray) -> tuple[np.ndarray, float]:
+        """(approximate scores [rows], fp32, exact bias; c(h)) where
+        ``|exact_j - score_j| <= scale_j * c`` (+ the fp32 slack of :meth:`_margin`)."""
+        a8, t, c = self._query(h)
+        acc = _kernel()(a8, self.q8_t)[0].numpy()
+        score = acc.astype(np.float32)
+        score *= self._scale_np
+        score *= np.float32(t)
+        score += self._bias_np
+        return score, c
 
     def _margin(self, c: float, v: float) -> float:
-        """A bound on ``exact_j - score_j`` that holds for every item with ``score_j < v``: with
-        ``|raw_j| <= |score_j| + |By_j| <= |v| + e + max|By|``, ``e <= (s_max c + 2^-7 (|v| + max|By|))
-        / (1 - 2^-7)``, plus the fp32 slack of the bias and of the re-scoring."""
-        e = (self.scale_max * c + BF16_OUT * (abs(v) + self.bias_max)) / (1.0 - BF16_OUT)
-        return e + FP32_SUM * (self.bias_max + abs(v) + e)
+        """A bound on ``exact_j - score_j`` that holds for every item with ``score_j < v``: ``s_max c``
+        plus the fp32 slack of the scores and of the re-scoring (relative to their magnitude,
+        at most ``max|By| + |v| + s_max c``)."""
+        e = self.scale_max * c
+        return e + self.fp32_sum * (self.bias_max + abs(v) + e)
 
     def top(self, output: torch.Tensor, h: np.ndarray, n: int, exclude=None, mask: torch.Tensor | None = None):
         """Exact top ``n`` (item indices, fp32 scores; numpy) of ``[h | 1] . [Wy | By]^T (+ mask)``,
         items in ``exclude`` left out; None when fewer than ``n`` items can be ranked or the
         candidates are too many to be worth it (the caller scores everything). ``mask`` is additive
         (0 / -inf)."""
-        score_t, _, c = self._approx(h)
-        score = score_t.numpy()
+        score, c = self._approx(h)
         mask = mask.numpy() if mask is not None else None
         if mask is not None:
             score[: self.n_items] += mask
@@ -170,38 +174,46 @@ class Int8Scorer:
     # ------------------------------------------------------------------------------ bench
     def n_candidates(self, output: torch.Tensor, h: np.ndarray, n: int) -> int:
         """How many items :meth:`top` re-scores for ``h`` (no exclusions, no mask)."""
-        score, _, c = self._approx(h)
-        score = score.numpy()
+        score, c = self._approx(h)
         first = self._first(score, n)
         v = float(self._exact(output.numpy(), np.append(h, np.float32(1.0)), first, None).min())
         return int((score >= v - self._margin(c, v)).sum())
 
     def candidate_recall(self, output: torch.Tensor, h: np.ndarray, n: int, n_candidates: int) -> float:
         """Share of the exact top ``n`` among the ``n_candidates`` best approximate items."""
-        score, _, _ = self._approx(h)
+        score, _ = self._approx(h)
         exact = output.numpy() @ np.append(h, np.float32(1.0))
         truth = set(np.argpartition(exact, -n)[-n:].tolist())
-        got = set(np.argpartition(score.numpy(), -n_candidates)[-n_candidates:].tolist())
+        got = set(np.argpartition(score, -n_candidates)[-n_candidates:].tolist())
         return len(truth & got) / max(1, len(truth))
 
     # ---------------------------------------------------------------------------- self-check
     def _self_check(self, output: torch.Tensor) -> bool:
-        """Score a few queries with a NaN-tailed query buffer (a kernel that reads past K is
-        caught) and check every item against its bound; False (and a warning) on any failure."""
+        """The kernel's int32 sums against int64 ones (random and extreme int8 states, so a
+        saturating kernel is caught), then a few random states with every item checked against its
+        bound; False (and a warning) on any failure."""
         if _kernel() is None:
             return False
         gen = torch.Generator().manual_seed(0)
+        n = self.n_items
         try:
             with torch.inference_mode():
+                states = [torch.randint(-127, 128, (1, self.k), generator=gen, dtype=torch.int8)]
+                states += [torch.full((1, self.k), v, dtype=torch.int8) for v in (127, -127)]
+                for a8 in states:
+                    got = _kernel()(a8, self.q8_t)[0].long()
+                    for i in range(0, self.rows, QUANT_ROWS):  # int64 sums in slices: small temporaries
+                        if not torch.equal(got[i : i + QUANT_ROWS], self.q8[i : i + QUANT_ROWS].long() @ a8[0].long()):
+                            logger.warning("int8 kernel sums are wrong on this machine; scoring in fp32")
+                            return False
                 for _ in range(3):
                     h = (torch.rand(self.hidden, generator=gen) * 2 - 1).numpy()
-                    score, raw, c = self._approx(h, tail=float("nan"))
+                    score, c = self._approx(h)
                     q = torch.ones(self.hidden + 1)
                     q[: self.hidden] = torch.from_numpy(h)
-                    exact = torch.mv(output, q)
-                    n = self.n_items
-                    e = self.scale[:n].float() * c + raw[:n].abs() * BF16_OUT + FP32_SUM * (self.bias_max + exact.abs())
-                    if not bool(torch.isfinite(score[:n]).all()) or not bool(((exact - score[:n]).abs() <= e).all()):
+                    exact = torch.mv(output, q).numpy()
+                    e = self._scale_np[:n] * c + self.fp32_sum * (self.bias_max + np.abs(exact) + self._scale_np[:n] * c)
+                    if not np.isfinite(score[:n]).all() or not (np.abs(exact - score[:n]) <= e).all():
                         logger.warning("int8 candidate scoring fails its self-check; scoring in fp32")
                         return False
         except (RuntimeError, NotImplementedError, TypeError) as exc:
