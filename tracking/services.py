@@ -134,21 +134,27 @@ def event_record(
     )
 
 
+_LABEL_MAX = {name: Event._meta.get_field(name).max_length for name in ("source", "model_version")}
+
+
+def _label(value, field: str) -> str:
+    """A page's own label (e.g. the ?src= of a link) is free text: cut to its column and without
+    NUL, so an odd link never loses the event (PostgreSQL refuses NUL and over-long values)."""
+    return str(value or "").replace("\x00", "")[: _LABEL_MAX[field]]
+
+
 def event_record_for_request(request, event_type, product, *, source="", position=None, model_version="") -> Event:
     """Record an event of the request's visit (the storefront calls this for view, add_to_cart,
     remove_from_cart and purchase)."""
     visit = visit_for_request(request)
     user = _request_user(request)
-    # The page's own labels (e.g. ?src= of a link) are free text: cut to the column and without NUL,
-    # so an odd link never loses the event (PostgreSQL refuses NUL and over-long values).
-    fields = {f.name: f.max_length for f in Event._meta.get_fields() if f.name in ("source", "model_version")}
     return event_record(
         visit,
         event_type,
         product,
-        source=str(source or "").replace("\x00", "")[: fields["source"]],
+        source=_label(source, "source"),
         position=position,
-        model_version=str(model_version or "").replace("\x00", "")[: fields["model_version"]],
+        model_version=_label(model_version, "model_version"),
         user=user,
         is_staff=bool(user and user.is_staff),
     )

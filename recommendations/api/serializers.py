@@ -1,4 +1,5 @@
 """Recommendations API serializers: validation of the inputs and the shape of the answers."""
+import functools
 import re
 import uuid
 
@@ -32,6 +33,23 @@ class RecommendationQuerySerializer(serializers.Serializer):
 _CANONICAL_UUID = re.compile(r"[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}\Z")
 
 
+@functools.cache
+def _fast_fields(serializer_class: type[serializers.Serializer]) -> dict | None:
+    """The declared fields when the fast path can stand for the serializer, else None: the class
+    validates more than its fields (``validate``, ``validate_<name>``, other validators, a source)."""
+    fields = serializer_class._declared_fields
+    if serializer_class.validate is not serializers.Serializer.validate or any(
+        hasattr(serializer_class, f"validate_{name}") for name in fields
+    ):
+        return None
+    for name, field in fields.items():
+        if field.source not in (None, name) or any(
+            not isinstance(v, (MinValueValidator, MaxValueValidator)) for v in field.validators
+        ):
+            return None
+    return fields
+
+
 def query_validated_fast(serializer_class: type[serializers.Serializer], params) -> dict | None:
     """``serializer_class(data=params).validated_data`` for the plain, valid queries clients send
     (a canonical uuid, decimal integers within the field's bounds, DRF's boolean words), built
@@ -40,17 +58,11 @@ def query_validated_fast(serializer_class: type[serializers.Serializer], params)
     words the errors. Bounds and defaults are read from the serializer's own fields; parameters it
     does not declare are ignored, as the serializer ignores them; a repeated one counts by its last
     value, as the serializer reads it."""
-    fields = serializer_class._declared_fields
-    if serializer_class.validate is not serializers.Serializer.validate or any(
-        hasattr(serializer_class, f"validate_{name}") for name in fields
-    ):
-        return None  # the class validates more than its fields: only the serializer knows how
+    fields = _fast_fields(serializer_class)
+    if fields is None:
+        return None
     out = {}
     for name, field in fields.items():
-        if field.source not in (None, name) or any(
-            not isinstance(v, (MinValueValidator, MaxValueValidator)) for v in field.validators
-        ):
-            return None
         value = params.get(name, empty)
         if value is empty:
             if field.default is not empty:
