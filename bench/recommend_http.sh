@@ -17,6 +17,10 @@ DURATION=${DURATION:-30s}
 # per request, per throttle) and the run after /api/categories/ inherited its history. A second's
 # window holds at most a second of requests, as a real client's minute window holds <= 600.
 export DJANGO_SETTINGS_MODULE=shop.settings THROTTLE_ANON=1000000/s THROTTLE_USER=1000000/s TORCH_NUM_THREADS=1 LOG_LEVEL=WARNING
+# Production mode, as deployed (DEBUG off: no per-query logging); plain HTTP on loopback, so no
+# redirect to HTTPS (a deployment has TLS in front and sets X-Forwarded-Proto).
+export DJANGO_DEBUG=${DJANGO_DEBUG:-false} SECRET_KEY=${SECRET_KEY:-bench-only-$(head -c 24 /dev/urandom | base64)} \
+  ALLOWED_HOSTS=${ALLOWED_HOSTS:-127.0.0.1,localhost} SECURE_SSL_REDIRECT=${SECURE_SSL_REDIRECT:-false}
 (cd bench && "../$PY" recommend_setup.py >/dev/null)
 VISIT=$("$PY" -c "import sys; sys.path.insert(0,'bench'); from recommend_setup import bench_visit, ensure; from recommendations import services; services.model_activate(ensure()[0]); print(bench_visit())" | tail -1)
 NEW_VISIT=$("$PY" -c "import uuid; print(uuid.uuid4())")
@@ -41,11 +45,29 @@ response = function(status, headers, body)
   if status ~= 200 and not shown then shown = true; io.stderr:write("first non-200: ", status, " ", body:sub(1, 200), "\n") end
 end
 LUA
-run() { echo "== $1 (load $(cut -d' ' -f1 /proc/loadavg))"; wrk -t2 -c32 -d"$DURATION" --latency "${@:2}" | grep -E "50%|90%|99%|Requests/sec|Non-2xx|Socket errors|requests in"; }
-run "cheapest DRF endpoint: GET /api/categories/" -s /tmp/rec_status.lua "http://127.0.0.1:$PORT/api/categories/"
-run "GET /api/recommendations/?session=<visit with 10 views>&k=6" -s /tmp/rec_status.lua "http://127.0.0.1:$PORT/api/recommendations/?session=$VISIT&k=6"
-run "GET /api/recommendations/?session=<unknown visit>&k=6 (popular fallback)" -s /tmp/rec_status.lua "http://127.0.0.1:$PORT/api/recommendations/?session=$NEW_VISIT&k=6"
-run "POST /api/recommendations/ {items:[1 product], k:6}" -s /tmp/rec_post.lua "http://127.0.0.1:$PORT/api/recommendations/"
+declare -A P50 P99
+# run NAME TITLE wrk-args...: the wrk figures, and p50/p99 kept for the ratios below
+run() {
+  echo "== $2 (load $(cut -d' ' -f1 /proc/loadavg))"
+  wrk -t2 -c32 -d"$DURATION" --latency "${@:3}" | grep -E "50%|90%|99%|Requests/sec|Non-2xx|Socket errors|requests in" | tee /tmp/rec_wrk.txt
+  P50[$1]=$(awk '$1 == "50%" {print $2}' /tmp/rec_wrk.txt); P99[$1]=$(awk '$1 == "99%" {print $2}' /tmp/rec_wrk.txt)
+}
+# Two baselines: the API root (DRF's APIRootView: no database query, the cheapest DRF endpoint)
+# and /api/categories/ (the cheapest endpoint that reads the database: one query; an empty table here).
+run root "cheapest DRF endpoint: GET /api/ (API root, no query)" -s /tmp/rec_status.lua "http://127.0.0.1:$PORT/api/"
+run categories "cheapest DRF endpoint with a query: GET /api/categories/" -s /tmp/rec_status.lua "http://127.0.0.1:$PORT/api/categories/"
+run visit "GET /api/recommendations/?session=<visit with 10 views>&k=6" -s /tmp/rec_status.lua "http://127.0.0.1:$PORT/api/recommendations/?session=$VISIT&k=6"
+run fallback "GET /api/recommendations/?session=<unknown visit>&k=6 (popular fallback)" -s /tmp/rec_status.lua "http://127.0.0.1:$PORT/api/recommendations/?session=$NEW_VISIT&k=6"
+run post "POST /api/recommendations/ {items:[1 product], k:6}" -s /tmp/rec_post.lua "http://127.0.0.1:$PORT/api/recommendations/"
+ms() { awk -v v="$1" 'BEGIN { if (v ~ /us$/) print v / 1000; else if (v ~ /ms$/) print v + 0; else print v * 1000 }'; }
+echo "== latency ratios (target: p99 <= 1.3x the cheapest DRF endpoint's)"
+for name in visit fallback post; do
+  for base in root categories; do
+    awk -v n="$name" -v b="$base" -v a50="$(ms "${P50[$name]}")" -v b50="$(ms "${P50[$base]}")" \
+        -v a99="$(ms "${P99[$name]}")" -v b99="$(ms "${P99[$base]}")" \
+        'BEGIN { printf "%-9s vs %-11s p50 %.2fx  p99 %.2fx\n", n, b, a50 / b50, a99 / b99 }'
+  done
+done
 rss() { for p in $(pgrep -P $GPID); do awk '/VmRSS/ {printf "%s %.0f\n", FILENAME, $2/1024}' /proc/$p/status; done; }
 echo "== worker RSS (MB) after the runs above, load $(cut -d' ' -f1-3 /proc/loadavg)"
 rss
