@@ -41,6 +41,18 @@ def poll(fn, timeout=10.0, interval=0.2):
         time.sleep(interval)
 
 
+def shot(page, name: str, full_page: bool = False) -> None:
+    """A screenshot once every image in view has loaded (product images are lazy and async: a shot
+    taken at once showed empty recommendation cards); an image that never loads fails the test."""
+    page.wait_for_function(
+        """() => Array.from(document.images)
+                 .filter(i => { const r = i.getBoundingClientRect(); return r.bottom > 0 && r.top < innerHeight; })
+                 .every(i => i.complete && i.naturalWidth > 0)""",
+        timeout=10_000,
+    )
+    page.screenshot(path=str(SHOTS / name), full_page=full_page)
+
+
 @pytest.fixture
 def shop(settings, tmp_path):
     """Demo catalogue, generated browsing sessions imported as events, a small model trained and active."""
@@ -98,7 +110,13 @@ def test_shopper_journey(live_server, shop, browser):
     grid = "main article.product-card[data-source='grid']"
     page.wait_for_selector(grid)
     first_count = page.locator(grid).count()
-    page.screenshot(path=str(SHOTS / "storefront.png"))
+    shot(page, "storefront.png")
+    # Recommended cards (drawn by recommendations.js) name the category as the grid's cards do.
+    from catalog.models import Product
+
+    rec = page.locator("#recommended-for-you article.product-card").first
+    product = Product.objects.select_related("category").get(pk=int(rec.get_attribute("data-product")))
+    assert rec.locator(".product-meta").inner_text().endswith(product.category.name)
     # Infinite scroll: reaching the bottom fetches page 2 from the API.
     for _ in range(10):
         page.mouse.wheel(0, 6000)
@@ -114,7 +132,7 @@ def test_shopper_journey(live_server, shop, browser):
         page.locator(grid).nth(i * 7).locator("a.product-link").click()
         page.wait_for_url("**/products/*/**")
         seen_recs.append(rec_ids(page))
-    page.screenshot(path=str(SHOTS / "product.png"), full_page=True)
+    shot(page, "product.png", full_page=True)
     assert seen_recs[0] != seen_recs[2], f"recommendations did not change: {seen_recs}"
     visit_id = page.evaluate("window.SHOP.visitId")
     assert Event.objects.filter(visit__uuid=visit_id, event_type="view").count() >= 3
@@ -139,7 +157,7 @@ def test_shopper_journey(live_server, shop, browser):
     page.fill("input[name=email]", "ada@example.com")
     page.locator("main form button[type=submit]").last.click()
     page.wait_for_url("**/orders/*/**")
-    page.screenshot(path=str(SHOTS / "order.png"))
+    shot(page, "order.png")
     order = Order.objects.get()
     assert order.lines.get().product_id == clicked
     assert "Ada Shopper" in page.content() or str(order.pk) in page.content()
@@ -163,7 +181,7 @@ def test_staff_retrains_and_activates(live_server, shop, browser):
     assert run.status == TrainingRun.Status.SUCCEEDED, run.error
     assert ModelVersion.objects.count() >= 2
     page.reload()
-    page.screenshot(path=str(SHOTS / "admin-models.png"), full_page=True)
+    shot(page, "admin-models.png", full_page=True)
     # Activate a version that is not active, with the admin action.
     candidate = ModelVersion.objects.exclude(status=ModelVersion.Status.ACTIVE).order_by("-created").first()
     page.locator(f"input[name=_selected_action][value='{candidate.pk}']").check()

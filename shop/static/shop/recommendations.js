@@ -31,7 +31,7 @@
                                 height: "240", loading: "lazy", decoding: "async"}));
     link.appendChild(el("span", {"class": "product-name"}, p.name));
     article.appendChild(link);
-    var meta = [p.brand ? p.brand.charAt(0).toUpperCase() + p.brand.slice(1) : "", p.category_slug || ""]
+    var meta = [p.brand ? p.brand.charAt(0).toUpperCase() + p.brand.slice(1) : "", p.category_name || p.category_slug || ""]
       .filter(Boolean).join(" · ");
     article.appendChild(el("p", {"class": "product-meta"}, meta));
     article.appendChild(el("p", {"class": "product-price"}, p.price + " " + (p.currency || "")));
