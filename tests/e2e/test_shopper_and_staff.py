@@ -5,6 +5,7 @@ sees "Recommended for you" change, clicks a recommendation (the click is recorde
 and model version), adds to cart, checks out and sees the order. A staff user logs into the admin,
 retrains, and activates a version. Screenshots go to docs/screenshots/ (the README shows them).
 """
+import functools
 import os
 import shutil
 import time
@@ -30,6 +31,22 @@ def _orm_beside_playwright(monkeypatch):
     # Playwright's sync API keeps an event loop running in this thread; the ORM calls of the test
     # itself are ordinary blocking calls, which Django allows with this flag (for these tests only).
     monkeypatch.setenv("DJANGO_ALLOW_ASYNC_UNSAFE", "true")
+
+
+def closes_its_connections(test):
+    """The test body's ORM calls (beside Playwright's loop) use connections that fixture teardown
+    does not see; closed in the body's own context, so that dropping the test database at the end
+    does not find them ("being accessed by other users")."""
+    @functools.wraps(test)
+    def run(*args, **kwargs):
+        try:
+            return test(*args, **kwargs)
+        finally:
+            from django.db import connections
+
+            connections.close_all()
+
+    return run
 
 
 def poll(fn, timeout=10.0, interval=0.2):
@@ -100,6 +117,7 @@ def rec_ids(page):
     return page.eval_on_selector_all("#recommended-for-you article.product-card", "els => els.map(e => e.dataset.product)")
 
 
+@closes_its_connections
 def test_shopper_journey(live_server, shop, browser):
     from shop.models import Order
     from tracking.models import Event
@@ -164,6 +182,7 @@ def test_shopper_journey(live_server, shop, browser):
     assert Event.objects.filter(visit__uuid=visit_id, event_type="purchase", product_id=clicked).exists()
 
 
+@closes_its_connections
 def test_staff_retrains_and_activates(live_server, shop, browser):
     from recommendations.models import ModelVersion, TrainingRun
 
