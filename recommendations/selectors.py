@@ -119,7 +119,7 @@ HISTORY_STATEMENT = "shop_session_history"
 
 def _history_rows(visit_value) -> list[tuple]:
     sql, params = _history_sql()
-    prepared = (connection.vendor == "postgresql" and getattr(settings, "DB_PREPARED_STATEMENTS", True)
+    prepared = (connection.vendor == "postgresql" and settings.DB_PREPARED_STATEMENTS
                 # outside transactions only: a failed EXECUTE (statement gone) would abort one
                 and not connection.in_atomic_block)
     with connection.cursor() as cursor:

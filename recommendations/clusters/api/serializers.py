@@ -3,7 +3,19 @@ from rest_framework import serializers
 
 from catalog.models import Product
 
+from recommendations.models import ModelVersion
+
 from ..models import ItemCluster
+
+
+class VersionQuerySerializer(serializers.Serializer):
+    """``?version=`` of the cluster endpoints. CharField refuses NUL (PostgreSQL text cannot hold
+    it: a 500 found by the fuzz test) and the column's length bounds it."""
+
+    version = serializers.CharField(
+        required=False, allow_blank=True, max_length=ModelVersion._meta.get_field("version").max_length,
+        help_text="Model version (name or id); default: the active one",
+    )
 
 
 class ClusterProductSerializer(serializers.ModelSerializer):

@@ -1,19 +1,16 @@
 """Cluster API: clusters of the active (or a chosen) model version and their products."""
-from drf_spectacular.utils import OpenApiParameter, extend_schema
-from rest_framework import generics, serializers
+from drf_spectacular.utils import extend_schema
+from rest_framework import generics
 from rest_framework.exceptions import NotFound
 
-from recommendations.models import ModelVersion
-
 from .. import selectors
-from .serializers import ClusterProductSerializer, ClusterProductsPageSerializer, ClusterSerializer, NotFoundSerializer
-
-VERSION_PARAM = OpenApiParameter("version", str, description="Model version (name or id); default: the active one")
-
-
-class VersionQuerySerializer(serializers.Serializer):
-    # CharField refuses NUL characters (PostgreSQL text cannot hold them: a 500 found by the fuzz test)
-    version = serializers.CharField(required=False, allow_blank=True, max_length=ModelVersion._meta.get_field("version").max_length)
+from .serializers import (
+    ClusterProductSerializer,
+    ClusterProductsPageSerializer,
+    ClusterSerializer,
+    NotFoundSerializer,
+    VersionQuerySerializer,
+)
 
 
 def _clustering(request):
@@ -37,7 +34,7 @@ class ClusterListView(generics.ListAPIView):
             return ItemCluster.objects.none()
         return selectors.cluster_list(_clustering(self.request))
 
-    @extend_schema(parameters=[VERSION_PARAM], responses={200: ClusterSerializer(many=True), 404: NotFoundSerializer})
+    @extend_schema(parameters=[VersionQuerySerializer], responses={200: ClusterSerializer(many=True), 404: NotFoundSerializer})
     def get(self, request, *args, **kwargs):
         page = self.paginate_queryset(self.get_queryset())
         context = {**self.get_serializer_context(), "samples": selectors.cluster_samples(page)}
@@ -49,7 +46,7 @@ class ClusterDetailView(generics.GenericAPIView):
 
     serializer_class = ClusterProductsPageSerializer
 
-    @extend_schema(parameters=[VERSION_PARAM], responses={200: ClusterProductsPageSerializer, 404: NotFoundSerializer})
+    @extend_schema(parameters=[VersionQuerySerializer], responses={200: ClusterProductsPageSerializer, 404: NotFoundSerializer})
     def get(self, request, cluster_id: int):
         cluster = selectors.cluster_get(_clustering(request), cluster_id)
         if cluster is None:
