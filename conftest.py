@@ -1,0 +1,19 @@
+"""Fixtures shared by every app's tests: a live shop (gunicorn, several processes, production
+mode) on the test database, for race and fault tests with real parallel requests."""
+import pytest
+from django.db import connection
+
+from tests import live
+
+
+@pytest.fixture(scope="module")
+def live_shop(django_db_setup, django_db_blocker, tmp_path_factory):
+    """gunicorn with 3 worker processes on the test database; tests that use it need
+    ``transactional_db`` (their data must be committed to be seen by the server)."""
+    if connection.vendor != "postgresql":
+        pytest.skip("the live shop runs on PostgreSQL (make test sets DATABASE_URL)")
+    with django_db_blocker.unblock():
+        settings_dict = dict(connection.settings_dict)
+    shop = live.start(settings_dict, tmp_path_factory.mktemp("live-var"))
+    yield shop
+    shop.stop()
