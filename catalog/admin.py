@@ -7,6 +7,15 @@ from .models import Category, Product
 from .pagination import CachedCountPaginator
 
 
+class AdminPaginator(CachedCountPaginator):
+    """The cached count and keyset jumps, but a page's object_list stays a queryset (in the page's
+    order): the changelist's list_editable formset needs one (``.ordered``, further filtering)."""
+
+    def _slice(self, bottom: int, top: int):
+        rows = super()._slice(bottom, top)
+        return self.object_list.filter(pk__in=[row.pk for row in rows])
+
+
 class CatalogueChangesAdmin(admin.ModelAdmin):
     """Every save or delete from the admin invalidates the catalogue caches."""
 
@@ -44,7 +53,7 @@ class ProductAdmin(CatalogueChangesAdmin):
     readonly_fields = ["created", "updated"]
     list_per_page = 50
     # A million products: the cached count instead of COUNT(*) per changelist page.
-    paginator = CachedCountPaginator
+    paginator = AdminPaginator
     show_full_result_count = False
     actions = ["activate", "deactivate"]
 
