@@ -11,7 +11,7 @@ PG_URL      ?= postgres://postgres@127.0.0.1:5432/shop
 REDIS_BASE  ?= redis://127.0.0.1:6379
 export PYTHONUNBUFFERED := 1
 
-.PHONY: help venv dev demo test serve stop services browser migrate stress clean
+.PHONY: help venv dev demo test screenshots serve stop services browser migrate stress clean
 
 help:
 	@echo "make demo    - install, migrate, load demo data, serve http://$(HOST):$(PORT) (embedded: SQLite, no servers)"
@@ -52,6 +52,11 @@ browser:
 test: dev services browser
 	DATABASE_URL=$(PG_URL) REDIS_URL=$(REDIS_BASE)/1 TEST_BROKER_URL=$(REDIS_BASE)/2 \
 		$(PY) -m pytest $(PYTEST_ARGS)
+
+# Refresh the README's screenshots (docs/screenshots/) from the end-to-end run; tests never write there.
+screenshots: dev services browser
+	DATABASE_URL=$(PG_URL) REDIS_URL=$(REDIS_BASE)/1 SCREENSHOTS_DIR=$(CURDIR)/docs/screenshots \
+		$(PY) -m pytest -m e2e tests/e2e -q
 
 serve: venv services
 	@bash scripts/serve.sh start
