@@ -179,7 +179,13 @@ REST_FRAMEWORK = {
         "rest_framework.authentication.TokenAuthentication",
     ],
     "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.AllowAny"],
-    "DEFAULT_PAGINATION_CLASS": "rest_framework.pagination.PageNumberPagination",
+    # Project subclasses of DRF's: JSON nesting bounded, page numbers read as ASCII digits only.
+    "DEFAULT_PARSER_CLASSES": [
+        "shop.parsers.JSONParser",
+        "rest_framework.parsers.FormParser",
+        "rest_framework.parsers.MultiPartParser",
+    ],
+    "DEFAULT_PAGINATION_CLASS": "shop.pagination.PageNumberPagination",
     "PAGE_SIZE": 20,
     "DEFAULT_FILTER_BACKENDS": ["django_filters.rest_framework.DjangoFilterBackend"],
     "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
@@ -267,6 +273,9 @@ LOGGING = {
         # The request middleware logs every request once; Django's own server log would repeat it.
         "django.server": {"level": "WARNING"},
         "django.request": {"level": "ERROR"},
+        # faiss tries its AVX-512 and AVX2 builds first and logs each failed import at INFO (with a
+        # ModuleNotFoundError text) before loading the one that fits: noise, not news.
+        "faiss.loader": {"level": "WARNING"},
     },
 }
 
