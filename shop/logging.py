@@ -4,6 +4,8 @@ import logging
 import time
 import uuid
 
+from shop.client_ip import client_ip
+
 _request_id: contextvars.ContextVar[str | None] = contextvars.ContextVar("request_id", default=None)
 request_logger = logging.getLogger("shop.request")
 
@@ -44,10 +46,11 @@ class RequestIdMiddleware:
             return response
         finally:
             request_logger.info(
-                "%s %s %s %.1fms",
+                "%s %s %s %.1fms client=%s",
                 request.method,
                 request.get_full_path()[:200],
                 status,
                 (time.perf_counter() - start) * 1000,
+                client_ip(request) or "-",  # as TRUSTED_PROXIES says, never a header taken on trust
             )
             _request_id.reset(token)

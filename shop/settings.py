@@ -189,10 +189,11 @@ REST_FRAMEWORK = {
     "PAGE_SIZE": 20,
     "DEFAULT_FILTER_BACKENDS": ["django_filters.rest_framework.DjangoFilterBackend"],
     "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
-    # Throttle counters live in the default cache: Redis when REDIS_URL is set.
+    # Atomic fixed-window counters in the default cache (Redis when REDIS_URL is set), clients named
+    # by shop.client_ip (TRUSTED_PROXIES); a Redis outage falls back to per-process counters.
     "DEFAULT_THROTTLE_CLASSES": [
-        "rest_framework.throttling.AnonRateThrottle",
-        "rest_framework.throttling.UserRateThrottle",
+        "shop.throttling.AnonRateThrottle",
+        "shop.throttling.UserRateThrottle",
     ],
     "DEFAULT_THROTTLE_RATES": {
         "anon": env.str("THROTTLE_ANON", default="600/min"),
@@ -241,10 +242,24 @@ AUTH_PASSWORD_VALIDATORS = [
 
 DATA_UPLOAD_MAX_MEMORY_SIZE = env.int("DATA_UPLOAD_MAX_MEMORY_SIZE", default=2 * 1024 * 1024)
 
+# --- Proxies: which X-Forwarded-* headers are believed -------------------------------------
+# Empty (the default): no proxy; REMOTE_ADDR is the client and X-Forwarded-For/-Proto are ignored.
+# A number: that many proxy hops in front, each appending to X-Forwarded-For. A list of addresses or
+# networks: the proxies' own addresses. One function reads it: shop.client_ip.
+TRUSTED_PROXIES = env.str("TRUSTED_PROXIES", default="")
+try:
+    from shop.client_ip import trusted_proxies_parse
+
+    trusted_proxies_parse(TRUSTED_PROXIES)
+except ValueError as exc:
+    raise ImproperlyConfigured(str(exc)) from None
+
 # --- Production hardening (what check --deploy asks for) -----------------------------------
 if not DEBUG:
     SECURE_SSL_REDIRECT = env.bool("SECURE_SSL_REDIRECT", default=True)
-    SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
+    if TRUSTED_PROXIES:
+        # Only a configured proxy may say the client's connection was HTTPS.
+        SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
     SECURE_HSTS_SECONDS = env.int("SECURE_HSTS_SECONDS", default=31536000)
     SECURE_HSTS_INCLUDE_SUBDOMAINS = True
     SECURE_HSTS_PRELOAD = True

@@ -1,5 +1,7 @@
 """Security promises: CSRF on every form, staff-only actions refused to others, token auth for API
-clients, throttles on anonymous endpoints, security headers in production."""
+clients, throttles on anonymous endpoints that spoofed headers and parallel requests cannot lift,
+the client's address only as TRUSTED_PROXIES says, the admin sign-in lockout, security headers in
+production."""
 import json
 import os
 import subprocess
@@ -9,6 +11,7 @@ from decimal import Decimal
 from pathlib import Path
 
 import pytest
+import requests
 from django.contrib.auth.models import Permission, User
 from django.test import Client
 from rest_framework.authtoken.models import Token
@@ -139,3 +142,242 @@ def test_security_headers_in_production(tmp_path):
     assert headers["referrer-policy"] == "same-origin"
     assert headers["cross-origin-opener-policy"] == "same-origin"
     assert probe["plain_status"] == 301 and probe["plain_location"].startswith("https://")
+
+
+# --- The client's address: TRUSTED_PROXIES, never a header taken on trust -----------------------
+
+from shop.client_ip import client_address, trusted_proxies_parse  # noqa: E402
+
+
+def _meta(peer, forwarded=None):
+    meta = {"REMOTE_ADDR": peer}
+    if forwarded is not None:
+        meta["HTTP_X_FORWARDED_FOR"] = forwarded
+    return meta
+
+
+def _addr(meta, proxies):
+    address = client_address(meta, trusted_proxies_parse(proxies))
+    return str(address) if address is not None else None
+
+
+def test_without_trusted_proxies_the_peer_is_the_client():
+    assert _addr(_meta("198.51.100.7", "203.0.113.1"), "") == "198.51.100.7"
+    assert _addr(_meta("198.51.100.7", "203.0.113.1, 203.0.113.2"), "") == "198.51.100.7"
+    assert _addr(_meta("::ffff:198.51.100.7"), "") == "198.51.100.7"  # IPv4-mapped is the IPv4 client
+    assert _addr(_meta(""), "") is None
+
+
+def test_proxy_hops_take_the_entry_their_proxies_wrote():
+    # One proxy appends the address it saw: whatever the client wrote before it is ignored.
+    assert _addr(_meta("10.0.0.2", "6.6.6.6, 203.0.113.9"), "1") == "203.0.113.9"
+    assert _addr(_meta("10.0.0.2", "203.0.113.9"), "1") == "203.0.113.9"
+    assert _addr(_meta("10.0.0.2", "6.6.6.6, 203.0.113.9, 10.0.0.1"), "2") == "203.0.113.9"
+    assert _addr(_meta("10.0.0.2", "203.0.113.9:5123"), "1") == "203.0.113.9"
+    assert _addr(_meta("10.0.0.2", "[2001:db8::5]:443"), "1") == "2001:db8::5"
+    # No header: the peer; junk where the proxy's entry should be: the peer (never the junk).
+    assert _addr(_meta("10.0.0.2"), "1") == "10.0.0.2"
+    assert _addr(_meta("10.0.0.2", "6.6.6.6, not-an-ip"), "1") == "10.0.0.2"
+
+
+def test_proxy_networks_are_believed_only_from_those_proxies():
+    proxies = "10.0.0.0/8, 192.0.2.7"
+    assert _addr(_meta("10.1.2.3", "6.6.6.6, 203.0.113.9"), proxies) == "203.0.113.9"
+    assert _addr(_meta("10.1.2.3", "203.0.113.9, 192.0.2.7"), proxies) == "203.0.113.9"  # two of our hops
+    assert _addr(_meta("198.51.100.1", "203.0.113.9"), proxies) == "198.51.100.1"  # not our proxy: its claim
+    assert _addr(_meta("10.1.2.3", "10.9.9.9"), proxies) == "10.9.9.9"  # all ours: the left-most
+    assert _addr(_meta("10.1.2.3", "6.6.6.6, junk, 10.9.9.9"), proxies) == "10.9.9.9"
+
+
+def test_rate_limits_count_an_ipv6_client_by_its_64():
+    from django.test import RequestFactory
+
+    from shop.client_ip import client_key
+
+    factory = RequestFactory()
+    one = factory.get("/", REMOTE_ADDR="2001:db8:1:2::1")
+    other = factory.get("/", REMOTE_ADDR="2001:db8:1:2:ffff::9")
+    assert client_key(one) == client_key(other) == "2001:db8:1:2::/64"
+    assert client_key(factory.get("/", REMOTE_ADDR="192.0.2.1")) == "192.0.2.1"
+
+
+def test_a_bad_trusted_proxies_setting_refuses_to_start(tmp_path):
+    env = {k: v for k, v in os.environ.items() if k not in ("DATABASE_URL", "REDIS_URL", "CELERY_BROKER_URL")}
+    env.update(SHOP_VAR_DIR=str(tmp_path), ENV_FILE=str(tmp_path / "none.env"), TRUSTED_PROXIES="proxy.example")
+    out = subprocess.run([sys.executable, "manage.py", "check"], cwd=ROOT, env=env, capture_output=True, text=True)
+    assert out.returncode != 0
+    assert "TRUSTED_PROXIES: 'proxy.example' is neither a number of proxy hops nor an IP address" in out.stderr
+
+
+def test_forwarded_proto_is_believed_only_with_trusted_proxies(tmp_path):
+    probe = ("import django, os; os.environ.setdefault('DJANGO_SETTINGS_MODULE', 'shop.settings'); django.setup();"
+             "from django.conf import settings; print(settings.SECURE_PROXY_SSL_HEADER)")
+    env = {k: v for k, v in os.environ.items() if k not in ("DATABASE_URL", "REDIS_URL", "CELERY_BROKER_URL")}
+    env.update(DJANGO_DEBUG="false", SECRET_KEY="s" + uuid.uuid4().hex * 2, ALLOWED_HOSTS="shop.example",
+               SHOP_VAR_DIR=str(tmp_path), ENV_FILE=str(tmp_path / "none.env"))
+    plain = subprocess.run([sys.executable, "-c", probe], cwd=ROOT, env=env, capture_output=True, text=True, check=True)
+    assert plain.stdout.strip() == "None"
+    proxied = subprocess.run([sys.executable, "-c", probe], cwd=ROOT, env={**env, "TRUSTED_PROXIES": "1"},
+                             capture_output=True, text=True, check=True)
+    assert proxied.stdout.strip() == "('HTTP_X_FORWARDED_PROTO', 'https')"
+
+
+# --- API throttles against a live shop: spoofed headers and parallel requests ------------------
+
+from tests import live  # noqa: E402
+from tests.live_var import shared_var_dir  # noqa: E402
+
+THROTTLE = 20
+
+
+def _live_shop(settings_dict, var_dir, **extra):
+    prefix = f"thr{uuid.uuid4().hex[:10]}"
+    shop = live.start(settings_dict, var_dir, timeout=240, extra_env={
+        "THROTTLE_ANON": f"{THROTTLE}/min", "THROTTLE_USER": "100000/min", "CACHE_KEY_PREFIX": prefix, **extra})
+    shop.extra["prefix"] = prefix
+    return shop
+
+
+def _counters_reset(shop):
+    """Forget the server's throttle windows (its own key prefix in the test Redis database)."""
+    import redis
+
+    client = redis.Redis.from_url(os.environ["REDIS_URL"])
+    keys = list(client.scan_iter(f"{shop.extra['prefix']}:*throttle*", count=1000))
+    if keys:
+        client.delete(*keys)
+
+
+@pytest.fixture(scope="module")
+def throttled_shop(django_db_setup, django_db_blocker, tmp_path_factory):
+    from django.db import connection
+
+    if connection.vendor != "postgresql" or not os.environ.get("REDIS_URL"):
+        pytest.skip("the live shop runs on PostgreSQL and Redis (make test sets DATABASE_URL and REDIS_URL)")
+    with django_db_blocker.unblock():
+        settings_dict = dict(connection.settings_dict)
+    shop = _live_shop(settings_dict, shared_var_dir(tmp_path_factory))
+    yield shop
+    shop.stop()
+
+
+@pytest.fixture(scope="module")
+def proxied_shop(django_db_setup, django_db_blocker, tmp_path_factory):
+    """The same behind one trusted proxy hop (TRUSTED_PROXIES=1): the tests play the proxy."""
+    from django.db import connection
+
+    if connection.vendor != "postgresql" or not os.environ.get("REDIS_URL"):
+        pytest.skip("the live shop runs on PostgreSQL and Redis (make test sets DATABASE_URL and REDIS_URL)")
+    with django_db_blocker.unblock():
+        settings_dict = dict(connection.settings_dict)
+    shop = _live_shop(settings_dict, shared_var_dir(tmp_path_factory), TRUSTED_PROXIES="1")
+    yield shop
+    shop.stop()
+
+
+def _random_ip() -> str:
+    n = uuid.uuid4().int
+    return f"{n % 223 + 1}.{n >> 8 & 255}.{n >> 16 & 255}.{n >> 24 & 255}"
+
+
+def _get(shop, path="/api/categories/", forwarded=None):
+    headers = {"X-Forwarded-For": forwarded} if forwarded else {}
+    return requests.get(shop.url + path, headers=headers, timeout=30)
+
+
+@pytest.mark.django_db(transaction=True)
+def test_random_forwarded_for_values_do_not_lift_the_limit(throttled_shop):
+    """With no trusted proxy, X-Forwarded-For is the client's own claim: 40 requests from one
+    address, each claiming another, get exactly the limit through."""
+    _counters_reset(throttled_shop)
+    responses = [_get(throttled_shop, forwarded=f"{_random_ip()}, {_random_ip()}") for _ in range(2 * THROTTLE)]
+    codes = [r.status_code for r in responses]
+    assert codes == [200] * THROTTLE + [429] * THROTTLE
+    refused = responses[-1]
+    assert 1 <= int(refused.headers["Retry-After"]) <= 60
+    assert refused.json()["detail"].startswith("Request was throttled.")
+
+
+@pytest.mark.django_db(transaction=True)
+@pytest.mark.parametrize("ways", [4, 20])
+def test_parallel_requests_pass_exactly_the_limit(throttled_shop, ways):
+    """Rounds of ``ways`` requests released together by a barrier, 2x the limit in all, through 3
+    gunicorn processes: exactly the limit passes (the read-then-write history leaked under 4-way)."""
+    _counters_reset(throttled_shop)
+    codes = []
+    for _ in range(2 * THROTTLE // ways):
+        codes += [r.status_code if isinstance(r, requests.Response) else r
+                  for r in live.parallel(lambda i: _get(throttled_shop, "/api/products/?page_size=1"), ways)]
+    assert sorted(codes) == [200] * THROTTLE + [429] * THROTTLE, codes
+
+
+@pytest.mark.django_db(transaction=True)
+def test_behind_one_trusted_proxy_the_last_forwarded_entry_is_the_client(proxied_shop):
+    _counters_reset(proxied_shop)
+    client, neighbour = "203.0.113.7", "198.51.100.9"
+    # Whatever the client writes in front, the proxy's entry (the last) names it.
+    codes = [_get(proxied_shop, forwarded=f"{_random_ip()}, {client}").status_code for _ in range(THROTTLE + 5)]
+    assert codes == [200] * THROTTLE + [429] * 5
+    # Another client behind the same proxy has its own budget, even when it claims to be the first.
+    codes = [_get(proxied_shop, forwarded=f"{client}, {neighbour}").status_code for _ in range(THROTTLE + 1)]
+    assert codes == [200] * THROTTLE + [429]
+    # And the proxy's own requests (no header) are counted as the proxy.
+    assert _get(proxied_shop).status_code == 200
+
+
+# --- Throttles when Redis is down or stalled ----------------------------------------------------
+
+@pytest.fixture
+def private_redis_cache(settings):
+    """The default cache on a private Redis server the test can stop or freeze."""
+    from django.core.cache import caches
+
+    from shop import throttling
+    from tests.faults import PrivateRedis
+
+    redis = PrivateRedis()
+    settings.CACHES = {"default": {
+        "BACKEND": "django_redis.cache.RedisCache", "LOCATION": redis.url(0), "KEY_PREFIX": "t",
+        "OPTIONS": {"CLIENT_CLASS": "django_redis.client.DefaultClient", "IGNORE_EXCEPTIONS": True,
+                    "SOCKET_CONNECT_TIMEOUT": 0.5, "SOCKET_TIMEOUT": 0.5}}}
+    throttling.fallback_reset()
+    yield redis
+    caches["default"].close()
+    throttling.fallback_reset()
+    redis.close()
+
+
+def test_throttle_counts_in_redis_and_falls_back_to_the_process_when_it_is_down(private_redis_cache, monkeypatch):
+    import time as time_module
+
+    from shop import throttling
+
+    assert [throttling.window_hit("k", 60)[0] for _ in range(3)] == [1, 2, 3]
+    private_redis_cache.stop()
+    started = time_module.monotonic()
+    # Down: counted in this process from 1, so the limit still holds per process; no error.
+    assert [throttling.window_hit("k", 60)[0] for _ in range(3)] == [1, 2, 3]
+    assert time_module.monotonic() - started < 2.0
+    private_redis_cache.start()
+    # Within FALLBACK_SECONDS Redis is not asked again; after it, it is (a fresh, empty Redis here).
+    assert throttling.window_hit("k", 60)[0] == 4
+    monkeypatch.setattr(throttling, "_redis_down_until", 0.0)
+    assert throttling.window_hit("k", 60)[0] == 1
+
+
+def test_a_stalled_redis_costs_one_socket_timeout_per_process_not_one_per_request(private_redis_cache):
+    import time as time_module
+
+    from shop import throttling
+
+    throttling.window_hit("s", 60)
+    with private_redis_cache.stalled():
+        started = time_module.monotonic()
+        throttling.window_hit("s", 60)
+        first = time_module.monotonic() - started
+        started = time_module.monotonic()
+        counts = [throttling.window_hit("s", 60)[0] for _ in range(50)]
+        rest = time_module.monotonic() - started
+    assert first < 1.5  # one socket timeout (0.5 s) and the fallback
+    assert rest < 0.5, f"50 throttled requests took {rest:.2f} s during the stall"
+    assert counts == list(range(2, 52))
