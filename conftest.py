@@ -6,14 +6,21 @@ from django.db import connection
 from tests import live
 
 
+@pytest.fixture(scope="session")
+def live_var_dir(tmp_path_factory):
+    """One var/ for every live server of the run: collectstatic (production's hashed, compressed
+    files: ~40 s of CPU) then runs once per test run, not once per module."""
+    return tmp_path_factory.mktemp("live-var")
+
+
 @pytest.fixture(scope="module")
-def live_shop(django_db_setup, django_db_blocker, tmp_path_factory):
+def live_shop(django_db_setup, django_db_blocker, live_var_dir, tmp_path_factory):
     """gunicorn with 3 worker processes on the test database; tests that use it need
     ``transactional_db`` (their data must be committed to be seen by the server)."""
     if connection.vendor != "postgresql":
         pytest.skip("the live shop runs on PostgreSQL (make test sets DATABASE_URL)")
     with django_db_blocker.unblock():
         settings_dict = dict(connection.settings_dict)
-    shop = live.start(settings_dict, tmp_path_factory.mktemp("live-var"))
+    shop = live.start(settings_dict, live_var_dir, extra_env={"MODEL_DIR": str(tmp_path_factory.mktemp("live-models"))})
     yield shop
     shop.stop()
