@@ -122,11 +122,12 @@ if REDIS_URL:
         }
     }
     DJANGO_REDIS_LOG_IGNORED_EXCEPTIONS = True
-    # Sessions live in the database with Redis in front: fast reads, and carts survive a Redis outage.
-    SESSION_ENGINE = "django.contrib.sessions.backends.cached_db"
 else:
     CACHES = {"default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache", "LOCATION": "shop"}}
-    SESSION_ENGINE = "django.contrib.sessions.backends.db"
+# Sessions are read from the database on every request (one primary-key lookup), never from Redis:
+# with cached_db a write the cache missed during a stall (a logout, an emptied cart) came back from
+# the cache when it resumed. A cache may slow the shop down, it may not resurrect state.
+SESSION_ENGINE = "django.contrib.sessions.backends.db"
 
 # --- Celery ------------------------------------------------------------------------------
 CELERY_BROKER_URL = env.str("CELERY_BROKER_URL", default="")

@@ -64,7 +64,7 @@ def test_health_on_postgres_and_redis(client):
         pytest.skip("run through `make test`, which sets DATABASE_URL (PostgreSQL) and REDIS_URL")
     assert connection.vendor == "postgresql"
     assert settings.CACHES["default"]["BACKEND"] == "django_redis.cache.RedisCache"
-    assert settings.SESSION_ENGINE == "django.contrib.sessions.backends.cached_db"
+    assert settings.SESSION_ENGINE == "django.contrib.sessions.backends.db"  # never served from Redis
     response = client.get("/health/?format=json")
     assert response.status_code == 200, response.content
     body = response.json()
