@@ -1,30 +1,41 @@
-"""Health check: the active model version is loaded in this process (django-health-check v4)."""
+"""Health check: this process serves the version the database says is active (django-health-check v4)."""
 import dataclasses
 
 from health_check.base import HealthCheck
-from health_check.exceptions import ServiceUnavailable, ServiceWarning
+from health_check.exceptions import ServiceUnavailable
 
 
 @dataclasses.dataclass
 class ActiveModelLoaded(HealthCheck):
-    """OK when this process serves the active version (or none is active: popular items answer);
-    a warning while an older version serves because the active one was refused; unavailable
-    when a version is active but nothing is loaded."""
+    """OK when this process serves the database's active version (or none is active: popular
+    items answer), and during the reload bound after an activation while it catches up;
+    unavailable once it has served anything else for longer than that (an artifact it refused,
+    a reload that cannot happen), so a load balancer takes it out instead of trusting it."""
 
     def run(self):
-        from recommendations.serving import model_reload, model_version_loaded, model_version_refused
+        from django.utils import timezone
 
-        bundle = model_reload(force=False) if model_version_loaded() else model_reload(force=True)
-        from recommendations.serving import active_version
+        from recommendations import serving
 
-        wanted = active_version()
-        if wanted is None:
-            return
-        loaded = bundle.version if bundle else None
+        # A fresh read of the registry row (not this process's memo of it): the check must see what
+        # the database says even when this process's own reloading is what is broken.
+        row = serving.active_row()
+        wanted = row.version if row is not None else None
+        if serving.model_version_loaded() != wanted:
+            serving.model_reload(force=True)  # waits for a load another thread has in progress
+        loaded = serving.model_version_loaded()
         if loaded == wanted:
             return
-        refused = wanted in model_version_refused()
-        why = "its artifact was refused" if refused else "not loaded yet"
-        if loaded is None:
-            raise ServiceUnavailable(f"active model {wanted} is not loaded ({why})")
-        raise ServiceWarning(f"active model {wanted} is not loaded ({why}); still serving {loaded}")
+        bound = serving.reload_bound_seconds()
+        behind = None
+        if row is not None and row.activated_at is not None:
+            behind = (timezone.now() - row.activated_at).total_seconds()
+            if behind <= bound:
+                return  # catching up, as every process may right after an activation
+        refused = wanted in serving.model_version_refused()
+        why = "its artifact was refused" if refused else "it could not be loaded"
+        since = f" {behind:.0f} s after the activation" if behind is not None else ""
+        raise ServiceUnavailable(
+            f"the database's active model is {wanted or 'none'} but this process serves {loaded or 'none'} "
+            f"({why}){since}; the reload bound is {bound:.0f} s"
+        )

@@ -17,7 +17,7 @@ from catalog.models import Product
 
 from . import engine, selectors
 from .models import ModelVersion, TrainingRun
-from .serving import LoadedModel, active_version_publish, model_current
+from .serving import LoadedModel, model_current
 
 logger = logging.getLogger(__name__)
 
@@ -352,8 +352,9 @@ def model_version_new_name(kind: str) -> str:
 def model_activate(mv: ModelVersion, user=None, require_better: bool = False) -> ModelVersion:
     """Make ``mv`` the version every process serves. The artifact's digest is checked first; with
     ``require_better`` the candidate must be at least as good as the active model on the primary
-    metrics measured on the same held-out day (``metrics["active"]``). The change is a database
-    update, mirrored into Redis after commit; processes notice within MODEL_RELOAD_INTERVAL_SECONDS."""
+    metrics measured on the same held-out day (``metrics["active"]``). The change is one database
+    update; every process reads it within MODEL_RELOAD_INTERVAL_SECONDS (nothing to publish, so a
+    Redis stall can neither block the activation nor hide it from a process)."""
     from .serving import artifact_path
 
     path = artifact_path(mv)
@@ -385,7 +386,6 @@ def model_activate(mv: ModelVersion, user=None, require_better: bool = False) ->
         mv.activated_at = timezone.now()
         mv.activated_by = user if getattr(user, "is_authenticated", False) else None
         mv.save(update_fields=["status", "activated_at", "activated_by"])
-        transaction.on_commit(lambda v=mv.version: active_version_publish(v))
         if mv.kind == ModelVersion.Kind.GRU4REC:
             transaction.on_commit(lambda pk=mv.pk: _clusters_build_queue(pk))
     logger.info("model %s activated (was %s)", mv.version, current.version if current else None)

@@ -1,10 +1,13 @@
 """The model this process serves: a cache of the registry row that says which version is active.
 
-Every ``MODEL_RELOAD_INTERVAL_SECONDS`` a caller of :func:`model_current` checks the active
-version (Redis key, the database when Redis has nothing); when it changed, the new artifact is
-loaded completely (digest checked, engine checks) and only then swapped in by rebinding one
-reference, so concurrent requests see either the old or the new bundle, never a half-loaded
-one. A version that fails to load is refused and remembered for a while; the old one keeps serving.
+Every ``MODEL_RELOAD_INTERVAL_SECONDS`` a caller of :func:`model_current` reads the active
+version from the database (one indexed query per process per interval; Redis is not asked: a
+mirror there could miss a write during a stall and then override the database for minutes);
+when it changed, the new artifact is loaded completely (digest checked, engine checks) and only
+then swapped in by rebinding one reference, so concurrent requests see either the old or the new
+bundle, never a half-loaded one. A version that fails to load is refused and remembered for a
+while; the old one keeps serving, and /health/ reports it once that lasts beyond
+:func:`reload_bound_seconds`.
 
 Extension hook: :func:`extra_loader_register` adds a function called for every bundle after the
 engine is loaded (``fn(bundle, version_row) -> object``); its result lands in
@@ -13,6 +16,7 @@ engine is loaded (``fn(bundle, version_row) -> object``); its result lands in
 from __future__ import annotations
 
 import logging
+import os
 import threading
 import time
 from collections.abc import Callable
@@ -22,16 +26,21 @@ from pathlib import Path
 import numpy as np
 import torch
 from django.conf import settings
-from django.core.cache import cache
 
 from . import engine
 
 logger = logging.getLogger(__name__)
 
-ACTIVE_VERSION_KEY = "recommendations:active_version"
-ACTIVE_VERSION_TTL = 300  # seconds; the database is the truth, Redis only mirrors it
-NO_ACTIVE = "-"  # cached marker for "no active version"
 REFUSED_RETRY_SECONDS = 60.0
+# Time a process may take to load a newly active artifact (and its add-ons) after it noticed the
+# change; with the reload interval it makes the bound /health/ holds every process to.
+LOAD_GRACE_SECONDS = 30.0
+
+
+def reload_bound_seconds() -> float:
+    """How long after an activation every serving process must serve the new version."""
+    return float(settings.MODEL_RELOAD_INTERVAL_SECONDS) + float(
+        getattr(settings, "MODEL_LOAD_GRACE_SECONDS", LOAD_GRACE_SECONDS))
 
 
 @dataclass(eq=False)
@@ -154,7 +163,7 @@ class _State:
     def __init__(self):
         self.bundle: LoadedModel | None = None
         self.checked_at = 0.0  # monotonic time of the last version check
-        self.wanted: str | None = None  # the active version as last seen in Redis/DB
+        self.wanted: str | None = None  # the active version as last read from the database
         self.refused: dict[str, float] = {}  # version -> monotonic time it was refused
         self.lock = threading.Lock()
 
@@ -162,23 +171,20 @@ class _State:
 _state = _State()
 
 
-def active_version_publish(version: str | None) -> None:
-    """Mirror the active version into Redis (called after the activation commits)."""
-    cache.set(ACTIVE_VERSION_KEY, version or NO_ACTIVE, ACTIVE_VERSION_TTL)
+def active_row():
+    """The registry's active row (None when no version is active): the partial unique index on
+    ``status = 'active'`` makes this a one-row index lookup."""
+    from .models import ModelVersion
+
+    return ModelVersion.objects.filter(status=ModelVersion.Status.ACTIVE).order_by().first()
 
 
 def active_version() -> str | None:
-    """The active version: Redis when it knows, else the database (and Redis is refreshed)."""
+    """The active version, as the database says now."""
     from .models import ModelVersion
 
-    cached = cache.get(ACTIVE_VERSION_KEY)
-    if cached is not None:
-        return None if cached == NO_ACTIVE else cached
-    version = (
-        ModelVersion.objects.filter(status=ModelVersion.Status.ACTIVE).values_list("version", flat=True).first()
-    )
-    active_version_publish(version)
-    return version
+    found = ModelVersion.objects.filter(status=ModelVersion.Status.ACTIVE).order_by().values_list("version", flat=True)
+    return next(iter(found[:1]), None)
 
 
 def _sync(force: bool = False) -> None:
@@ -225,7 +231,8 @@ def _sync(force: bool = False) -> None:
         _state.refused.pop(wanted, None)
         current = None  # the old bundle goes (unless a request in another thread still holds it)
         _heap_trim()
-        logger.info("model %s loaded in %.3f s (%d items)", bundle.version, bundle.load_seconds, bundle.n_items)
+        logger.info("model %s loaded in %.3f s (%d items) by process %d", bundle.version, bundle.load_seconds,
+                    bundle.n_items, os.getpid())
     finally:
         _state.lock.release()
 

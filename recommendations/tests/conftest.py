@@ -3,7 +3,6 @@ from pathlib import Path
 
 import pytest
 import torch
-from django.core.cache import cache
 
 from catalog.models import Category, Product
 from recommendations import engine, serving, services
@@ -18,12 +17,10 @@ SMALL_PARAMS = "loss=cross-entropy,layers=16,batch_size=16,n_sample=32,learning_
 def _isolated_serving(settings, tmp_path):
     settings.MODEL_DIR = Path(tmp_path) / "models"
     settings.MODEL_RELOAD_INTERVAL_SECONDS = 0.0
-    cache.delete(serving.ACTIVE_VERSION_KEY)
     serving.model_unload()
     _process_caches_clear()
     yield
     serving.model_unload()
-    cache.delete(serving.ACTIVE_VERSION_KEY)
 
 
 def _process_caches_clear():
@@ -71,7 +68,7 @@ def sknn_version(sessions):
 
 @pytest.fixture
 def activate(django_capture_on_commit_callbacks):
-    """Activate like production: the Redis mirror is written when the transaction commits."""
+    """Activate like production: on-commit work (the clusters build) runs when the transaction commits."""
 
     def _activate(mv, **kwargs):
         with django_capture_on_commit_callbacks(execute=True):

@@ -141,7 +141,6 @@ def test_incompatible_artifact_with_valid_digest_refused(gru_version, sknn_versi
     # and a process told to serve it anyway (the row flipped behind the service's back) refuses it too
     type(gru_version).objects.filter(pk=gru_version.pk).update(status="retired")
     type(sknn_version).objects.filter(pk=sknn_version.pk).update(status="active")
-    serving.active_version_publish("v-sknn")
     assert serving.model_reload(force=True).version == "v-gru"
     assert "v-sknn" in serving.model_version_refused()
 
@@ -167,3 +166,66 @@ def test_activation_rule_requires_at_least_the_active_metrics(catalogue, session
 
     with pytest.raises(Exception):
         type(good).objects.filter(pk=good.pk).update(status="active")  # one active version only
+
+
+# ------------------------------------------------------------------ the database is the truth
+@pytest.fixture
+def stallable_cache(settings):
+    """The default cache on a private Redis the test can freeze (the shared one is never touched)."""
+    if not settings.CACHES["default"]["BACKEND"].startswith("django_redis"):
+        pytest.skip("needs REDIS_URL (django-redis as the cache)")
+    from tests.faults import PrivateRedis
+
+    with PrivateRedis() as redis:
+        settings.CACHES = {"default": {**settings.CACHES["default"], "LOCATION": redis.url(0)}}
+        yield redis
+
+
+@pytest.mark.django_db
+def test_an_activation_during_a_cache_stall_is_served_once_the_interval_passes(gru_version, sknn_version, activate,
+                                                                               stallable_cache):
+    """A Redis mirror of the active version missed the write during the stall and, once Redis was
+    back, told every process to keep serving the old model for its 300 s TTL."""
+    from django.core.cache import cache
+
+    activate(sknn_version)
+    assert serving.model_reload().version == "v-sknn"
+    # As in a process whose pooled connection is new or was dropped: a write during the stall then
+    # never reaches Redis (the connection handshake times out first).
+    cache.client.get_client().connection_pool.disconnect()
+    with stallable_cache.stalled():
+        activate(gru_version)
+    assert serving.active_version() == "v-gru"
+    assert serving.model_reload().version == "v-gru"  # Redis is back with what it held before
+
+
+@pytest.mark.django_db(transaction=True)  # the check runs in a worker thread with its own connection
+def test_health_fails_when_this_process_serves_another_version_than_the_database_beyond_the_bound(
+        gru_version, sknn_version, activate, client):
+    from datetime import timedelta
+
+    from django.utils import timezone
+
+    from recommendations.models import ModelVersion
+
+    activate(sknn_version)
+    assert serving.model_reload().version == "v-sknn"
+    # v-gru is made active in the database, but its file no longer matches: this process cannot load it
+    path = serving.artifact_path(gru_version)
+    os.chmod(path, 0o644)
+    path.write_bytes(path.read_bytes()[:100])
+    ModelVersion.objects.filter(pk=sknn_version.pk).update(status="retired")
+    ModelVersion.objects.filter(pk=gru_version.pk).update(status="active", activated_at=timezone.now())
+    key = "ActiveModelLoaded()"
+    r = client.get("/health/?format=json")
+    assert (r.status_code, r.json()[key]) == (200, "OK")  # within the reload bound: catching up
+    assert serving.model_version_loaded() == "v-sknn" and serving.model_version_refused() == ["v-gru"]
+    bound = serving.reload_bound_seconds()
+    assert bound == settings.MODEL_RELOAD_INTERVAL_SECONDS + serving.LOAD_GRACE_SECONDS
+    ModelVersion.objects.filter(pk=gru_version.pk).update(activated_at=timezone.now() - timedelta(seconds=bound + 5))
+    r = client.get("/health/?format=json")
+    assert r.status_code == 500
+    assert r.json()[key] == (
+        f"Unavailable: the database's active model is v-gru but this process serves v-sknn (its artifact was "
+        f"refused) {bound + 5:.0f} s after the activation; the reload bound is {bound:.0f} s"
+    )
