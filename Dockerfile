@@ -2,6 +2,9 @@
 FROM python:3.11-slim-bookworm
 
 ENV PYTHONDONTWRITEBYTECODE=1 PYTHONUNBUFFERED=1 PIP_NO_CACHE_DIR=1
+# Production mode unless told otherwise: the settings then need SECRET_KEY and ALLOWED_HOSTS (from .env),
+# and gunicorn refuses debug mode without ALLOW_DEBUG_SERVER=true (shop/wsgi.py).
+ENV DJANGO_DEBUG=false
 WORKDIR /app
 
 RUN apt-get update && apt-get install -y --no-install-recommends curl \

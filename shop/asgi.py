@@ -1,7 +1,11 @@
-"""ASGI entry point."""
+"""ASGI entry point. Refuses debug mode unless ALLOW_DEBUG_SERVER=true."""
 import os
 
 from django.core.asgi import get_asgi_application
 
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "shop.settings")
 application = get_asgi_application()
+
+from shop.debug_guard import debug_server_refuse  # noqa: E402 - needs the settings loaded above
+
+debug_server_refuse()

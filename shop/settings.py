@@ -22,6 +22,9 @@ if Path(_env_file).is_file():
     environ.Env.read_env(_env_file)
 
 DEBUG = env.bool("DJANGO_DEBUG", default=True)
+# Debug mode is for `manage.py runserver` (make demo) and tests. A WSGI/ASGI server (gunicorn) refuses
+# to serve it (shop/wsgi.py) unless this is set: a debug 500 page shows settings, hosts and URLs.
+ALLOW_DEBUG_SERVER = env.bool("ALLOW_DEBUG_SERVER", default=False)
 
 if DEBUG:
     SECRET_KEY = env.str("SECRET_KEY", default="dev-only-not-secret-" + "x" * 40)

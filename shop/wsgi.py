@@ -1,7 +1,11 @@
-"""WSGI entry point (gunicorn shop.wsgi)."""
+"""WSGI entry point (gunicorn shop.wsgi). Refuses debug mode unless ALLOW_DEBUG_SERVER=true."""
 import os
 
 from django.core.wsgi import get_wsgi_application
 
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "shop.settings")
 application = get_wsgi_application()
+
+from shop.debug_guard import debug_server_refuse  # noqa: E402 - needs the settings loaded above
+
+debug_server_refuse()

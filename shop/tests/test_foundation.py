@@ -189,3 +189,102 @@ def test_api_schema_and_docs_are_served_without_cdn(client):
     html = docs.content.decode()
     assert "drf_spectacular_sidecar/swagger-ui-dist" in html
     assert "cdn" not in html.lower()
+
+
+# --- Production by default: servers refuse debug mode, the real stack runs in production --------
+
+PRODUCTION = {"DJANGO_DEBUG": "false", "ALLOWED_HOSTS": "shop.example", "SECRET_KEY": "Zq3" + "k7" * 30}
+
+
+def test_wsgi_and_asgi_servers_refuse_debug_mode_without_the_flag(tmp_path):
+    for entry in ("shop.wsgi", "shop.asgi"):
+        for debug in ({}, {"DJANGO_DEBUG": "true"}):  # unset is debug (the embedded default)
+            out = run(["-c", f"import {entry}"], clean_env(tmp_path, **debug))
+            assert out.returncode != 0, (entry, debug)
+            assert "Refusing to serve with DEBUG on" in out.stderr
+            assert "ALLOW_DEBUG_SERVER=true" in out.stderr
+        assert run(["-c", f"import {entry}"], clean_env(tmp_path, ALLOW_DEBUG_SERVER="true")).returncode == 0
+        assert run(["-c", f"import {entry}"], clean_env(tmp_path, **PRODUCTION)).returncode == 0
+    # `manage.py runserver` (make demo) loads the same WSGI application and stays in debug mode.
+    runserver = run(["-c", "import sys; sys.argv = ['manage.py', 'runserver']; import shop.wsgi"], clean_env(tmp_path))
+    assert runserver.returncode == 0, runserver.stderr
+
+
+def test_gunicorn_does_not_start_in_debug_mode(tmp_path):
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    gunicorn = Path(PY).with_name("gunicorn")
+    out = subprocess.run([str(gunicorn), "shop.wsgi", "--bind", f"127.0.0.1:{port}", "--workers", "1"], cwd=ROOT,
+                         env=clean_env(tmp_path), capture_output=True, text=True, timeout=180)
+    assert out.returncode != 0  # the master exits when its worker cannot load the application
+    assert "Refusing to serve with DEBUG on" in out.stdout + out.stderr
+
+
+def _serve(tmp_path, *args, **env):
+    return subprocess.run(["bash", "scripts/serve.sh", *args], cwd=ROOT, env=clean_env(tmp_path, **env),
+                          capture_output=True, text=True, timeout=120)
+
+
+SERVE_PROBE = ("import django, json, os; os.environ.setdefault('DJANGO_SETTINGS_MODULE', 'shop.settings'); "
+               "django.setup(); from django.conf import settings; "
+               "print(json.dumps({'debug': settings.DEBUG, 'key': settings.SECRET_KEY, 'hosts': settings.ALLOWED_HOSTS, "
+               "'ssl_redirect': settings.SECURE_SSL_REDIRECT}))")
+
+
+def test_serve_sh_runs_the_real_stack_in_production_mode(tmp_path):
+    import json
+
+    shown = _serve(tmp_path, "env")
+    assert shown.returncode == 0, shown.stderr
+    assert "DJANGO_DEBUG=false" in shown.stdout.splitlines()
+    assert "ALLOWED_HOSTS=127.0.0.1,localhost,[::1]" in shown.stdout.splitlines()
+    first = _serve(tmp_path, "run", PY, "-c", SERVE_PROBE)
+    assert first.returncode == 0, first.stderr
+    probe = json.loads(first.stdout.strip().splitlines()[-1])
+    assert probe["debug"] is False
+    assert probe["hosts"] == ["127.0.0.1", "localhost", "[::1]"]
+    assert probe["ssl_redirect"] is False  # loopback BIND: plain HTTP
+    # The secret key was generated once into var/, private, and is kept for the next start.
+    key_file = tmp_path / "secret_key"
+    assert (key_file.stat().st_mode & 0o777) == 0o600
+    assert key_file.read_text().strip() == probe["key"] and len(probe["key"]) >= 50
+    again = json.loads(_serve(tmp_path, "run", PY, "-c", SERVE_PROBE).stdout.strip().splitlines()[-1])
+    assert again["key"] == probe["key"]
+    # Given settings win; a public BIND keeps HTTPS on and needs ALLOWED_HOSTS.
+    given = json.loads(_serve(tmp_path, "run", PY, "-c", SERVE_PROBE, SECRET_KEY="g" * 60, BIND="0.0.0.0:8000",
+                              ALLOWED_HOSTS="shop.example").stdout.strip().splitlines()[-1])
+    assert (given["key"], given["hosts"], given["ssl_redirect"]) == ("g" * 60, ["shop.example"], True)
+    public = _serve(tmp_path, "env", BIND="0.0.0.0:8000")
+    assert public.returncode == 2 and "set ALLOWED_HOSTS" in public.stderr
+
+
+def test_serve_sh_refuses_debug_mode_unless_allowed(tmp_path):
+    import json
+
+    refused = _serve(tmp_path, "env", DJANGO_DEBUG="true")
+    assert refused.returncode == 2
+    assert "the real stack runs in production mode" in refused.stderr
+    # A developer's .env with DJANGO_DEBUG=true does not turn the real stack into debug mode.
+    env_file = tmp_path / "dev.env"
+    env_file.write_text("DJANGO_DEBUG=true\n")
+    out = _serve(tmp_path, "run", PY, "-c", SERVE_PROBE, ENV_FILE=str(env_file))
+    assert json.loads(out.stdout.strip().splitlines()[-1])["debug"] is False
+    assert "ignoring DJANGO_DEBUG=true" in out.stderr
+    allowed = _serve(tmp_path, "run", PY, "-c", SERVE_PROBE, DJANGO_DEBUG="true", ALLOW_DEBUG_SERVER="true")
+    assert json.loads(allowed.stdout.strip().splitlines()[-1])["debug"] is True
+
+
+def test_images_and_compose_run_in_production_mode():
+    compose = yaml.safe_load((ROOT / "docker-compose.yml").read_text())
+    for name in ("web", "worker", "beat"):
+        assert compose["services"][name]["environment"]["DJANGO_DEBUG"] == "false", name
+    assert "ENV DJANGO_DEBUG=false" in (ROOT / "Dockerfile").read_text()
+    example = dict(line.split("=", 1) for line in (ROOT / ".env.example").read_text().splitlines()
+                   if line and not line.startswith("#"))
+    assert example["DJANGO_DEBUG"] == "false"
+    assert example["SECRET_KEY"] == ""  # no shared placeholder key: production refuses to start until set
+    ignored = (ROOT / ".dockerignore").read_text().splitlines()
+    assert ".env" in ignored and ".venv" in ignored  # no secrets or local state baked into the image
