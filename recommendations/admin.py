@@ -135,7 +135,11 @@ class ModelVersionAdmin(admin.ModelAdmin):
             return redirect("admin:recommendations_modelversion_changelist")
         if not request.user.has_perm("recommendations.train_model"):
             raise PermissionDenied
-        run = services.training_run_queue(user=request.user)
+        try:
+            run = services.training_run_queue(user=request.user)
+        except services.TrainingNotQueued as exc:
+            self.message_user(request, f"Training run {exc.run.pk} was not queued: {exc}", messages.ERROR)
+            return redirect("admin:recommendations_modelversion_changelist")
         url = reverse("admin:recommendations_trainingrun_change", args=[run.pk])
         self.message_user(request, format_html('Training run <a href="{}">{}</a> queued.', url, run.pk))
         return redirect("admin:recommendations_modelversion_changelist")

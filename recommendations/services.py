@@ -3,6 +3,7 @@ model lifecycle (activate, roll back, train). Views, tasks, admin and commands c
 from __future__ import annotations
 
 import logging
+import uuid
 from dataclasses import dataclass, field
 from datetime import datetime
 from datetime import timezone as dt_timezone
@@ -394,7 +395,7 @@ def model_activate(mv: ModelVersion, user=None, require_better: bool = False) ->
 
 def _clusters_build_queue(pk: int) -> None:
     """Item clusters and the ANN index of the newly active version (clusters app, training queue);
-    a failure to queue never undoes the activation."""
+    a failure to queue never undoes the activation (the broker's timeouts bound the wait)."""
     try:
         from recommendations.clusters.tasks import clusters_build
 
@@ -417,16 +418,48 @@ def _fmt(metrics: dict) -> str:
 
 
 # ------------------------------------------------------------------------------ training
-def training_run_queue(user=None, params: str | None = None, activate: bool = True, data_path: str = "") -> TrainingRun:
-    """Record a run and queue the Celery task after the transaction commits."""
-    from .tasks import model_train
+class TrainingNotQueued(Exception):
+    """The broker did not take a training run's task; the run is marked failed with the reason."""
 
+    def __init__(self, run: TrainingRun):
+        super().__init__(run.error)
+        self.run = run
+
+
+NOT_QUEUED = "not queued"  # the stage a run is left in when its task never reached the broker
+
+
+def training_run_queue(user=None, params: str | None = None, activate: bool = True, data_path: str = "") -> TrainingRun:
+    """Record a run and queue the Celery task once the run is committed. When the broker cannot
+    take the task within its timeouts (settings: a few seconds, not the length of the outage) the
+    run is marked failed, never left ``queued`` with nothing to run it; called outside a
+    transaction (the API, the admin) that raises :class:`TrainingNotQueued` as well."""
     run = TrainingRun.objects.create(
         params=params or settings.MODEL_TRAIN_PARAMS, activate=activate, data_path=data_path,
-        requested_by=user if getattr(user, "is_authenticated", False) else None,
+        requested_by=user if getattr(user, "is_authenticated", False) else None, task_id=str(uuid.uuid4()),
     )
-    transaction.on_commit(lambda: model_train.delay(run.pk))
+    transaction.on_commit(lambda: training_run_publish(run.pk, run.task_id))
+    run.refresh_from_db()  # outside a transaction the callback ran already
+    if run.status == TrainingRun.Status.FAILED and run.stage == NOT_QUEUED:
+        raise TrainingNotQueued(run)
     return run
+
+
+def training_run_publish(run_id: int, task_id: str | None = None) -> bool:
+    """Hand a queued run to the broker; on failure mark it failed (the caller reports it)."""
+    from .tasks import model_train
+
+    try:
+        model_train.apply_async((run_id,), task_id=task_id)
+    except Exception as exc:  # OperationalError, timeouts, the result store's RuntimeError, ...
+        logger.error("training run %s not queued: %s: %s", run_id, type(exc).__name__, exc)
+        TrainingRun.objects.filter(pk=run_id, status=TrainingRun.Status.QUEUED).update(
+            status=TrainingRun.Status.FAILED, stage=NOT_QUEUED, finished_at=timezone.now(),
+            error=f"not queued: the task broker did not take it ({type(exc).__name__}: {str(exc).strip()[:300]}); "
+                  "nothing will run it, start a new run when the broker is back",
+        )
+        return False
+    return True
 
 
 def training_run_execute(run_id: int, progress: bool = False) -> TrainingRun:

@@ -1,4 +1,6 @@
-"""Recommendations Celery tasks (training queue): thin wrappers around the training services."""
+"""Recommendations Celery tasks (training queue): thin wrappers around the training services.
+Nothing reads their results (a training run's row is its status), so none is stored: queueing
+one never waits on the result store."""
 import logging
 
 from celery import shared_task
@@ -8,7 +10,8 @@ from django.conf import settings
 logger = logging.getLogger(__name__)
 
 
-@shared_task(name="recommendations.tasks.model_train", time_limit=settings.TRAINING_TASK_TIME_LIMIT,
+@shared_task(name="recommendations.tasks.model_train", ignore_result=True,
+             time_limit=settings.TRAINING_TASK_TIME_LIMIT,
              soft_time_limit=max(settings.TRAINING_TASK_TIME_LIMIT - 60, 60))
 def model_train(run_id: int) -> dict:
     """Execute a queued training run; safe to run twice (a finished run is left alone)."""
@@ -18,7 +21,8 @@ def model_train(run_id: int) -> dict:
     return {"run": run.pk, "status": run.status, "result": run.result, "error": run.error}
 
 
-@shared_task(name="recommendations.tasks.model_train_scheduled", time_limit=settings.TRAINING_TASK_TIME_LIMIT,
+@shared_task(name="recommendations.tasks.model_train_scheduled", ignore_result=True,
+             time_limit=settings.TRAINING_TASK_TIME_LIMIT,
              soft_time_limit=max(settings.TRAINING_TASK_TIME_LIMIT - 60, 60))
 def model_train_scheduled() -> dict:
     """Nightly retrain from the shop's own events (beat), activating only a model at least as good."""
@@ -30,9 +34,10 @@ def model_train_scheduled() -> dict:
     return {"run": run.pk, "status": run.status, "error": run.error}
 
 
-@shared_task(name="recommendations.tasks.training_runs_reap")
+@shared_task(name="recommendations.tasks.training_runs_reap", ignore_result=True)
 def training_runs_reap() -> int:
-    """Every minute (beat): a run left ``running`` by a killed worker is marked failed with the reason."""
+    """Every minute (beat): a run left ``running`` by a killed worker, or ``queued`` with no worker
+    taking it (TRAINING_QUEUE_GRACE_SECONDS), is marked failed with the reason."""
     from .training import training_runs_reap as reap
 
     return reap()

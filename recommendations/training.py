@@ -5,7 +5,9 @@ least as good as the active model.
 
 One run at a time: a PostgreSQL session advisory lock on a dedicated connection. A worker that
 dies loses its connection and so its lock; the next run that gets the lock marks the dead run
-failed ("worker lost") before it starts.
+failed ("worker lost") before it starts. The reaper (beat, every minute) does the same without
+waiting for a next run, and fails ``queued`` runs that no worker started (a message lost with a
+restarted broker, no worker consuming the training queue), so no run waits forever.
 """
 from __future__ import annotations
 
@@ -20,6 +22,7 @@ from pathlib import Path
 import pandas as pd
 from django.conf import settings
 from django.db import connections
+from django.db.models import Max
 from django.utils import timezone
 
 from . import engine
@@ -42,16 +45,22 @@ class TrainingBusy(Exception):
 
 
 @contextlib.contextmanager
-def training_lock():
-    """Hold the one-at-a-time training lock (raises :class:`TrainingBusy` when taken)."""
+def training_lock(wait: float = 0.0):
+    """Hold the one-at-a-time training lock (raises :class:`TrainingBusy` when still taken after
+    ``wait`` seconds)."""
+    deadline = time.monotonic() + wait
     if connections["default"].vendor == "postgresql":
         conn = connections.create_connection("default")  # own connection: dies with the process
         try:
             conn.ensure_connection()
             with conn.cursor() as cur:
-                cur.execute("SELECT pg_try_advisory_lock(%s)", [ADVISORY_LOCK_KEY])
-                if not cur.fetchone()[0]:
-                    raise TrainingBusy("another training run is in progress")
+                while True:
+                    cur.execute("SELECT pg_try_advisory_lock(%s)", [ADVISORY_LOCK_KEY])
+                    if cur.fetchone()[0]:
+                        break
+                    if time.monotonic() >= deadline:
+                        raise TrainingBusy("another training run is in progress")
+                    time.sleep(0.05)
             try:
                 yield
             finally:
@@ -60,7 +69,8 @@ def training_lock():
         finally:
             conn.close()
     else:
-        if not _local_lock.acquire(blocking=False):
+        acquired = _local_lock.acquire(timeout=wait) if wait > 0 else _local_lock.acquire(blocking=False)
+        if not acquired:
             raise TrainingBusy("another training run is in progress")
         try:
             yield
@@ -122,13 +132,35 @@ def stale_runs_fail(exclude_pk: int | None = None, lock_held: bool = True) -> in
     return n
 
 
+def queued_grace_seconds() -> float:
+    return float(getattr(settings, "TRAINING_QUEUE_GRACE_SECONDS", 300))
+
+
+def queued_runs_fail() -> int:
+    """Call with the training lock held (nobody is training). A ``queued`` run that no worker took
+    within the grace time of the moment one could have (its creation, or the end of the last run a
+    worker executed) never will: its message is gone or no worker consumes the training queue."""
+    grace = queued_grace_seconds()
+    cutoff = timezone.now() - timezone.timedelta(seconds=grace)
+    worker_free_since = TrainingRun.objects.filter(started_at__isnull=False).aggregate(t=Max("finished_at"))["t"]
+    if worker_free_since is not None and worker_free_since > cutoff:
+        return 0  # a worker has just finished a run: the next queued one is on its way
+    return TrainingRun.objects.filter(status=TrainingRun.Status.QUEUED, created__lt=cutoff).update(
+        status=TrainingRun.Status.FAILED,
+        stage="not started",
+        finished_at=timezone.now(),
+        error=f"not started: no training worker took it within {grace:.0f} s (the broker lost the message, "
+              "or no worker consumes the training queue); start a new run",
+    )
+
+
 def training_runs_reap() -> int:
     """Beat job: mark runs whose worker died as failed without waiting for the next run. When the
-    lock is free nobody is training, so every ``running`` row is dead; when it is taken, only rows
-    without a recent heartbeat are."""
+    lock is free nobody is training, so every ``running`` row is dead, and ``queued`` rows no
+    worker took in time are lost; when it is taken, only rows without a recent heartbeat are."""
     try:
         with training_lock():
-            return stale_runs_fail(lock_held=True)
+            return stale_runs_fail(lock_held=True) + queued_runs_fail()
     except TrainingBusy:
         return stale_runs_fail(lock_held=False)
 
@@ -166,7 +198,8 @@ def run_execute(run_id: int, progress: bool = False, echo=None) -> TrainingRun:
         logger.info("training run %s is %s; nothing to do", run.pk, run.status)
         return TrainingRun.objects.get(pk=run_id)
     try:
-        with training_lock():
+        # A short wait: the reaper holds the lock for a moment every minute.
+        with training_lock(wait=5.0):
             failed = stale_runs_fail(exclude_pk=run.pk)
             if failed:
                 logger.warning("marked %d dead training run(s) failed", failed)
@@ -190,7 +223,11 @@ def _run(run: TrainingRun, progress: bool, echo) -> TrainingRun:
     run.status = TrainingRun.Status.RUNNING
     run.started_at = timezone.now()
     run.error = ""
-    run.save(update_fields=["status", "started_at", "error"])
+    # Only from queued: the reaper may have given the run up meanwhile.
+    if not TrainingRun.objects.filter(pk=run.pk, status=TrainingRun.Status.QUEUED).update(
+            status=run.status, started_at=run.started_at, error=""):
+        logger.warning("training run %s is no longer queued; not starting it", run.pk)
+        return TrainingRun.objects.get(pk=run.pk)
     try:
         with tempfile.TemporaryDirectory(prefix="shop-train-") as tmp:
             rep.stage("export sessions", 0.02)

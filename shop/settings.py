@@ -155,6 +155,19 @@ CELERY_TASK_ACKS_LATE = True
 CELERY_TASK_REJECT_ON_WORKER_LOST = False
 CELERY_WORKER_PREFETCH_MULTIPLIER = 1
 CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
+# Bounded waits on a dead or frozen Redis (broker and result store): queueing a task from a web
+# request gives up after about a second or two, and the caller reports it, instead of waiting 19 s
+# (the result store's 20 reconnects) or the whole length of a stall (no socket timeout at all).
+_REDIS_RETRY_ONCE = {"max_retries": 1, "interval_start": 0, "interval_step": 0.2, "interval_max": 0.2}
+CELERY_BROKER_CONNECTION_TIMEOUT = 1.0
+CELERY_BROKER_TRANSPORT_OPTIONS = {"socket_timeout": 0.5, "socket_connect_timeout": 0.5, **_REDIS_RETRY_ONCE}
+CELERY_TASK_PUBLISH_RETRY_POLICY = _REDIS_RETRY_ONCE
+CELERY_REDIS_SOCKET_TIMEOUT = 0.5
+CELERY_REDIS_SOCKET_CONNECT_TIMEOUT = 0.5
+CELERY_RESULT_BACKEND_TRANSPORT_OPTIONS = {"retry_policy": _REDIS_RETRY_ONCE}
+# A queued training run that no worker has started this long after a worker could have is failed
+# by the reaper (its message was lost, or nothing consumes the training queue).
+TRAINING_QUEUE_GRACE_SECONDS = env.int("TRAINING_QUEUE_GRACE_SECONDS", default=300)
 # Keep Django's LOGGING (with the request id on every line) in the worker too.
 CELERY_WORKER_HIJACK_ROOT_LOGGER = False
 CELERY_BEAT_SCHEDULE = {

@@ -1,6 +1,7 @@
 """Recommendations API: validation and orchestration only; the services do the work."""
 from django.shortcuts import get_object_or_404
-from drf_spectacular.utils import extend_schema
+from drf_spectacular.utils import extend_schema, inline_serializer
+from rest_framework import serializers
 from rest_framework import status
 from rest_framework.response import Response
 from rest_framework.views import APIView
@@ -115,13 +116,17 @@ class ModelTrainView(APIView):
     permission_classes = [IsStaffWithModelPermission]
     required_perm = "recommendations.train_model"
 
-    @extend_schema(request=TrainRequestSerializer, responses={202: TrainingRunSerializer})
+    @extend_schema(request=TrainRequestSerializer, responses={202: TrainingRunSerializer, 503: inline_serializer(
+        "TrainingNotQueued", {"detail": serializers.CharField(), "run": serializers.IntegerField()})})
     def post(self, request):
         q = TrainRequestSerializer(data=request.data)
         q.is_valid(raise_exception=True)
-        run = services.training_run_queue(
-            user=request.user, params=q.validated_data.get("params") or None, activate=q.validated_data["activate"]
-        )
+        try:
+            run = services.training_run_queue(
+                user=request.user, params=q.validated_data.get("params") or None, activate=q.validated_data["activate"]
+            )
+        except services.TrainingNotQueued as exc:  # the broker is down: the run is failed, say so now
+            return Response({"detail": str(exc), "run": exc.run.pk}, status=status.HTTP_503_SERVICE_UNAVAILABLE)
         run.refresh_from_db()
         return Response(TrainingRunSerializer(run).data, status=status.HTTP_202_ACCEPTED)
 

@@ -174,3 +174,67 @@ def test_reaper_fails_runs_whose_worker_died_without_waiting_for_a_new_run():
     assert dead.status == TrainingRun.Status.FAILED
     assert "worker lost" in dead.error and "train gru4rec" in dead.error
     assert queued.status == TrainingRun.Status.QUEUED
+
+
+@pytest.mark.django_db(transaction=True)
+def test_reaper_fails_queued_runs_no_worker_took_within_the_grace(settings):
+    from datetime import timedelta
+
+    from django.utils import timezone
+
+    from recommendations.tasks import training_runs_reap
+    from recommendations.training import training_lock
+
+    settings.TRAINING_QUEUE_GRACE_SECONDS = 300
+    now = timezone.now()
+    lost = TrainingRun.objects.create(status=TrainingRun.Status.QUEUED)
+    fresh = TrainingRun.objects.create(status=TrainingRun.Status.QUEUED)
+    TrainingRun.objects.filter(pk=lost.pk).update(created=now - timedelta(seconds=301))
+    # a worker finished a run a moment ago: the queued one may be on its way to it
+    TrainingRun.objects.create(status=TrainingRun.Status.SUCCEEDED, started_at=now - timedelta(seconds=60),
+                               finished_at=now - timedelta(seconds=10))
+    assert training_runs_reap() == 0
+    TrainingRun.objects.filter(status=TrainingRun.Status.SUCCEEDED).update(finished_at=now - timedelta(seconds=301))
+    with training_lock():  # someone is training: queued runs wait for that worker
+        assert training_runs_reap() == 0
+    assert training_runs_reap() == 1
+    lost.refresh_from_db()
+    fresh.refresh_from_db()
+    assert (lost.status, lost.stage, lost.error) == (
+        "failed", "not started", "not started: no training worker took it within 300 s (the broker lost the "
+        "message, or no worker consumes the training queue); start a new run")
+    assert fresh.status == "queued"
+    # the worker that finally gets the lost run's message leaves it alone
+    assert training_run_execute(lost.pk).status == "failed"
+
+
+@pytest.mark.django_db
+def test_a_run_is_published_after_commit_and_failed_when_the_broker_refuses_it(monkeypatch,
+                                                                                 django_capture_on_commit_callbacks):
+    from django.db import transaction
+    from kombu.exceptions import OperationalError
+
+    from recommendations import services
+    from recommendations.tasks import model_train
+
+    sent = []
+    monkeypatch.setattr(model_train, "apply_async", lambda args, task_id=None: sent.append((args, task_id)))
+    with django_capture_on_commit_callbacks(execute=True) as callbacks:
+        with transaction.atomic():
+            run = services.training_run_queue(params=SMALL_PARAMS, activate=False)
+            assert sent == []  # nothing is published before the run is committed
+    assert len(callbacks) == 1 and sent == [((run.pk,), run.task_id)] and len(run.task_id) == 36
+    assert TrainingRun.objects.get(pk=run.pk).status == "queued"
+
+    def refuse(args, task_id=None):  # what kombu raises when Redis refuses the connection
+        raise OperationalError("Error 111 connecting to 127.0.0.1:6379. Connection refused.")
+
+    monkeypatch.setattr(model_train, "apply_async", refuse)
+    with django_capture_on_commit_callbacks(execute=True):
+        with transaction.atomic():
+            run = services.training_run_queue(params=SMALL_PARAMS, activate=False)
+    run.refresh_from_db()  # inside a transaction the caller learns it from the run
+    assert (run.status, run.stage) == ("failed", "not queued")
+    assert run.error == ("not queued: the task broker did not take it (OperationalError: Error 111 connecting to "
+                         "127.0.0.1:6379. Connection refused.); nothing will run it, start a new run when the broker "
+                         "is back")
