@@ -109,3 +109,29 @@ def wait_until(predicate: Callable[[], object], timeout: float, message: str = "
         if time.monotonic() >= deadline:
             raise AssertionError(message or f"condition not met within {timeout} s")
         time.sleep(interval)
+
+
+try:  # the fixture below, for test modules that import it
+    import pytest
+except ImportError:  # the stress script uses PrivateRedis without pytest
+    pytest = None
+
+if pytest is not None:
+    @pytest.fixture
+    def stallable_cache(settings):
+        """This process's default cache on a private Redis the test may freeze (the shared Redis is
+        never touched); django-redis as configured, only the location differs."""
+        if not settings.CACHES["default"]["BACKEND"].startswith("django_redis"):
+            pytest.skip("needs REDIS_URL (django-redis as the cache)")
+        with PrivateRedis() as redis:
+            settings.CACHES = {"default": {**settings.CACHES["default"], "LOCATION": redis.url(0)}}
+            yield redis
+
+
+def connections_drop() -> None:
+    """Close this process's pooled connections to the default cache's Redis, as for a new worker or a
+    dropped idle connection: a write during a stall then never reaches Redis (the new connection's
+    handshake times out first) instead of being applied late, after the stall."""
+    from django.core.cache import cache
+
+    cache.client.get_client().connection_pool.disconnect()

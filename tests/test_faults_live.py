@@ -33,12 +33,13 @@ def redis_private():
 
 
 @pytest.fixture(scope="module")
-def fault_shop(django_db_setup, django_db_blocker, tmp_path_factory, redis_private):
+def fault_shop(django_db_setup, django_db_blocker, live_var_dir, tmp_path_factory, redis_private):
     """The live shop with the private Redis as cache (db 0), broker (db 1) and result store (db 2);
     no Celery worker."""
     with django_db_blocker.unblock():
         settings_dict = dict(connection.settings_dict)
-    shop = live.start(settings_dict, tmp_path_factory.mktemp("fault-var"), extra_env={
+    shop = live.start(settings_dict, live_var_dir, extra_env={
+        "MODEL_DIR": str(tmp_path_factory.mktemp("fault-models")),
         "REDIS_URL": redis_private.url(0),
         "CELERY_BROKER_URL": redis_private.url(1),
         "CELERY_RESULT_BACKEND": redis_private.url(2),  # as scripts/serve.sh runs it

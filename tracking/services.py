@@ -345,8 +345,9 @@ def _event_columns(since, until, event_types) -> tuple[np.ndarray, np.ndarray, n
             with connection.cursor() as cursor:
                 raw = cursor.cursor
                 raw.copy_expert(raw.mogrify(f"COPY ({sql}) TO STDOUT", params).decode(), tmp)
+            empty = tmp.tell() == 0  # pandas refuses an empty file ("No columns to parse")
             tmp.seek(0)
-            parts = [
+            parts = [] if empty else [
                 chunk.to_numpy(dtype=np.int64)
                 for chunk in pd.read_csv(tmp, sep="\t", header=None, dtype=np.int64, chunksize=2_000_000)
             ]

@@ -1,4 +1,5 @@
-"""Hot reload across two real processes, and a refused corrupt artifact (the old version keeps serving)."""
+"""Hot reload across two real processes, a refused corrupt artifact (the old version keeps serving), and
+the database as the truth of what is served: through a Redis stall, and in /health/."""
 import os
 import subprocess
 import sys
@@ -11,6 +12,7 @@ from django.db import connection
 
 from recommendations import serving, services
 from recommendations.tests.conftest import version_register
+from tests.faults import connections_drop, stallable_cache  # noqa: F401 (stallable_cache: a fixture)
 
 ROOT = Path(__file__).resolve().parents[2]
 SERVER = """
@@ -169,30 +171,14 @@ def test_activation_rule_requires_at_least_the_active_metrics(catalogue, session
 
 
 # ------------------------------------------------------------------ the database is the truth
-@pytest.fixture
-def stallable_cache(settings):
-    """The default cache on a private Redis the test can freeze (the shared one is never touched)."""
-    if not settings.CACHES["default"]["BACKEND"].startswith("django_redis"):
-        pytest.skip("needs REDIS_URL (django-redis as the cache)")
-    from tests.faults import PrivateRedis
-
-    with PrivateRedis() as redis:
-        settings.CACHES = {"default": {**settings.CACHES["default"], "LOCATION": redis.url(0)}}
-        yield redis
-
-
 @pytest.mark.django_db
 def test_an_activation_during_a_cache_stall_is_served_once_the_interval_passes(gru_version, sknn_version, activate,
                                                                                stallable_cache):
     """A Redis mirror of the active version missed the write during the stall and, once Redis was
     back, told every process to keep serving the old model for its 300 s TTL."""
-    from django.core.cache import cache
-
     activate(sknn_version)
     assert serving.model_reload().version == "v-sknn"
-    # As in a process whose pooled connection is new or was dropped: a write during the stall then
-    # never reaches Redis (the connection handshake times out first).
-    cache.client.get_client().connection_pool.disconnect()
+    connections_drop()  # the write during the stall is lost, not applied late
     with stallable_cache.stalled():
         activate(gru_version)
     assert serving.active_version() == "v-gru"

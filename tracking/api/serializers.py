@@ -4,6 +4,7 @@ from datetime import datetime, timedelta, timezone as dt_timezone
 
 from django.conf import settings
 from django.utils import timezone
+from django.utils.dateparse import parse_datetime
 from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
@@ -13,6 +14,9 @@ from ..models import EventType
 
 EARLIEST = datetime(1990, 1, 1, tzinfo=dt_timezone.utc)
 MAX_CLOCK_SKEW = timedelta(hours=1)
+# PostgreSQL's timestamptz input takes UTC offsets up to 15:59 either way (a larger one is a
+# DataError, not a value), and no real time zone is further than 14 hours from UTC.
+MAX_UTC_OFFSET = timedelta(hours=16)
 
 
 class StrictIntegerField(serializers.IntegerField):
@@ -57,12 +61,23 @@ class StrictUUIDField(serializers.UUIDField):
 
 class StrictDateTimeField(serializers.DateTimeField):
     """An ISO 8601 string: numbers, objects and arrays (which Django's parser cannot take) and
-    strings with control characters are refused, not parsed or silently truncated."""
+    strings with control characters are refused, not parsed or silently truncated; so is a UTC
+    offset beyond +-15:59. The value comes back in UTC, so no client's offset reaches the database."""
+
+    default_error_messages = {
+        "offset": "UTC offset out of range: -15:59 .. +15:59.",
+    }
 
     def to_internal_value(self, value):
         if not isinstance(value, str) or len(value) > 64 or not value.isprintable():
             self.fail("invalid", format="YYYY-MM-DDThh:mm[:ss[.uuuuuu]][+HH:MM|-HH:MM|Z]")
-        return super().to_internal_value(value)
+        try:
+            parsed = parse_datetime(value)
+        except ValueError:
+            parsed = None  # DRF's parser below gives the message
+        if parsed is not None and parsed.tzinfo is not None and abs(parsed.utcoffset()) >= MAX_UTC_OFFSET:
+            self.fail("offset")
+        return super().to_internal_value(value).astimezone(dt_timezone.utc)
 
 
 class StrictRegexField(serializers.RegexField):
@@ -137,7 +152,9 @@ def _fast_event(data: dict):
             return None
         if value.tzinfo is None or value < EARLIEST or value > timezone.now() + MAX_CLOCK_SKEW:
             return None
-        out["timestamp"] = value
+        if abs(value.utcoffset()) >= MAX_UTC_OFFSET:
+            return None  # the declared field refuses it with its message
+        out["timestamp"] = value.astimezone(dt_timezone.utc)
     return out
 
 

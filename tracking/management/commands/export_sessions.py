@@ -8,15 +8,20 @@ from tracking.services import HISTORY_EVENT_TYPES, sessions_export
 
 
 def _moment(value: str | None):
+    """The moment an option names, in UTC: the database never sees the given offset (PostgreSQL
+    refuses offsets beyond +-15:59), and a value out of range is a usage error, not a traceback."""
     if not value:
         return None
-    dt = parse_datetime(value)
-    if dt is None:
-        d = parse_date(value)
-        if d is None:
-            raise CommandError(f"not a date or ISO 8601 datetime: {value!r}")
-        dt = datetime.combine(d, time.min)
-    return dt if dt.tzinfo else dt.replace(tzinfo=timezone.utc)
+    try:
+        dt = parse_datetime(value)
+        if dt is None:
+            d = parse_date(value)
+            if d is None:
+                raise CommandError(f"not a date or ISO 8601 datetime: {value!r}")
+            dt = datetime.combine(d, time.min)
+        return (dt if dt.tzinfo else dt.replace(tzinfo=timezone.utc)).astimezone(timezone.utc)
+    except (ValueError, OverflowError) as exc:
+        raise CommandError(f"not a valid moment: {value!r} ({exc})") from exc
 
 
 class Command(BaseCommand):
