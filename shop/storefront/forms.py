@@ -2,6 +2,8 @@
 from django import forms
 
 from catalog.selectors import PRODUCT_ORDERINGS
+from shop.models import Cart
+from shop.validators import AsciiIntegerFormField
 
 PAGE_SIZES = (12, 24, 48, 96)
 DEFAULT_PAGE_SIZE = 24
@@ -35,10 +37,11 @@ class ProductFilterForm(forms.Form):
 
 
 class QuantityForm(forms.Form):
-    quantity = forms.IntegerField(
+    # ASCII digits only: forms.IntegerField would take "٣" (Arabic-Indic three) as 3.
+    quantity = AsciiIntegerFormField(
         label="Quantity",
         initial=1,
-        max_value=99,
+        max_value=Cart.MAX_QUANTITY,
         error_messages={"required": "Enter a quantity.", "invalid": "Enter a whole number."},
     )
 

@@ -1,17 +1,36 @@
-"""Storefront reads: the cart's lines, the session's orders, and the product page's widgets."""
+"""Storefront reads: the browser's cart and orders, and the product page's widgets."""
 from __future__ import annotations
 
 import logging
+import uuid
 from dataclasses import dataclass
 from decimal import Decimal
 
 from catalog import selectors as catalog_selectors
 from catalog.models import Product
-from shop.models import Order
+from shop.models import Cart, CartItem, Order
 
 logger = logging.getLogger(__name__)
 
-CART_SESSION_KEY = "cart"
+# The session holds only this random id of the browser (its "owner" id): the cart and the orders
+# live in the database under it. It never changes for the life of a session (login keeps it, logout
+# starts a new session), so no request ever needs to rewrite it and a stale copy of a session is
+# never wrong about it.
+OWNER_SESSION_KEY = "shop_owner"
+
+
+def session_owner(session) -> uuid.UUID | None:
+    """The browser's owner id from its session; None before it has one."""
+    try:
+        value = session.get(OWNER_SESSION_KEY)
+    except AttributeError:  # no session (a request outside the session middleware)
+        return None
+    if not value:
+        return None
+    try:
+        return uuid.UUID(str(value))
+    except ValueError:
+        return None
 
 
 @dataclass
@@ -24,40 +43,39 @@ class CartLine:
         return self.product.price * self.quantity
 
 
-def cart_quantities(session) -> dict[int, int]:
-    """The cart as {product id: quantity}; whatever a session holds, only well-formed entries."""
-    raw = session.get(CART_SESSION_KEY) or {}
-    cart = {}
-    if isinstance(raw, dict):
-        for key, value in raw.items():
-            try:
-                cart[int(key)] = int(value)
-            except (TypeError, ValueError):
-                continue
-    return cart
-
-
 def cart_lines(session) -> list[CartLine]:
-    """Cart lines with their products (inactive ones included: checkout reports them), in adding order."""
-    cart = cart_quantities(session)
-    products = Product.objects.select_related("category").in_bulk(list(cart))
-    return [CartLine(products[pk], qty) for pk, qty in cart.items() if pk in products]
+    """The open cart's lines with their products (inactive ones included: checkout reports them),
+    in adding order; one query."""
+    owner = session_owner(session)
+    if owner is None:
+        return []
+    items = (CartItem.objects.filter(cart__owner=owner, cart__status=Cart.Status.OPEN)
+             .select_related("product__category").order_by("id"))
+    return [CartLine(item.product, item.quantity) for item in items]
+
+
+def cart_count(session) -> int:
+    """How many different products the open cart holds (the header's badge)."""
+    owner = session_owner(session)
+    if owner is None:
+        return 0
+    return CartItem.objects.filter(cart__owner=owner, cart__status=Cart.Status.OPEN).count()
 
 
 def cart_total(lines: list[CartLine]) -> Decimal:
     return sum((line.line_total for line in lines), Decimal("0.00"))
 
 
-def orders_for_session(session_key: str | None, limit: int = 50):
-    if not session_key:
+def orders_for_owner(owner: uuid.UUID | None, limit: int = 50):
+    if owner is None:
         return Order.objects.none()
-    return Order.objects.filter(session_key=session_key).prefetch_related("lines")[:limit]
+    return Order.objects.filter(owner=owner).prefetch_related("lines")[:limit]
 
 
-def order_for_session(session_key: str | None, pk: int) -> Order | None:
-    if not session_key:
+def order_for_owner(owner: uuid.UUID | None, pk: int) -> Order | None:
+    if owner is None:
         return None
-    return Order.objects.filter(session_key=session_key, pk=pk).prefetch_related("lines__product").first()
+    return Order.objects.filter(owner=owner, pk=pk).prefetch_related("lines__product").first()
 
 
 # --- Product page widgets ----------------------------------------------------------------------

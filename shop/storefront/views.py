@@ -99,7 +99,7 @@ def _cart_page(request, errors=None, status=200, forms_by_product=None):
     rows = [(line, forms_by_product.get(line.product.pk) or QuantityForm(initial={"quantity": line.quantity}))
             for line in lines]
     return render(request, "storefront/cart.html", {
-        "rows": rows, "total": selectors.cart_total(lines), "errors": errors or [],
+        "rows": rows, "total": selectors.cart_total(lines), "errors": errors or [], "cart_count": len(lines),
     }, status=status)
 
 
@@ -156,7 +156,7 @@ def checkout(request):
     if request.method == "POST":
         if form.is_valid():
             try:
-                order = services.order_place(request, **form.cleaned_data)
+                order, _ = services.order_place(request, **form.cleaned_data)
             except services.CheckoutError as exc:
                 for error in exc.errors:
                     form.add_error(None, error)
@@ -164,20 +164,20 @@ def checkout(request):
                 return redirect(reverse("storefront:order", args=[order.pk]) + "?placed=1")
         status = 400
     return render(request, "storefront/checkout.html", {
-        "form": form, "lines": lines, "total": selectors.cart_total(lines),
+        "form": form, "lines": lines, "total": selectors.cart_total(lines), "cart_count": len(lines),
     }, status=status)
 
 
 @require_GET
 def orders(request):
     return render(request, "storefront/orders.html", {
-        "orders": selectors.orders_for_session(request.session.session_key),
+        "orders": selectors.orders_for_owner(selectors.session_owner(request.session)),
     })
 
 
 @require_GET
 def order_detail(request, pk):
-    order = selectors.order_for_session(request.session.session_key, pk)
+    order = selectors.order_for_owner(selectors.session_owner(request.session), pk)
     if order is None:
         raise Http404("No such order")
     return render(request, "storefront/order.html", {"order": order, "placed": request.GET.get("placed") == "1"})
