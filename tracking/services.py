@@ -15,6 +15,7 @@ from django.utils import timezone
 
 from catalog.models import Product
 
+from . import gate
 from .models import Event, EventType, Visit
 
 VISIT_SESSION_KEY = "tracking_visit"
@@ -55,10 +56,14 @@ def visit_for_request(request) -> Visit:
         except (KeyError, TypeError, ValueError):
             visit = None
     if visit is None:
+        if not gate.visit_may_start(request):  # a client that has not shown it is a browser (gate.py)
+            gate.visit_refused(request)
+            raise gate.VisitDeferred()
         visit = Visit.objects.create(
             started=now, last_seen=now, user=user, is_staff=is_staff, source=Visit.Source.WEB
         )
         last_seen = now
+        gate.pending_record(request, visit)
     else:
         changes = {}
         if user is not None and visit.user_id != user.pk:
@@ -143,10 +148,17 @@ def _label(value, field: str) -> str:
     return str(value or "").replace("\x00", "")[: _LABEL_MAX[field]]
 
 
-def event_record_for_request(request, event_type, product, *, source="", position=None, model_version="") -> Event:
+def event_record_for_request(
+    request, event_type, product, *, source="", position=None, model_version=""
+) -> Event | None:
     """Record an event of the request's visit (the storefront calls this for view, add_to_cart,
-    remove_from_cart and purchase)."""
-    visit = visit_for_request(request)
+    remove_from_cart and purchase). A client without a visit yet (tracking.gate) keeps the event in
+    its pending cookie until it shows it is a browser; None is returned then."""
+    try:
+        visit = visit_for_request(request)
+    except gate.VisitDeferred:
+        gate.event_defer(request, event_type, product, source=_label(source, "source"))
+        return None
     user = _request_user(request)
     return event_record(
         visit,

@@ -1,4 +1,6 @@
 """Products and categories API: read-only, paginated, filtered, cached per query."""
+import hashlib
+
 from django.core.cache import cache
 from drf_spectacular.utils import OpenApiResponse, extend_schema, extend_schema_view
 from rest_framework import viewsets
@@ -38,16 +40,34 @@ class ProductViewSet(viewsets.ReadOnlyModelViewSet):
         return ProductDetailSerializer if self.action == "retrieve" else ProductSerializer
 
     def list(self, request, *args, **kwargs):
-        # Whole responses cached per query string; the catalogue version in the key invalidates them all
-        # when a product changes (catalog.services.catalog_cache_invalidate).
-        key = catalog_cache.key("api-products", request.get_host(), request.GET.urlencode())
-        data = cache.get(key)
+        # Whole responses cached per validated query; the catalogue version in the key invalidates them
+        # all when a product changes (catalog.services.catalog_cache_invalidate).
+        key = self._list_cache_key(request)
+        data = cache.get(key) if key else None
         if data is not None:
             return Response(data)
         response = super().list(request, *args, **kwargs)
-        if response.status_code == 200:
+        if response.status_code == 200 and key:
             cache.set(key, response.data, catalog_cache.cache_seconds())
         return response
+
+    def _list_cache_key(self, request) -> str | None:
+        """The key of a list response, from the parameters as the filters and the paginator read them:
+        unknown parameters and other spellings of one query share one entry (junk query strings
+        made a new entry each). None for a query that is not valid (its 400/404 is not cached)."""
+        filterset = self.filterset_class(request.query_params, queryset=self.get_queryset(), request=request)
+        if not filterset.is_valid():
+            return None
+        data = filterset.form.cleaned_data
+        page = request.query_params.get(self.paginator.page_query_param) or "1"
+        if page not in self.paginator.last_page_strings:
+            if not (page.isascii() and page.isdigit()):
+                return None  # not a page number the paginator takes: a 404, not cached
+            page = int(page)
+        category = data.get("category")
+        search = hashlib.sha1((data.get("search") or "").encode()).hexdigest() if data.get("search") else ""
+        return catalog_cache.key("api-products", request.scheme, request.get_host(), category.id if category else "",
+                                 data.get("ordering") or "", self.paginator.get_page_size(request), page, search)
 
 
 @extend_schema_view(
