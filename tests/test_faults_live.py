@@ -240,3 +240,27 @@ def test_activation_during_a_stall_is_bounded_and_every_worker_serves_it_within_
     for _ in range(6):
         health = requests.get(fault_shop.url + "/health/?format=json", timeout=30)
         assert health.json()["ActiveModelLoaded()"] == "OK", health.text
+
+
+# ------------------------------------------------------------------ requests during a stall
+@pytest.mark.django_db(transaction=True)
+def test_pages_answer_within_a_bound_during_a_stall(fault_shop, redis_up):
+    from catalog.models import Category, Product
+
+    cat = Category.objects.create(name="Lamps", slug="lamps")
+    lamp = Product.objects.create(external_id="stall-1", name="Lamp", slug="lamp", category=cat)
+    shopper = fault_shop.client()
+    paths = ["/", f"/products/{lamp.pk}/", "/api/products/", "/api/categories/", "/cart/"]
+    for path in paths:  # warm: the session, the visit, cached pages
+        assert shopper.get(path).status_code == 200, path
+    timings = {}
+    with redis_up.stalled():
+        for path in paths:
+            r, took = _timed(lambda: shopper.get(path, timeout=STALL_SECONDS))
+            timings[path] = took
+            assert r.status_code == 200, (path, r.status_code)
+        r, took = _timed(lambda: shopper.post(f"/cart/add/{lamp.pk}/", {"quantity": 1}, timeout=STALL_SECONDS))
+        timings["POST /cart/add/"] = took
+        assert r.status_code in (200, 302), r.status_code
+    print("\nduring a Redis stall: " + ", ".join(f"{p} {t:.2f} s" for p, t in timings.items()))
+    assert max(timings.values()) < 5.0, timings
