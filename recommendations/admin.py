@@ -63,7 +63,9 @@ class ModelVersionAdmin(admin.ModelAdmin):
         value = ((obj.metrics or {}).get("baselines") or {}).get("itemknn", {}).get("recall@20")
         return "-" if value is None else f"{value:.4f}"
 
-    @admin.display(description="Impressions / clicks / CTR")
+    # Served impressions and clicks only (each visit, product and version once): see
+    # selectors.online_performance for what the shop counts as served.
+    @admin.display(description="Served impressions / clicks / CTR")
     def online(self, obj):
         perf = getattr(self, "_online", {}).get(obj.version) or selectors.online_performance([obj.version])[obj.version]
         ctr = "-" if perf["ctr"] is None else f"{perf['ctr']:.2%}"

@@ -183,6 +183,10 @@ CELERY_BEAT_SCHEDULE = {
         "task": "recommendations.tasks.popular_pools_refresh",
         "schedule": timedelta(minutes=env.int("POPULARITY_REFRESH_MINUTES", default=5)),
     },
+    "event-batch-keys-expire": {
+        "task": "tracking.tasks.event_batch_keys_expire",
+        "schedule": timedelta(hours=1),
+    },
     "training-runs-reap": {
         "task": "recommendations.tasks.training_runs_reap",
         "schedule": timedelta(minutes=1),
@@ -321,6 +325,8 @@ HEALTH_CHECK_CELERY = bool(CELERY_BROKER_URL) and not CELERY_TASK_ALWAYS_EAGER
 # tracking
 VISIT_TIMEOUT_MINUTES = env.int("VISIT_TIMEOUT_MINUTES", default=30)
 EVENTS_MAX_BATCH = 500
+# How long an event batch's idempotency key replays its first answer (tracking.services._key_claim).
+EVENTS_IDEMPOTENCY_HOURS = env.int("EVENTS_IDEMPOTENCY_HOURS", default=24)
 POPULARITY_WINDOWS_DAYS = (1, 7, 30)
 
 # recommendations

@@ -24,8 +24,9 @@ class VisitAdmin(ReadOnlyAdmin):
 
 @admin.register(Event)
 class EventAdmin(ReadOnlyAdmin):
-    list_display = ("timestamp", "event_type", "product_id", "visit_id", "source", "position", "model_version", "is_staff")
-    list_filter = ("event_type", "source", "is_staff")
+    list_display = ("timestamp", "event_type", "product_id", "visit_id", "source", "position", "model_version", "is_staff",
+                    "trusted")
+    list_filter = ("event_type", "source", "is_staff", "trusted")
     raw_id_fields = ("visit", "product", "user")
     # A count(*) over tens of millions of rows on every changelist page is too slow.
     show_full_result_count = False

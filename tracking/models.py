@@ -90,6 +90,14 @@ class Event(models.Model):
     # product, type) within its file, so real repeated rows of a log are kept while the importer
     # recognises rows it imported before (tracking.importers). NULL for live events.
     import_seq = models.PositiveSmallIntegerField(null=True, blank=True)
+    # Whether the shop vouches for this event's signal. Signals that decide what the shop shows or
+    # which model staff trust (popularity's views and purchases, a model version's impressions and
+    # clicks) count trusted events only. True for what the shop records itself (pages, carts,
+    # orders) and what an operator imports; for events sent to the API only from a client with the
+    # record_trusted_events permission, or, for a recommendation impression or click, with the
+    # served-item token of that visit (tracking.attribution). The database default keeps bulk
+    # imports (COPY without this column) and the column's addition free of per-row work.
+    trusted = models.BooleanField(default=True, db_default=True)
 
     class Meta:
         # No unique index: re-imports are recognised by the import ledger (ImportBlock) and, for
@@ -98,6 +106,17 @@ class Event(models.Model):
         indexes = [
             models.Index(fields=["visit", "timestamp"], name="event_visit_time"),
             models.Index(fields=["user"], name="event_user", condition=models.Q(user__isnull=False)),
+            # A model version's served impressions and clicks (recommendations' online
+            # performance, experiments): only attributed trusted rows have an entry, so imports
+            # and ordinary events pay nothing for it.
+            models.Index(
+                fields=["model_version", "event_type", "visit", "product"], name="event_served_attribution",
+                condition=models.Q(trusted=True, model_version__gt=""),
+            ),
+        ]
+        permissions = [
+            # For server-side integrations (another checkout, a native app's backend).
+            ("record_trusted_events", "Can send trusted events (purchases, counted views, unsigned attribution)"),
         ]
         # The BRIN index on timestamp (time-range scans over tens of millions of rows) is created
         # by migration 0002 on PostgreSQL; other databases get a plain index there.
@@ -146,3 +165,23 @@ class ImportBlock(models.Model):
 
     def __str__(self):
         return f"{self.format} block {self.digest[:12]} ({self.rows} rows)"
+
+
+class EventBatchKey(models.Model):
+    """The idempotency key of an accepted event batch (the ``Idempotency-Key`` header or the body's
+    ``batch_id``), written in the transaction that stores the batch. A repeat of the key within
+    ``EVENTS_IDEMPOTENCY_HOURS`` answers with ``result`` and stores nothing; the same key with
+    another body is refused. ``scope`` is whose key it is: ``user:<pk>`` for a token client,
+    ``visit:<uuid>`` for an anonymous one, so one client can never collide with another's keys."""
+
+    scope = models.CharField(max_length=64)
+    key = models.CharField(max_length=100)
+    fingerprint = models.CharField(max_length=64)  # SHA-256 of the request body, canonical JSON
+    result = models.JSONField()  # what the first answer said besides the session: count, ignored
+    created = models.DateTimeField(default=timezone.now, db_index=True)
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["scope", "key"], name="eventbatchkey_scope_key")]
+
+    def __str__(self):
+        return f"{self.scope} {self.key}"

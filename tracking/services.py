@@ -1,10 +1,12 @@
 """Tracking services: visits, recording events, importing click logs, popularity and the training export."""
 from __future__ import annotations
 
+import json
 import tempfile
 import time
 import uuid as uuid_lib
 from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from pathlib import Path
 
@@ -15,8 +17,9 @@ from django.utils import timezone
 
 from catalog.models import Product
 
+from .attribution import RECOMMENDATION_SOURCES, served_token_checker
 from . import gate
-from .models import Event, EventType, Visit
+from .models import Event, EventBatchKey, EventType, Visit
 
 VISIT_SESSION_KEY = "tracking_visit"
 # last_seen is written (session and database) at most this often: the 30-minute expiry is then
@@ -26,6 +29,9 @@ VISIT_RENEW_EVERY = timedelta(seconds=60)
 HISTORY_EVENT_TYPES = (EventType.VIEW.value, EventType.CLICK.value)
 PURCHASE_WEIGHT = 10.0
 EVENT_TYPE_VALUES = frozenset(EventType.values)
+# The events whose recommendation attribution a served-item token proves (tracking.attribution).
+ATTRIBUTED_TYPES = frozenset({EventType.IMPRESSION.value, EventType.CLICK.value})
+TRUSTED_EVENTS_PERMISSION = "tracking.record_trusted_events"
 
 
 # --- Visits ------------------------------------------------------------------------------
@@ -172,30 +178,157 @@ def event_record_for_request(
     )
 
 
-def events_record_batch(visit: Visit, events: Sequence[dict], *, user=None) -> int:
+# --- Event batches from clients: what the shop can vouch for, and idempotency ---------------
+
+# Why an event of a batch was not taken as sent (the ``reason`` of the answer's ``ignored`` items).
+UNTRUSTED_PURCHASE = "untrusted_purchase"  # not stored: a purchase is an order, or a trusted client's
+UNVERIFIED_ATTRIBUTION = "unverified_attribution"  # stored without source and model_version
+
+
+def client_is_trusted(user) -> bool:
+    """A client whose events the shop counts as its own: a token with ``record_trusted_events``."""
+    return bool(user is not None and user.is_authenticated and user.has_perm(TRUSTED_EVENTS_PERMISSION))
+
+
+def events_screen(visit_uuid, events: Sequence[dict], *, trusted: bool) -> tuple[list[dict], list[dict]]:
+    """What of a validated batch the shop keeps, and what it ignores (reported to the client).
+
+    A trusted client's events are kept as sent and trusted. For anyone else: a purchase is not
+    stored (a purchase is an order; the storefront records those itself); a recommendation claim
+    (a source among RECOMMENDATION_SOURCES or a model_version) is kept only with a valid
+    served-item token for this visit, else the event is stored without it; a kept impression or
+    click claim is trusted (the shop served that item to that visit), every other event is not.
+    Returns (events to store, each with ``trusted`` set; ``[{"index", "reason", "stored"}]``)."""
+    kept, ignored = [], []
+    check = None
+    for index, item in enumerate(events):
+        if trusted:
+            kept.append({**item, "trusted": True})
+            continue
+        event_type = item["type"]
+        if event_type == EventType.PURCHASE:
+            ignored.append({"index": index, "reason": UNTRUSTED_PURCHASE, "stored": False})
+            continue
+        source, version = item.get("source") or "", item.get("model_version") or ""
+        verified = False
+        if source in RECOMMENDATION_SOURCES or version:
+            check = check or served_token_checker(visit_uuid)
+            verified = check(item.get("token"), version, item["product"], source)
+            if not verified:
+                item = {**item, "source": "", "model_version": ""}
+                ignored.append({"index": index, "reason": UNVERIFIED_ATTRIBUTION, "stored": True})
+        kept.append({**item, "trusted": verified and event_type in ATTRIBUTED_TYPES})
+    return kept, ignored
+
+
+@dataclass(frozen=True)
+class BatchKey:
+    """An event batch's idempotency key: whose (``scope``), the key, and the request's fingerprint."""
+
+    scope: str
+    key: str
+    fingerprint: str
+
+
+@dataclass
+class BatchOutcome:
+    """What a batch did: ``result`` is the answer besides the session (``count``, ``ignored``);
+    ``replayed`` when it is the stored answer of an earlier request with the same key."""
+
+    result: dict = field(default_factory=dict)
+    replayed: bool = False
+
+
+class BatchKeyReused(Exception):
+    """The idempotency key was used for another request body within its lifetime."""
+
+
+def _idempotency_ttl() -> timedelta:
+    return timedelta(hours=settings.EVENTS_IDEMPOTENCY_HOURS)
+
+
+_KEY_CLAIM_SQL = """
+INSERT INTO tracking_eventbatchkey AS k (scope, key, fingerprint, result, created)
+VALUES (%s, %s, %s, %s, %s)
+ON CONFLICT (scope, key) DO UPDATE
+    SET fingerprint = EXCLUDED.fingerprint, result = EXCLUDED.result, created = EXCLUDED.created
+    WHERE k.created < %s
+RETURNING id
+"""
+
+
+def _key_claim(key: BatchKey, result: dict, now: datetime) -> BatchOutcome | None:
+    """Inside the batch's transaction: record the key with its answer, or return the answer of the
+    request that holds it. A parallel request with the same key waits on the unique index until
+    the first commits (then sees its row) or rolls back (then claims the key itself), so a batch is
+    stored once however many copies race. An expired key is taken over in the same statement."""
+    with connection.cursor() as cursor:
+        cursor.execute(_KEY_CLAIM_SQL, [key.scope, key.key, key.fingerprint, json.dumps(result), now,
+                                        now - _idempotency_ttl()])
+        if cursor.fetchone() is not None:
+            return None
+    held = EventBatchKey.objects.filter(scope=key.scope, key=key.key).values_list("fingerprint", "result").first()
+    if held is None:  # deleted between the two statements by the expiry task: the key was old
+        raise BatchKeyReused("This key is being reused after it expired; send the batch again with a new key.")
+    if held[0] != key.fingerprint:
+        raise BatchKeyReused("This idempotency key was already used for a different batch; use a new key per batch.")
+    return BatchOutcome(held[1], replayed=True)
+
+
+def event_batch_replay(key: BatchKey) -> BatchOutcome | None:
+    """The stored answer of a live key with this very body (None when the key is unknown or
+    expired); BatchKeyReused when the key holds another body."""
+    held = (EventBatchKey.objects.filter(scope=key.scope, key=key.key, created__gte=timezone.now() - _idempotency_ttl())
+            .values_list("fingerprint", "result").first())
+    if held is None:
+        return None
+    if held[0] != key.fingerprint:
+        raise BatchKeyReused("This idempotency key was already used for a different batch; use a new key per batch.")
+    return BatchOutcome(held[1], replayed=True)
+
+
+def event_batch_keys_expire(now: datetime | None = None) -> int:
+    """Delete idempotency keys past ``EVENTS_IDEMPOTENCY_HOURS`` (they no longer replay anyway);
+    returns how many went."""
+    now = now or timezone.now()
+    deleted, _ = EventBatchKey.objects.filter(created__lt=now - _idempotency_ttl()).delete()
+    return deleted
+
+
+def events_record_batch(visit: Visit, events: Sequence[dict], *, user=None, trusted: bool = False,
+                        key: BatchKey | None = None) -> BatchOutcome:
     """Append a validated batch of events (dicts with type, product, and optionally timestamp,
-    source, position, model_version) to a visit in one insert; returns how many were stored."""
+    source, position, model_version, token) to a visit in one insert, after ``events_screen``;
+    with ``key``, at most once per key (``_key_claim``)."""
+    kept, ignored = events_screen(visit.uuid, events, trusted=trusted)
+    result = {"count": len(kept), "ignored": ignored}
     now = timezone.now()
     user = user if user is not None and user.is_authenticated else None
     is_staff = bool(visit.is_staff or (user is not None and user.is_staff))
     user_id = user.pk if user is not None else visit.user_id
-    history = _history_length(visit.pk)
-    rows = []
-    last = now
-    for item in events:
-        event_type = item["type"]
-        stamp = item.get("timestamp") or now
-        last = max(last, stamp)
-        rows.append(
-            (visit.pk, event_type, item["product"], item.get("source") or "", item.get("position"),
-             item.get("model_version") or "", history, stamp, user_id, is_staff)
-        )
-        if event_type in HISTORY_EVENT_TYPES:
-            history += 1
     with transaction.atomic():
+        if key is not None:
+            held = _key_claim(key, result, now)
+            if held is not None:
+                return held
+        if not kept:
+            return BatchOutcome(result)
+        history = _history_length(visit.pk)
+        rows = []
+        last = now
+        for item in kept:
+            event_type = item["type"]
+            stamp = item.get("timestamp") or now
+            last = max(last, stamp)
+            rows.append(
+                (visit.pk, event_type, item["product"], item.get("source") or "", item.get("position"),
+                 item.get("model_version") or "", history, stamp, user_id, is_staff, item["trusted"])
+            )
+            if event_type in HISTORY_EVENT_TYPES:
+                history += 1
         _events_insert(rows)
         Visit.objects.filter(pk=visit.pk, last_seen__lt=last).update(last_seen=last)
-    return len(rows)
+    return BatchOutcome(result)
 
 
 _API_BATCH_SQL = """
@@ -209,27 +342,31 @@ WITH v AS (
     WHERE visit_id = (SELECT id FROM v) AND event_type IN ('view', 'click')
 )
 INSERT INTO tracking_event (visit_id, event_type, product_id, source, position, model_version, history_length,
-                            timestamp, user_id, is_staff)
+                            timestamp, user_id, is_staff, trusted)
 SELECT v.id, e.type, e.product, e.source, e.position, e.model_version, h.n + e.before, e.ts,
-       COALESCE(%(user)s, v.user_id), v.is_staff OR %(staff)s
+       COALESCE(%(user)s, v.user_id), v.is_staff OR %(staff)s, e.trusted
 FROM v, h, unnest(%(type)s::varchar[], %(product)s::bigint[], %(source)s::varchar[], %(position)s::integer[],
-                  %(model)s::varchar[], %(before)s::integer[], %(ts)s::timestamptz[])
-     AS e(type, product, source, position, model_version, before, ts)
+                  %(model)s::varchar[], %(before)s::integer[], %(ts)s::timestamptz[], %(trusted)s::boolean[])
+     AS e(type, product, source, position, model_version, before, ts, trusted)
 """
 
 
-def events_record_for_api(visit_uuid: uuid_lib.UUID | str, events: Sequence[dict], *, user=None) -> int:
+def events_record_for_api(visit_uuid: uuid_lib.UUID | str, events: Sequence[dict], *, user=None,
+                          trusted: bool = False, key: BatchKey | None = None) -> BatchOutcome:
     """``visit_for_api`` and ``events_record_batch`` in one: the visit an API client names (created
-    when unseen) gets the validated batch. On PostgreSQL this is one statement (visit upsert, the
-    history count and the insert) and one commit, instead of five queries."""
+    when unseen) gets the validated, screened batch. On PostgreSQL this is one statement (visit
+    upsert, the history count and the insert) and one commit, instead of five queries; a key adds
+    one statement."""
     if connection.vendor != "postgresql":
-        return events_record_batch(visit_for_api(visit_uuid, user=user), events, user=user)
+        return events_record_batch(visit_for_api(visit_uuid, user=user), events, user=user, trusted=trusted, key=key)
     visit_uuid = uuid_lib.UUID(str(visit_uuid))
+    kept, ignored = events_screen(visit_uuid, events, trusted=trusted)
+    result = {"count": len(kept), "ignored": ignored}
     user = user if user is not None and user.is_authenticated else None
     now = timezone.now()
     types, stamps, before = [], [], []
     history = 0
-    for item in events:
+    for item in kept:
         types.append(item["type"])
         stamps.append(item.get("timestamp") or now)
         before.append(history)  # history events earlier in this batch
@@ -238,18 +375,25 @@ def events_record_for_api(visit_uuid: uuid_lib.UUID | str, events: Sequence[dict
     params = {
         "uuid": str(visit_uuid), "now": now, "last": max(stamps + [now]),
         "user": user.pk if user is not None else None, "staff": bool(user is not None and user.is_staff),
-        "type": types, "product": [item["product"] for item in events],
-        "source": [item.get("source") or "" for item in events],
-        "position": [item.get("position") for item in events],
-        "model": [item.get("model_version") or "" for item in events], "before": before, "ts": stamps,
+        "type": types, "product": [item["product"] for item in kept],
+        "source": [item.get("source") or "" for item in kept],
+        "position": [item.get("position") for item in kept],
+        "model": [item.get("model_version") or "" for item in kept], "before": before, "ts": stamps,
+        "trusted": [item["trusted"] for item in kept],
     }
-    with transaction.atomic(), connection.cursor() as cursor:
-        cursor.execute(_API_BATCH_SQL, params)
-        return cursor.rowcount
+    with transaction.atomic():
+        if key is not None:
+            held = _key_claim(key, result, now)
+            if held is not None:
+                return held
+        if kept:
+            with connection.cursor() as cursor:
+                cursor.execute(_API_BATCH_SQL, params)
+    return BatchOutcome(result)
 
 
 _EVENT_COLUMNS = ("visit_id", "event_type", "product_id", "source", "position", "model_version",
-                  "history_length", "timestamp", "user_id", "is_staff")
+                  "history_length", "timestamp", "user_id", "is_staff", "trusted")
 
 
 def _events_insert(rows: list[tuple]) -> None:
@@ -286,7 +430,9 @@ def events_import(path, fmt: str = "auto", *, strict: bool = False, progress: bo
 
 def popularity_refresh(now: datetime | None = None) -> int:
     """Recompute ``ProductPopularity`` (views and purchases per product over each window in
-    ``POPULARITY_WINDOWS_DAYS``) in one set-based statement; staff events are left out.
+    ``POPULARITY_WINDOWS_DAYS``) in one set-based statement. Only trusted events count (what every
+    new visitor sees must not move with what an anonymous client claims: ``Event.trusted``);
+    staff events are left out.
     Returns the number of rows written. Safe to run twice or concurrently."""
     now = now or timezone.now()
     windows = sorted(set(int(d) for d in settings.POPULARITY_WINDOWS_DAYS))
@@ -301,7 +447,7 @@ def popularity_refresh(now: datetime | None = None) -> int:
         params += [since[d], since[d]]
     agg_sql = (
         "SELECT e.product_id, " + ", ".join(aggregates) + " FROM tracking_event e "
-        "WHERE e.timestamp >= %s AND e.timestamp <= %s AND e.is_staff = %s "
+        "WHERE e.timestamp >= %s AND e.timestamp <= %s AND e.is_staff = %s AND e.trusted "
         "AND e.event_type IN ('view', 'purchase') GROUP BY e.product_id"
     )
     params += [since[longest], now, False]
@@ -502,6 +648,9 @@ __all__ = [
     "event_record_for_request",
     "events_record_batch",
     "events_record_for_api",
+    "events_screen",
+    "event_batch_replay",
+    "event_batch_keys_expire",
     "events_import",
     "popularity_refresh",
     "sessions_export",

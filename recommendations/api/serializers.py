@@ -122,6 +122,12 @@ class SimilarQuerySerializer(serializers.Serializer):
 class ScoredProductSerializer(serializers.Serializer):
     product = ProductSerializer()
     score = serializers.FloatField()
+    token = serializers.CharField(
+        allow_null=True,
+        help_text="Served-item token: send it back as the `token` of this item's impression and click events "
+                  "(/api/events/) so they count for this model version. Bound to the visit the list was served "
+                  "to (the `session` asked for, else the browser's own visit); null when there is none.",
+    )
 
 
 class RecommendationResultSerializer(serializers.Serializer):

@@ -8,6 +8,8 @@ from rest_framework.views import APIView
 
 from catalog.models import Product
 from recommendations import selectors, services
+from tracking.attribution import served_token
+from tracking.services import VISIT_SESSION_KEY
 
 from .permissions import IsStaffWithModelPermission
 from .serializers import (
@@ -44,12 +46,23 @@ def _query(serializer_class, request) -> dict:
     return q.validated_data
 
 
-def _answer(result, request) -> Response:
-    # Same shape as RecommendationResultSerializer (the documented schema), built directly.
+def _own_visit(request) -> str | None:
+    """The browser's own tracking visit, read from its session (never created: serving writes nothing)."""
+    session = getattr(request, "session", None)
+    data = session.get(VISIT_SESSION_KEY) if session is not None and session.session_key else None
+    return data.get("uuid") if isinstance(data, dict) else None
+
+
+def _answer(result, request, visit=None, source="recommended") -> Response:
+    # Same shape as RecommendationResultSerializer (the documented schema), built directly. Each
+    # item carries the served-item token that lets its impressions and clicks count for this
+    # model version (tracking.attribution); null when the list was served to no visit.
+    version = result.model_version or ""
     data = {
         "strategy": result.strategy,
         "model_version": result.model_version,
-        "items": [{"product": _product_data(s.product), "score": s.score} for s in result.items],
+        "items": [{"product": _product_data(s.product), "score": s.score,
+                   "token": served_token(visit, version, s.product.pk, source) or None} for s in result.items],
     }
     if result.explanation is not None:
         data["explanation"] = result.explanation
@@ -66,7 +79,7 @@ class RecommendationView(APIView):
             session=v.get("session"), k=v["k"], exclude_seen=v["exclude_seen"], explain=v["explain"],
             category=v.get("category"),
         )
-        return _answer(result, request)
+        return _answer(result, request, v.get("session") or _own_visit(request))
 
     @extend_schema(request=RecommendationRequestSerializer, responses=RecommendationResultSerializer)
     def post(self, request):
@@ -77,7 +90,7 @@ class RecommendationView(APIView):
             items=v["items"], k=v["k"], exclude_seen=v["exclude_seen"], explain=v["explain"],
             category=v.get("category"),
         )
-        return _answer(result, request)
+        return _answer(result, request, _own_visit(request))
 
 
 class SimilarItemsView(APIView):
@@ -87,7 +100,7 @@ class SimilarItemsView(APIView):
     def get(self, request, pk: int):
         k = _query(SimilarQuerySerializer, request)["k"]
         product = get_object_or_404(Product.objects.only("pk", "category_id"), pk=pk, is_active=True)
-        return _answer(services.similar_items(product, k=k), request)
+        return _answer(services.similar_items(product, k=k), request, _own_visit(request), "similar")
 
 
 class ModelVersionListView(APIView):

@@ -102,6 +102,15 @@ class EventInSerializer(serializers.Serializer):
         max_length=64, required=False, allow_blank=True, default="",
         help_text="Set on events of recommended items: the model that produced the list.",
     )
+    token = StrictRegexField(
+        r"^[0-9a-f]*$", max_length=64, required=False, allow_blank=True, default="",
+        help_text=(
+            "The served-item token that came with a recommended item (the `token` of /api/recommendations/ "
+            "and similar-items items, `data-token` of product cards). An impression or click keeps its "
+            "source and model_version, and counts for that model version, only with the token the shop "
+            "issued for this visit, product, source and model version."
+        ),
+    )
 
     def to_internal_value(self, data):
         if isinstance(data, dict):
@@ -123,6 +132,7 @@ class EventInSerializer(serializers.Serializer):
 
 _TYPES = frozenset(EventType.values)
 _SOURCE_RE = re.compile(r"^[a-z0-9_-]{0,32}$")
+_TOKEN_RE = re.compile(r"^[0-9a-f]{0,64}$")
 
 
 def _fast_event(data: dict):
@@ -142,6 +152,11 @@ def _fast_event(data: dict):
     if not (model.isascii() and model.isprintable()):
         return None
     out = {"type": kind, "product": product, "source": source, "position": position, "model_version": model}
+    if "token" in data:
+        token = data["token"]
+        if type(token) is not str or not _TOKEN_RE.match(token):
+            return None
+        out["token"] = token
     if "timestamp" in data:
         stamp = data["timestamp"]
         if type(stamp) is not str or not 20 <= len(stamp) <= 64 or not stamp.isascii() or not stamp.isprintable():
@@ -198,9 +213,19 @@ class EventListField(serializers.Field):
         return out
 
 
+IDEMPOTENCY_KEY_RE = r"^[!#-\[\]-~]{1,100}$"  # 1 to 100 printable ASCII characters, no space, quote or backslash
+
+
 class EventBatchSerializer(serializers.Serializer):
     session = StrictUUIDField(help_text="The visit id (window.SHOP.visitId, or the API client's own uuid).")
     events = EventListField(max_length=settings.EVENTS_MAX_BATCH)
+    batch_id = StrictRegexField(
+        IDEMPOTENCY_KEY_RE, max_length=100, required=False,
+        help_text=(
+            "The batch's idempotency key, for clients that cannot set the Idempotency-Key header "
+            "(navigator.sendBeacon). Same rules as the header; if both are sent they must be equal."
+        ),
+    )
 
     def validate_events(self, events):
         # One query for the whole batch; errors keyed by item index, like DRF's own list errors
@@ -215,9 +240,25 @@ class EventBatchSerializer(serializers.Serializer):
         return events
 
 
+class IgnoredEventSerializer(serializers.Serializer):
+    index = serializers.IntegerField(help_text="Position of the event in the request's events.")
+    reason = serializers.ChoiceField(
+        choices=["untrusted_purchase", "unverified_attribution"],
+        help_text=(
+            "`untrusted_purchase`: a purchase from a client without the `tracking.record_trusted_events` "
+            "permission (purchases are recorded from the shop's orders); not stored. "
+            "`unverified_attribution`: a recommendation source (recommended, similar) or a model_version "
+            "without a valid served-item token for this visit, product, source and version; stored "
+            "without them, so it counts for no model version."
+        ),
+    )
+    stored = serializers.BooleanField(help_text="Whether the event was stored (without what was ignored).")
+
+
 class EventBatchResultSerializer(serializers.Serializer):
     session = serializers.UUIDField()
-    count = serializers.IntegerField()
+    count = serializers.IntegerField(help_text="Events stored.")
+    ignored = IgnoredEventSerializer(many=True, help_text="What of the batch the shop did not take as sent, and why.")
 
 
 class SessionHistorySerializer(serializers.Serializer):

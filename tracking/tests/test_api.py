@@ -1,5 +1,6 @@
 import json
 import uuid
+from datetime import datetime, timezone as dt_timezone
 
 import pytest
 from django.contrib.auth.models import User
@@ -36,13 +37,17 @@ def test_good_batch_is_stored(client, products):
         {"type": "impression", "product": p2.pk},
     ]})
     assert response.status_code == 201, response.content
-    assert response.json() == {"session": SESSION, "count": 3}
+    # the click names a model version without the token of a list served to this visit: stored
+    # without it, and said so
+    assert response.json() == {"session": SESSION, "count": 3, "ignored": [
+        {"index": 1, "reason": "unverified_attribution", "stored": True}]}
     visit = Visit.objects.get(uuid=SESSION)
     assert visit.source == "api"
     rows = list(Event.objects.order_by("id").values_list("event_type", "product_id", "source", "position",
-                                                          "model_version", "history_length"))
-    assert rows == [("view", p1.pk, "grid", 3, "", 0), ("click", p2.pk, "recommended", 0, "gru4rec-1", 1),
-                    ("impression", p2.pk, "", None, "", 2)]
+                                                          "model_version", "history_length", "timestamp", "trusted"))
+    assert rows[:2] == [("view", p1.pk, "grid", 3, "", 0, datetime(2025, 1, 1, 10, tzinfo=dt_timezone.utc), False),
+                        ("click", p2.pk, "", 0, "", 1, datetime(2025, 1, 1, 10, 0, 5, tzinfo=dt_timezone.utc), False)]
+    assert rows[2][:6] == ("impression", p2.pk, "", None, "", 2) and rows[2][7] is False
 
 
 def test_beacon_text_plain_is_accepted(client, products):
@@ -206,7 +211,7 @@ def test_batches_continue_history_and_keep_the_visit(client, products):
     for n in range(2):
         response = _post(client, {"session": SESSION, "events": [
             _event(products[0]), {"type": "impression", "product": products[1].pk}, _event(products[2])]})
-        assert response.status_code == 201 and response.json() == {"session": SESSION, "count": 3}
+        assert response.status_code == 201 and response.json() == {"session": SESSION, "count": 3, "ignored": []}
     assert Visit.objects.count() == 1
     visit.refresh_from_db()
     assert visit.last_seen > before and visit.source == "api"

@@ -1,6 +1,7 @@
 /* "Recommended for you": fetches the visit's next products from /api/recommendations/ and renders
- * them as product cards (data-source="recommended", data-position, data-model-version, so
- * tracking.js logs their impressions and clicks), with a "Why these?" disclosure. Refreshes on
+ * them as product cards (data-source="recommended", data-position, data-model-version and the
+ * item's served-item token as data-token, so tracking.js logs their impressions and clicks and
+ * they count for the model), with a "Why these?" disclosure. Refreshes on
  * pageshow (also when coming back from the cache), when the tab becomes visible again, and after
  * a product-card click or an add-to-cart, without reloading the page. */
 (function () {
@@ -26,6 +27,7 @@
       "class": "product-card", "data-product": String(p.id), "data-source": "recommended",
       "data-position": String(position), "data-model-version": version || "", "data-score": String(item.score)
     });
+    if (item.token) { article.setAttribute("data-token", item.token); }
     var link = el("a", {"class": "product-link", href: "/products/" + p.id + "/?src=recommended"});
     link.appendChild(el("img", {src: p.image || ("/products/" + p.id + "/image.svg"), alt: p.name, width: "320",
                                 height: "240", loading: "lazy", decoding: "async"}));

@@ -2,8 +2,14 @@
  * and sent to the events API (window.SHOP = {visitId, eventsUrl, csrfToken}).
  *
  * Markup contract: <article class="product-card" data-product="ID" data-source="grid"
- * data-position="N" data-model-version="..."> with an <a class="product-link"> inside.
- * Cards added later (infinite scroll, recommendation refresh) are picked up by a MutationObserver.
+ * data-position="N" data-model-version="..." [data-token="..."]> with an <a class="product-link">
+ * inside. data-token is the served-item token of a recommended card: without it the API keeps
+ * neither the card's source nor its model version. Cards added later (infinite scroll,
+ * recommendation refresh) are picked up by a MutationObserver.
+ *
+ * Every batch carries its own batch_id (the API's idempotency key, in the body because sendBeacon
+ * cannot set headers): a batch that is sent again, by the retry below or by the browser, is
+ * stored once.
  */
 (function () {
   "use strict";
@@ -14,6 +20,7 @@
   var FLUSH_MS = 2000;          // send at most every 2 s while the page is open
   var VISIBLE_RATIO = 0.5;      // an impression: half the card in the viewport...
   var VISIBLE_MS = 300;         // ...for at least 300 ms
+  var RETRY_MS = 3000;          // a failed batch is sent again (same batch_id) after 3 s, twice at most
   var queue = [];
   var timer = null;
   var seen = new WeakSet();     // cards already counted (once per card per page view)
@@ -27,7 +34,17 @@
     if (position >= 0) { event.position = position; }
     var model = card.getAttribute("data-model-version");
     if (model) { event.model_version = model; }
+    var token = card.getAttribute("data-token");
+    if (token) { event.token = token; }
     return event;
+  }
+
+  function batchId() {
+    if (window.crypto && crypto.randomUUID) { return crypto.randomUUID(); }
+    var bytes = new Uint8Array(16);
+    if (window.crypto && crypto.getRandomValues) { crypto.getRandomValues(bytes); }
+    else { for (var i = 0; i < 16; i++) { bytes[i] = Math.floor(Math.random() * 256); } }
+    return Array.prototype.map.call(bytes, function (b) { return (b + 256).toString(16).slice(1); }).join("");
   }
 
   function push(type, card) {
@@ -40,27 +57,37 @@
     else if (!timer) { timer = setTimeout(function () { flush(false); }, FLUSH_MS); }
   }
 
-  function body(events) {
-    return JSON.stringify({ session: SHOP.visitId, events: events });
+  function send(payload, leaving, retries) {
+    fetch(SHOP.eventsUrl, {
+      method: "POST",
+      headers: { "Content-Type": "application/json", "X-CSRFToken": SHOP.csrfToken || "" },
+      body: payload,
+      credentials: "same-origin",
+      keepalive: leaving
+    }).then(function (r) {
+      if ((r.status >= 500 || r.status === 429) && retries > 0) { retry(payload, retries); }
+    }).catch(function () {
+      // No answer (network, timeout): the batch may or may not have arrived. The same body,
+      // batch_id included, is safe to send again.
+      if (retries > 0) { retry(payload, retries); }
+    });
+  }
+
+  function retry(payload, retries) {
+    setTimeout(function () { send(payload, false, retries - 1); }, RETRY_MS);
   }
 
   function flush(leaving) {
     if (timer) { clearTimeout(timer); timer = null; }
     while (queue.length) {
-      var events = queue.splice(0, MAX_BATCH);
+      var payload = JSON.stringify({ session: SHOP.visitId, batch_id: batchId(), events: queue.splice(0, MAX_BATCH) });
       // sendBeacon survives the page going away; it can only send CORS-safelisted content
       // types, hence text/plain (the API parses it as JSON). No cookie-based auth is used there.
       if (leaving && navigator.sendBeacon &&
-          navigator.sendBeacon(SHOP.eventsUrl, new Blob([body(events)], { type: "text/plain;charset=UTF-8" }))) {
+          navigator.sendBeacon(SHOP.eventsUrl, new Blob([payload], { type: "text/plain;charset=UTF-8" }))) {
         continue;
       }
-      fetch(SHOP.eventsUrl, {
-        method: "POST",
-        headers: { "Content-Type": "application/json", "X-CSRFToken": SHOP.csrfToken || "" },
-        body: body(events),
-        credentials: "same-origin",
-        keepalive: leaving
-      }).catch(function () { /* tracking never breaks the page */ });
+      send(payload, leaving, leaving ? 0 : 2);
     }
   }
 
