@@ -68,6 +68,7 @@ class Migration(migrations.Migration):
             index=models.Index(
                 condition=models.Q(("model_version__gt", ""), ("trusted", True)),
                 fields=["model_version", "event_type", "visit", "product"],
+                include=["source", "is_staff"],
                 name="event_served_attribution",
             ),
         ),
