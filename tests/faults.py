@@ -123,9 +123,12 @@ if pytest is not None:
         never touched); django-redis as configured, only the location differs."""
         if not settings.CACHES["default"]["BACKEND"].startswith("django_redis"):
             pytest.skip("needs REDIS_URL (django-redis as the cache)")
+        from shop.redis_cache import redis_down_forget
+
         with PrivateRedis() as redis:
             settings.CACHES = {"default": {**settings.CACHES["default"], "LOCATION": redis.url(0)}}
             yield redis
+        redis_down_forget()  # the next test's cache calls go to Redis at once
 
 
 def connections_drop() -> None:

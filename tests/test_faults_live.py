@@ -263,4 +263,6 @@ def test_pages_answer_within_a_bound_during_a_stall(fault_shop, redis_up):
         timings["POST /cart/add/"] = took
         assert r.status_code in (200, 302), r.status_code
     print("\nduring a Redis stall: " + ", ".join(f"{p} {t:.2f} s" for p, t in timings.items()))
-    assert max(timings.values()) < 5.0, timings
+    # about one socket timeout (0.5 s) per second of stall and process, not one per cache call
+    # (a product page made six: 3.2 s before the cache client failed fast)
+    assert max(timings.values()) < 2.5, timings
