@@ -98,3 +98,6 @@ class OrderLine(models.Model):
     @property
     def line_total(self) -> Decimal:
         return self.unit_price * self.quantity
+
+
+from .login_attempts import LoginAttempt  # noqa: E402,F401 - the admin sign-in lockout's counters

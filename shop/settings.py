@@ -72,6 +72,8 @@ MIDDLEWARE = [
     # Visits (and session rows) only for clients that showed they are browsers (tracking/gate.py).
     "tracking.middleware.VisitGateMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
+    # A locked-out admin sign-in answers 429 (shop/login_guard.py).
+    "shop.login_guard.LoginLockoutMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
 ]
 
@@ -266,6 +268,11 @@ AUTH_PASSWORD_VALIDATORS = [
     {"NAME": "django.contrib.auth.password_validation.CommonPasswordValidator"},
     {"NAME": "django.contrib.auth.password_validation.NumericPasswordValidator"},
 ]
+
+# Admin sign-in lockout (shop/login_guard.py), counted in the database: a cache outage cannot lift it.
+LOGIN_FAILURES_PER_USERNAME = env.int("LOGIN_FAILURES_PER_USERNAME", default=5)
+LOGIN_FAILURES_PER_ADDRESS = env.int("LOGIN_FAILURES_PER_ADDRESS", default=20)
+LOGIN_LOCKOUT_MINUTES = env.int("LOGIN_LOCKOUT_MINUTES", default=15)
 
 DATA_UPLOAD_MAX_MEMORY_SIZE = env.int("DATA_UPLOAD_MAX_MEMORY_SIZE", default=2 * 1024 * 1024)
 

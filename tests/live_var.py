@@ -1,6 +1,6 @@
-"""One var dir (static files collected once) for the live shops a test session starts beyond the
-``live_shop`` fixture: production mode's collectstatic (hashing and compressing every file) takes
-minutes on a loaded machine, so it runs once per session here, with a timeout that allows for that."""
+"""Static files collected once, with time to spare, in the run's shared live var dir (conftest's
+``live_var_dir``): production mode's collectstatic (hashing and compressing every file) can take
+minutes on a loaded machine, longer than tests.live.start allows for it."""
 from __future__ import annotations
 
 import os
@@ -14,10 +14,8 @@ from tests.live import ROOT
 _lock = threading.Lock()
 
 
-def shared_var_dir(tmp_path_factory) -> Path:
-    var_dir = tmp_path_factory.getbasetemp() / "live-var-shared"
+def static_collected(var_dir: Path) -> Path:
     with _lock:
-        var_dir.mkdir(exist_ok=True)
         if not (var_dir / "static" / "staticfiles.json").exists():
             env = {k: v for k, v in os.environ.items() if not k.startswith(("DJANGO_", "PYTEST"))}
             env.update(DJANGO_SETTINGS_MODULE="shop.settings", ENV_FILE="/dev/null", DJANGO_DEBUG="false",

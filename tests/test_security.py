@@ -225,7 +225,7 @@ def test_forwarded_proto_is_believed_only_with_trusted_proxies(tmp_path):
 # --- API throttles against a live shop: spoofed headers and parallel requests ------------------
 
 from tests import live  # noqa: E402
-from tests.live_var import shared_var_dir  # noqa: E402
+from tests.live_var import static_collected  # noqa: E402
 
 THROTTLE = 20
 
@@ -249,20 +249,20 @@ def _counters_reset(shop):
 
 
 @pytest.fixture(scope="module")
-def throttled_shop(django_db_setup, django_db_blocker, tmp_path_factory):
+def throttled_shop(django_db_setup, django_db_blocker, live_var_dir):
     from django.db import connection
 
     if connection.vendor != "postgresql" or not os.environ.get("REDIS_URL"):
         pytest.skip("the live shop runs on PostgreSQL and Redis (make test sets DATABASE_URL and REDIS_URL)")
     with django_db_blocker.unblock():
         settings_dict = dict(connection.settings_dict)
-    shop = _live_shop(settings_dict, shared_var_dir(tmp_path_factory))
+    shop = _live_shop(settings_dict, static_collected(live_var_dir))
     yield shop
     shop.stop()
 
 
 @pytest.fixture(scope="module")
-def proxied_shop(django_db_setup, django_db_blocker, tmp_path_factory):
+def proxied_shop(django_db_setup, django_db_blocker, live_var_dir):
     """The same behind one trusted proxy hop (TRUSTED_PROXIES=1): the tests play the proxy."""
     from django.db import connection
 
@@ -270,7 +270,7 @@ def proxied_shop(django_db_setup, django_db_blocker, tmp_path_factory):
         pytest.skip("the live shop runs on PostgreSQL and Redis (make test sets DATABASE_URL and REDIS_URL)")
     with django_db_blocker.unblock():
         settings_dict = dict(connection.settings_dict)
-    shop = _live_shop(settings_dict, shared_var_dir(tmp_path_factory), TRUSTED_PROXIES="1")
+    shop = _live_shop(settings_dict, static_collected(live_var_dir), TRUSTED_PROXIES="1")
     yield shop
     shop.stop()
 
@@ -381,3 +381,135 @@ def test_a_stalled_redis_costs_one_socket_timeout_per_process_not_one_per_reques
     assert first < 1.5  # one socket timeout (0.5 s) and the fallback
     assert rest < 0.5, f"50 throttled requests took {rest:.2f} s during the stall"
     assert counts == list(range(2, 52))
+
+
+# --- Admin sign-in lockout ------------------------------------------------------------------------
+
+ADMIN_LOGIN = "/admin/login/?next=/admin/"
+BOSS_PASSWORD = "right-pw-123456-long"
+WRONG_PASSWORD = "Please enter the correct username and password for a staff account."
+
+
+@pytest.fixture
+def boss(db):
+    return User.objects.create_user("boss", password=BOSS_PASSWORD, is_staff=True, is_superuser=True)
+
+
+@pytest.fixture
+def password_checks(monkeypatch):
+    """How many times the sign-in form asked the auth backends to check a password."""
+    from django.contrib.auth import forms as auth_forms
+
+    calls = []
+    real = auth_forms.authenticate
+
+    def counting(*args, **kwargs):
+        calls.append(kwargs.get("username"))
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(auth_forms, "authenticate", counting)
+    return calls
+
+
+def _sign_in(username, password, address="192.0.2.10", client=None):
+    client = client or Client()
+    return client.post(ADMIN_LOGIN, {"username": username, "password": password, "next": "/admin/"},
+                       REMOTE_ADDR=address)
+
+
+def test_admin_sign_in_locks_a_username_after_five_failures(boss, password_checks, monkeypatch):
+    from datetime import timedelta
+
+    from django.utils import timezone
+
+    from shop import login_guard
+
+    for _ in range(5):
+        response = _sign_in("boss", "wrong")
+        assert response.status_code == 200 and WRONG_PASSWORD in response.text
+    assert len(password_checks) == 5
+    locked = _sign_in("boss", BOSS_PASSWORD)  # the right password, and it is not even checked
+    assert locked.status_code == 429
+    assert ("Too many failed sign-in attempts for this account or from this address. Try again in 15 minutes."
+            in locked.text)
+    assert 890 <= int(locked["Retry-After"]) <= 900
+    assert _sign_in("BOSS ", BOSS_PASSWORD).status_code == 429  # another spelling of the name
+    assert _sign_in("boss", BOSS_PASSWORD, address="198.51.100.1").status_code == 429  # another address
+    assert len(password_checks) == 5
+    assert not _sign_in("boss", BOSS_PASSWORD).wsgi_request.user.is_authenticated
+    # Once the window is over the password is checked again.
+    later = timezone.now() + timedelta(minutes=15, seconds=1)
+    monkeypatch.setattr(login_guard.timezone, "now", lambda: later)
+    assert _sign_in("boss", BOSS_PASSWORD).status_code == 302
+
+
+def test_a_successful_sign_in_clears_the_username_count(boss):
+    for _ in range(4):
+        assert _sign_in("boss", "wrong").status_code == 200
+    assert _sign_in("boss", BOSS_PASSWORD).status_code == 302
+    for _ in range(5):
+        assert WRONG_PASSWORD in _sign_in("boss", "wrong").text
+    assert _sign_in("boss", BOSS_PASSWORD).status_code == 429
+
+
+def test_an_address_is_locked_after_twenty_failures(boss, password_checks):
+    from shop.login_attempts import LoginAttempt
+
+    for i in range(20):
+        assert _sign_in(f"guess{i}", "wrong", address="203.0.113.50").status_code == 200
+    assert _sign_in("boss", BOSS_PASSWORD, address="203.0.113.50").status_code == 429
+    # Locked by address before any username is counted: spraying names adds no rows.
+    for i in range(30):
+        assert _sign_in(f"spray{i}", "wrong", address="203.0.113.50").status_code == 429
+    assert not LoginAttempt.objects.filter(key__startswith="spray").exists()
+    assert not LoginAttempt.objects.filter(kind="username", key="boss").exists()
+    assert len(password_checks) == 20
+    assert _sign_in("boss", BOSS_PASSWORD, address="203.0.113.51").status_code == 302  # others are not locked
+
+
+def test_the_lockout_outlives_the_cache(boss, settings):
+    """Counted in PostgreSQL: flushing the cache or losing it altogether does not lift a lock."""
+    from django.core.cache import cache
+
+    for _ in range(5):
+        _sign_in("boss", "wrong")
+    cache.clear()
+    assert _sign_in("boss", BOSS_PASSWORD).status_code == 429
+    settings.CACHES = {"default": {"BACKEND": "django.core.cache.backends.dummy.DummyCache"}}
+    assert _sign_in("boss", BOSS_PASSWORD).status_code == 429
+
+
+def test_expired_counters_are_deleted(boss):
+    from datetime import timedelta
+
+    from django.utils import timezone
+
+    from shop.login_attempts import LoginAttempt
+
+    old = timezone.now() - timedelta(minutes=16)
+    LoginAttempt.objects.bulk_create([LoginAttempt(kind="address", key=f"198.18.0.{i}", failures=3, window_start=old)
+                                      for i in range(100)])
+    _sign_in("boss", "wrong")
+    assert sorted(LoginAttempt.objects.values_list("kind", "key", "failures")) == [
+        ("address", "192.0.2.10", 1), ("username", "boss", 1)]
+
+
+@pytest.mark.django_db(transaction=True)
+def test_parallel_sign_in_attempts_check_at_most_five_passwords(proxied_shop):
+    """20 attempts released together through 3 gunicorn processes: exactly 5 passwords are checked
+    (wrong), the other 15 answer 429; then the right password is refused too."""
+    User.objects.create_user("boss", password=BOSS_PASSWORD, is_staff=True, is_superuser=True)
+    address = _random_ip()
+    browsers = [proxied_shop.client() for _ in range(21)]
+    for browser in browsers:
+        browser.csrf()
+
+    def attempt(i, password=None):
+        return browsers[i].post(ADMIN_LOGIN, {"username": "boss", "password": password or f"wrong-{i}",
+                                              "next": "/admin/"}, headers={"X-Forwarded-For": address})
+
+    results = live.parallel(attempt, 20)
+    assert sorted(r.status_code for r in results) == [200] * 5 + [429] * 15, results
+    assert sum(WRONG_PASSWORD in r.text for r in results) == 5
+    assert all("Too many failed sign-in attempts" in r.text for r in results if r.status_code == 429)
+    assert attempt(20, BOSS_PASSWORD).status_code == 429

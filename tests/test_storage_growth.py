@@ -21,14 +21,14 @@ from django.contrib.sessions.models import Session
 
 from catalog.models import Category, Product
 from tests import live
-from tests.live_var import shared_var_dir
+from tests.live_var import static_collected
 from tracking.models import Event, Visit
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
 
 @pytest.fixture(scope="module")
-def shop(django_db_setup, django_db_blocker, tmp_path_factory):
+def shop(django_db_setup, django_db_blocker, live_var_dir):
     from django.db import connection
 
     if connection.vendor != "postgresql" or not os.environ.get("REDIS_URL"):
@@ -36,7 +36,7 @@ def shop(django_db_setup, django_db_blocker, tmp_path_factory):
     with django_db_blocker.unblock():
         settings_dict = dict(connection.settings_dict)
     prefix = f"growth{uuid.uuid4().hex[:10]}"
-    shop = live.start(settings_dict, shared_var_dir(tmp_path_factory), timeout=240, extra_env={
+    shop = live.start(settings_dict, static_collected(live_var_dir), timeout=240, extra_env={
         "CACHE_KEY_PREFIX": prefix, "THROTTLE_ANON": "1000000/min", "THROTTLE_USER": "1000000/min"})
     shop.extra["prefix"] = prefix
     yield shop
