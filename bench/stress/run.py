@@ -2,8 +2,13 @@
 shopper mix, with faults injected, then a check in the database that nothing accepted was lost.
 
 Phases (each bounded in time and requests, loopback only):
-1. load: locust, 60 s; Redis is stopped for 15 s in the middle. Every request must answer 2xx and
-   every accepted event and order must be in PostgreSQL afterwards.
+1. load: locust, 60 s; Redis (the stack's own, on its own port: cache, broker and results) is stopped
+   for 15 s, and later frozen with SIGSTOP for 15 s (a stall: connections hang instead of failing).
+   Every request must answer 2xx and every accepted event and order must be in PostgreSQL afterwards.
+1b. races: rounds of 20 parallel cart adds (10 x A, 10 x B) and 20 parallel checkouts of one cart plus
+   a retry, from one browser: no accepted cart change lost, never more than one order per cart.
+1c. broker outage: Redis stopped, a staff client asks to train: the answer comes within a bound with a
+   clear status, and no run is left queued once the reaper has run.
 2. postgres: PostgreSQL restarted while /health/ is polled; time until the site answers again.
 3. corrupt artifact: a truncated copy of the active model is registered and activated: refused,
    the old version keeps serving.
@@ -35,15 +40,20 @@ DURATION = int(os.environ.get("STRESS_SECONDS", "60"))
 USERS = int(os.environ.get("STRESS_USERS", "16"))
 # Long enough that the worker is killed mid-run.
 STRESS_TRAIN_PARAMS = "loss=cross-entropy,layers=100,batch_size=32,n_sample=512,n_epochs=30"
-REDIS_START = ("redis-server --daemonize yes --bind 127.0.0.1 -::1 --port 6379 --save '' --appendonly no "
-               "--dir /var/lib/redis --logfile /var/log/redis/ci.log")
+# The stack's own Redis (cache, sessions' throttles, broker, results), started by this script on its
+# own port, so stopping and freezing it touches nobody else's Redis.
+REDIS_PORT = int(os.environ.get("STRESS_REDIS_PORT", "6391"))
+RACE_ROUNDS = int(os.environ.get("STRESS_RACE_ROUNDS", "5"))
+RACE_WIDTH = 20
 
 ENV = dict(
     os.environ,
     DATABASE_URL=f"postgres://postgres@127.0.0.1:5432/{DB_NAME}",
-    REDIS_URL="redis://127.0.0.1:6379/10",
-    CELERY_BROKER_URL="redis://127.0.0.1:6379/11",
-    CELERY_RESULT_BACKEND="redis://127.0.0.1:6379/12",
+    REDIS_URL=f"redis://127.0.0.1:{REDIS_PORT}/0",
+    CELERY_BROKER_URL=f"redis://127.0.0.1:{REDIS_PORT}/1",
+    CELERY_RESULT_BACKEND=f"redis://127.0.0.1:{REDIS_PORT}/2",
+    # A queued run that no worker takes is failed by the reaper after this long (phase 1c waits for it).
+    TRAINING_QUEUE_GRACE_SECONDS="30",
     SHOP_VAR_DIR=str(ROOT / "var" / "stress"),
     BIND=f"127.0.0.1:{PORT}",
     # All simulated shoppers come from 127.0.0.1: lift the per-IP anonymous throttle for this run only.
@@ -92,22 +102,25 @@ def fetch_health() -> str:
         return str(exc)
 
 
+sys.path.insert(0, str(ROOT))
+from tests.faults import PrivateRedis  # noqa: E402 - the project root is on the path only now
+
+_redis: PrivateRedis | None = None
+
+
 def redis_stop():
-    sh("redis-cli -h 127.0.0.1 -p 6379 shutdown nosave", check=False)
+    _redis.stop()
 
 
 def redis_start():
-    sh(REDIS_START, check=False)
-    for _ in range(50):
-        if "PONG" in sh("redis-cli -h 127.0.0.1 -p 6379 ping", check=False).stdout:
-            return
-        time.sleep(0.1)
+    if _redis.frozen:
+        _redis.thaw()
+    _redis.start()
 
 
 def stack_start():
     sh(f"dropdb -h 127.0.0.1 -U postgres --if-exists --force {DB_NAME}")
     sh(f"createdb -h 127.0.0.1 -U postgres {DB_NAME}")
-    sh("redis-cli -h 127.0.0.1 -p 6379 -n 10 flushdb; redis-cli -n 11 flushdb; redis-cli -n 12 flushdb", check=False)
     manage("migrate", "--noinput")
     print("stress: loading demo data (catalogue, sessions, a trained model)...", flush=True)
     manage("demo_setup")
@@ -131,12 +144,18 @@ def phase_load(report: dict) -> None:
     def inject():
         if os.environ.get("STRESS_SKIP_REDIS_FAULT"):
             return
-        time.sleep(DURATION / 3)
+        time.sleep(DURATION / 4)
         outage["redis_stopped_at"] = time.time()
         redis_stop()
         time.sleep(15)
         redis_start()
         outage["redis_started_at"] = time.time()
+        time.sleep(max(DURATION * 0.6 - (time.time() - started), 1))
+        outage["redis_frozen_at"] = time.time()
+        _redis.freeze()
+        time.sleep(15)
+        _redis.thaw()
+        outage["redis_thawed_at"] = time.time()
 
     injector = threading.Thread(target=inject, daemon=True)
     started = time.time()
@@ -151,6 +170,7 @@ def phase_load(report: dict) -> None:
     redis_start()  # whatever happened, leave Redis running
     report["load"] = {"seconds": round(time.time() - started, 1), "users": USERS,
                       "redis_outage_seconds": round(outage.get("redis_started_at", 0) - outage.get("redis_stopped_at", 0), 1),
+                      "redis_stall_seconds": round(outage.get("redis_thawed_at", 0) - outage.get("redis_frozen_at", 0), 1),
                       "endpoints": {}, "locust_exit": res.returncode}
     with open(prefix + "_stats.csv") as fh:
         for row in csv.DictReader(fh):
@@ -192,6 +212,98 @@ def phase_load(report: dict) -> None:
     report["load"]["accepted_orders"] = len(orders)
     report["load"]["stored_orders"] = check["orders_found"]
     report["load"]["lost_orders"] = len(orders) - check["orders_found"]
+
+
+CART_PROBE = """
+from django.contrib.sessions.models import Session
+from shop.models import Cart, CartItem, Order
+data = Session.objects.get(session_key={key!r}).get_decoded()
+owner = data.get("shop_owner")
+items = dict(CartItem.objects.filter(cart__owner=owner, cart__status="open").values_list("product_id", "quantity"))
+ordered = list(Order.objects.filter(owner=owner).values_list("pk", flat=True)) if owner else []
+out = {{"owner": owner, "open_cart": {{str(k): v for k, v in items.items()}}, "orders": ordered}}
+"""
+
+
+def phase_races(report: dict) -> None:
+    """Parallel cart adds and parallel checkouts of one cart from one browser, over HTTP through
+    gunicorn's workers: every accepted add kept, one order per cart, a retry gets the same order."""
+    from tests.live import Browser, parallel
+
+    a, b = django_eval("from catalog.models import Product\n"
+                       "out = list(Product.objects.filter(is_active=True).order_by('pk').values_list('pk', flat=True)[:2])")
+    rounds = []
+    for _ in range(RACE_ROUNDS):
+        browser = Browser(BASE)
+        browser.get("/")
+        browser.get("/")  # the cookie came back: a browser, so it gets its session
+        browser.post(f"/cart/add/{a}/", {"quantity": 1})  # the session is saved with its owner id
+        key = browser.http.cookies.get("sessionid")
+        clones = [browser.clone() for _ in range(RACE_WIDTH)]
+        adds = parallel(lambda i: clones[i].post(f"/cart/add/{a if i % 2 else b}/", {"quantity": 1}).status_code,
+                        RACE_WIDTH)
+        accepted_a = 1 + sum(1 for i, st in enumerate(adds) if st == 302 and i % 2)
+        accepted_b = sum(1 for i, st in enumerate(adds) if st == 302 and not i % 2)
+        cart = django_eval(CART_PROBE.format(key=key))["open_cart"]
+        lost = (accepted_a - cart.get(str(a), 0)) + (accepted_b - cart.get(str(b), 0))
+        answers = parallel(lambda i: clones[i].post("/checkout/", {"name": "Race", "email": "race@example.com"}),
+                           RACE_WIDTH)
+        targets = {r.headers.get("Location", "").split("?")[0] for r in answers if not isinstance(r, Exception)}
+        retry = browser.post("/checkout/", {"name": "Race", "email": "race@example.com"})
+        after = django_eval(CART_PROBE.format(key=key))
+        rounds.append({
+            "adds_accepted": accepted_a + accepted_b, "adds_lost": lost,
+            "checkout_answers": sorted({r.status_code if not isinstance(r, Exception) else str(r) for r in answers}),
+            "orders": len(after["orders"]), "distinct_redirects": len(targets),
+            "retry_status": retry.status_code,
+        })
+    report["races"] = {
+        "rounds": rounds,
+        "lost_cart_updates": sum(r["adds_lost"] for r in rounds),
+        "duplicated_orders": sum(max(r["orders"] - 1, 0) for r in rounds),
+        "missing_orders": sum(1 for r in rounds if r["orders"] == 0),
+    }
+    report["races"]["ok"] = (report["races"]["lost_cart_updates"] == 0 and report["races"]["duplicated_orders"] == 0
+                             and report["races"]["missing_orders"] == 0
+                             and all(r["distinct_redirects"] == 1 for r in rounds))
+
+
+STAFF_TOKEN = """
+from django.contrib.auth.models import Permission, User
+from rest_framework.authtoken.models import Token
+user, _ = User.objects.get_or_create(username="stress-ops", defaults={"is_staff": True})
+user.user_permissions.add(*Permission.objects.filter(codename__in=["train_model", "view_trainingrun"]))
+out = Token.objects.get_or_create(user=user)[0].key
+"""
+
+
+def phase_broker_outage(report: dict) -> None:
+    """Redis (the broker) down while a staff client asks to train: a bounded answer with a clear
+    status, and no run left queued after the reaper's grace time."""
+    import requests
+
+    token = django_eval(STAFF_TOKEN)
+    redis_stop()
+    t0 = time.time()
+    try:
+        res = requests.post(BASE + "/api/models/train/", json={}, timeout=30,
+                            headers={"Authorization": f"Token {token}"})
+        answer = {"status": res.status_code, "body": res.json() if res.headers.get("content-type", "").startswith(
+            "application/json") else res.text[:200]}
+    except requests.RequestException as exc:
+        answer = {"status": None, "body": str(exc)}
+    seconds = round(time.time() - t0, 2)
+    redis_start()
+    # The reaper (beat, every minute) fails queued runs no worker took within the grace time.
+    deadline = time.time() + 150
+    while True:
+        queued = django_eval("from recommendations.models import TrainingRun\n"
+                             "out = TrainingRun.objects.filter(status='queued').count()")
+        if queued == 0 or time.time() > deadline:
+            break
+        time.sleep(5)
+    report["broker_outage"] = {"answer": answer, "seconds": seconds, "runs_left_queued": queued,
+                               "ok": answer["status"] in (202, 503) and seconds <= 5 and queued == 0}
 
 
 def phase_postgres(report: dict) -> None:
@@ -338,35 +450,43 @@ def plot(report: dict) -> None:
 
 
 def main() -> int:
+    global _redis
     REPORTS.mkdir(parents=True, exist_ok=True)
     sh("bash scripts/services.sh")
+    _redis = PrivateRedis(port=REDIS_PORT)
     report: dict = {"started": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())}
     stack_start()
     try:
         phase_load(report)
+        phase_races(report)
+        phase_broker_outage(report)
         if not os.environ.get("STRESS_LOAD_ONLY"):
             phase_postgres(report)
             phase_corrupt_artifact(report)
             phase_worker_killed(report)
     finally:
         stack_stop()
-        redis_start()
+        _redis.close()
     plot(report)
     load = report["load"]
     report["ok"] = (load["errors"] == 0 and load["lost_events"] == 0 and load["lost_orders"] == 0
-                    and all(report[p]["ok"] for p in ("postgres_restart", "corrupt_artifact", "worker_killed")
-                            if p in report))
+                    and all(report[p]["ok"] for p in ("races", "broker_outage", "postgres_restart",
+                                                       "corrupt_artifact", "worker_killed") if p in report))
     (REPORTS / "stress.json").write_text(json.dumps(report, indent=2))
     print(f"{'endpoint':32} {'requests':>9} {'fail':>5} {'req/s':>7} {'p50 ms':>8} {'p99 ms':>8}")
     for name, e in load["endpoints"].items():
         print(f"{name:32} {e['requests']:9d} {e['failures']:5d} {e['rps']:7.1f} {e['p50_ms']:8.0f} {e['p99_ms']:8.0f}")
     print(f"events accepted {load['accepted_events']}, stored {load['stored_events']}, lost {load['lost_events']}; "
           f"orders accepted {load['accepted_orders']}, stored {load['stored_orders']}, lost {load['lost_orders']}")
-    for phase in ("postgres_restart", "corrupt_artifact", "worker_killed"):
+    print(f"races: {RACE_ROUNDS} rounds of {RACE_WIDTH} parallel cart adds and {RACE_WIDTH} parallel checkouts: "
+          f"cart updates lost {report['races']['lost_cart_updates']}, "
+          f"orders duplicated {report['races']['duplicated_orders']}")
+    for phase in ("broker_outage", "postgres_restart", "corrupt_artifact", "worker_killed"):
         if phase in report:
             print(f"{phase}:", json.dumps(report[phase]))
     print(json.dumps({"ok": report["ok"], "errors": load["errors"], "lost_events": load["lost_events"],
-                      "lost_orders": load["lost_orders"]}))
+                      "lost_orders": load["lost_orders"], "lost_cart_updates": report["races"]["lost_cart_updates"],
+                      "duplicated_orders": report["races"]["duplicated_orders"]}))
     return 0 if report["ok"] else 1
 
 
