@@ -1,6 +1,8 @@
 """Catalogue data: a category tree and the products shoppers browse."""
 from django.db import models
 
+from .currencies import validate_currency
+
 
 class Category(models.Model):
     name = models.CharField(max_length=200)
@@ -24,7 +26,7 @@ class Product(models.Model):
     slug = models.SlugField(max_length=255, db_index=False)
     description = models.TextField(blank=True)
     price = models.DecimalField(max_digits=12, decimal_places=2, default=0)
-    currency = models.CharField(max_length=3, default="EUR")
+    currency = models.CharField(max_length=3, default="EUR", validators=[validate_currency])
     # No single-column index: product_cat_active_id (category, is_active, id) serves category lookups.
     category = models.ForeignKey(
         Category, null=True, blank=True, on_delete=models.SET_NULL, related_name="products", db_index=False

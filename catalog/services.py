@@ -15,6 +15,7 @@ from django.utils.text import slugify
 from tqdm import tqdm
 
 from . import cache as catalog_cache
+from .currencies import currency_code
 from .models import Category, Product
 
 _CHUNK = 5000
@@ -207,7 +208,12 @@ def _parse_row(row: dict, mapping: dict[str, str], header_len: int) -> dict:
             raise ValueError(f"{mapping['price']} {raw!r} is out of range")
         values["price"] = price.quantize(Decimal("0.01"))
     if "currency" in values:
-        values["currency"] = values["currency"].upper()[:3] or "EUR"
+        raw = values["currency"]
+        try:
+            # Cutting to the column once stored "<b>X" as "<B>": a code is checked, not trimmed.
+            values["currency"] = currency_code(raw) if raw else "EUR"
+        except ValueError:
+            raise ValueError(f"{mapping['currency']} {raw[:20]!r} is not an ISO 4217 currency code") from None
     if "name" in values:
         values["name"] = values["name"][:255]
     if "brand" in values:
@@ -275,6 +281,10 @@ def catalog_import_csv(
     their line number and skipped; the good rows are kept.
     """
     mapping = dict(mapping or DEFAULT_IMPORT_MAPPING)
+    try:
+        currency = currency_code(currency)
+    except ValueError as exc:
+        raise ValueError(f"currency of new products: {exc}") from None
     summary = ImportSummary()
     categories_before = Category.objects.count()
     categories: dict[str, Category | None] = {}

@@ -131,3 +131,24 @@ def test_import_rees46_head_then_rerun_changes_nothing():
     )
     again = catalog_import_csv(REES46, progress=False)
     assert (again.created, again.updated, again.unchanged, again.categories_created) == (0, 0, 6493, 0)
+
+
+def test_currency_must_be_an_iso_4217_code(tmp_path, capsys):
+    """'<b>X' was cut and upper-cased to '<B>' and stored; now every code is checked, with the line."""
+    path = write(tmp_path, "sku,cur\nA,usd\nB,<b>X\nC,XYZ\nD,eu\nE, gbp \nF,\nG,€UR\nH,EURO\n")
+    summary = catalog_import_csv(path, import_mapping_parse("id=sku,currency=cur,category=,brand=,price="),
+                                 progress=False)
+    assert summary.bad_rows == [
+        (3, "cur '<b>X' is not an ISO 4217 currency code"),
+        (4, "cur 'XYZ' is not an ISO 4217 currency code"),
+        (5, "cur 'eu' is not an ISO 4217 currency code"),
+        (8, "cur '€UR' is not an ISO 4217 currency code"),
+        (9, "cur 'EURO' is not an ISO 4217 currency code"),
+    ]
+    assert list(Product.objects.order_by("external_id").values_list("external_id", "currency")) == [
+        ("A", "USD"), ("E", "GBP"), ("F", "EUR"),
+    ]
+    call_command("import_catalog", str(path), "--map", "id=sku,currency=cur,category=,brand=,price=", "--no-progress")
+    assert capsys.readouterr().err.splitlines()[0] == "line 3: cur '<b>X' is not an ISO 4217 currency code (skipped)"
+    with pytest.raises(CommandError, match="currency of new products: '<b>X' is not an ISO 4217 currency code"):
+        call_command("import_catalog", str(path), "--currency", "<b>X", "--no-progress")
