@@ -66,6 +66,15 @@ def cart_total(lines: list[CartLine]) -> Decimal:
     return sum((line.line_total for line in lines), Decimal("0.00"))
 
 
+def cart_totals(lines: list[CartLine]) -> list[tuple[Decimal, str]]:
+    """(amount, currency) per currency in the cart, in adding order: one pair normally; several
+    when products in different currencies share a cart (checkout refuses that), never one sum."""
+    totals: dict[str, Decimal] = {}
+    for line in lines:
+        totals[line.product.currency] = totals.get(line.product.currency, Decimal("0.00")) + line.line_total
+    return [(amount, currency) for currency, amount in totals.items()]
+
+
 def orders_for_owner(owner: uuid.UUID | None, limit: int = 50):
     if owner is None:
         return Order.objects.none()

@@ -99,7 +99,8 @@ def _cart_page(request, errors=None, status=200, forms_by_product=None):
     rows = [(line, forms_by_product.get(line.product.pk) or QuantityForm(initial={"quantity": line.quantity}))
             for line in lines]
     return render(request, "storefront/cart.html", {
-        "rows": rows, "total": selectors.cart_total(lines), "errors": errors or [], "cart_count": len(lines),
+        "rows": rows, "total": selectors.cart_total(lines), "totals": selectors.cart_totals(lines),
+        "errors": errors or [], "cart_count": len(lines),
     }, status=status)
 
 
@@ -164,7 +165,8 @@ def checkout(request):
                 return redirect(reverse("storefront:order", args=[order.pk]) + "?placed=1")
         status = 400
     return render(request, "storefront/checkout.html", {
-        "form": form, "lines": lines, "total": selectors.cart_total(lines), "cart_count": len(lines),
+        "form": form, "lines": lines, "total": selectors.cart_total(lines), "totals": selectors.cart_totals(lines),
+        "cart_count": len(lines),
     }, status=status)
 
 

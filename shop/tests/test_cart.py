@@ -35,7 +35,7 @@ def test_add_change_remove(client, lamp, chair, tracked):
     client.post(f"/cart/add/{lamp.pk}/", {"quantity": 1})
     assert cart_of(client) == {lamp.pk: 3, chair.pk: 1}
     html = client.get("/cart/").content.decode()
-    assert '<td id="cart-total">104.70</td>' in html
+    assert '<td id="cart-total">104.70 EUR</td>' in html
     assert 'name="csrfmiddlewaretoken"' in html
     assert client.post(f"/cart/update/{lamp.pk}/", {"quantity": 1}).status_code == 302
     assert cart_of(client) == {lamp.pk: 1, chair.pk: 1}
