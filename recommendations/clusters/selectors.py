@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 from collections import defaultdict
+from dataclasses import dataclass
 
 from django.db.models import QuerySet
 
@@ -20,6 +21,46 @@ def clustering_for_version(version: str | None = None) -> ItemClustering | None:
     if found is None and version.isdigit():
         found = qs.filter(model_version_id=int(version)).first()
     return found
+
+
+# Model kinds with item embeddings to cluster; V-SKNN scores from sessions and has none.
+EMBEDDING_KINDS = (ModelVersion.Kind.GRU4REC,)
+
+
+def embedding_versions(n: int = 5) -> list[str]:
+    """Names of the latest ``n`` versions that can be clustered, newest first."""
+    return list(ModelVersion.objects.filter(kind__in=EMBEDDING_KINDS).order_by("-created", "-id")
+                .values_list("version", flat=True)[:n])
+
+
+@dataclass(frozen=True)
+class TasteSource:
+    """Which clustering the "Browse by taste" pages show, and why (``state``):
+
+    - ``active``: the active model's own clusters;
+    - ``other_model``: the active model has no embeddings (V-SKNN), so the clusters of the latest
+      model that has them (GRU4Rec) with clusters built;
+    - ``no_model``: no model is active;
+    - ``no_embeddings``: the active model has no embeddings and no model with clusters exists;
+    - ``not_built``: the active model can be clustered but its clusters are not built yet.
+    """
+
+    state: str
+    clustering: ItemClustering | None = None
+    active: ModelVersion | None = None
+
+
+def taste_source() -> TasteSource:
+    active = ModelVersion.objects.filter(status=ModelVersion.Status.ACTIVE).first()
+    if active is None:
+        return TasteSource("no_model")
+    qs = ItemClustering.objects.select_related("model_version")
+    if active.kind in EMBEDDING_KINDS:
+        own = qs.filter(model_version=active).first()
+        return TasteSource("active" if own else "not_built", own, active)
+    latest = (qs.filter(model_version__kind__in=EMBEDDING_KINDS)
+              .order_by("-model_version__created", "-model_version_id").first())
+    return TasteSource("other_model" if latest else "no_embeddings", latest, active)
 
 
 def cluster_list(clustering: ItemClustering) -> QuerySet[ItemCluster]:

@@ -1,4 +1,5 @@
-"""Storefront pages "Browse by taste": the active model's clusters and a cluster's products."""
+"""Storefront pages "Browse by taste": the clusters of the active model (or, when it has no item
+embeddings, of the latest model that has) and a cluster's products."""
 from django.core.paginator import Paginator
 from django.http import Http404
 from django.shortcuts import render
@@ -11,19 +12,20 @@ SAMPLES = 4
 
 
 def taste_index(request):
-    clustering = selectors.clustering_for_version(None)
+    source = selectors.taste_source()
+    clustering = source.clustering
     page_obj = Paginator(selectors.cluster_list(clustering) if clustering else [], CLUSTERS_PER_PAGE).get_page(
         request.GET.get("page"))
     samples = selectors.cluster_samples(page_obj.object_list, SAMPLES)
     clusters = [(c, samples.get(c.pk, [])) for c in page_obj.object_list]
     return render(request, "clusters/taste_index.html", {
-        "clustering": clustering, "page_obj": page_obj, "clusters": clusters,
+        "source": source, "clustering": clustering, "page_obj": page_obj, "clusters": clusters,
         "model_version": clustering.model_version.version if clustering else "",
     })
 
 
 def taste_cluster(request, cluster_id: int):
-    clustering = selectors.clustering_for_version(None)
+    clustering = selectors.taste_source().clustering  # the same groups as the index page links to
     cluster = selectors.cluster_get(clustering, cluster_id) if clustering else None
     if cluster is None:
         raise Http404("no such cluster")
