@@ -16,8 +16,16 @@ class ReadOnlyAdmin(admin.ModelAdmin):
 
 @admin.register(ItemClustering)
 class ItemClusteringAdmin(ReadOnlyAdmin):
-    list_display = ["model_version", "k", "n_items", "n_products", "dominant_share", "random_share", "seconds", "created"]
+    list_display = ["model_version", "k", "n_items", "n_products", "n_categorised", "quality", "seconds", "created"]
+    readonly_fields = ["quality"]  # the view page shows the reason too, beside the raw shares
     actions = ["rebuild"]
+
+    @admin.display(description="dominant category share (random clusters)", ordering="dominant_share")
+    def quality(self, obj):
+        # Without categorised items both shares are 0 by construction: say so instead of "0.0%".
+        if not obj.n_categorised:
+            return "- (not measured: the catalogue has no categories for these items)"
+        return f"{100 * obj.dominant_share:.1f}% ({100 * obj.random_share:.1f}%)"
 
     @admin.action(description="Rebuild clusters and ANN index of the selected versions")
     def rebuild(self, request, queryset):
@@ -28,7 +36,8 @@ class ItemClusteringAdmin(ReadOnlyAdmin):
 
 @admin.register(ItemCluster)
 class ItemClusterAdmin(ReadOnlyAdmin):
-    list_display = ["cluster_id", "label", "size", "dominant_category", "dominant_share", "model_version", "samples"]
+    list_display = ["cluster_id", "label", "composition", "size", "dominant_category", "dominant_share",
+                    "model_version", "samples"]
     list_filter = ["model_version"]
     search_fields = ["label"]
     list_select_related = ["dominant_category", "model_version"]

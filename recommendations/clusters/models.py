@@ -20,6 +20,9 @@ class ItemClustering(models.Model):
     # clusters of equal sizes. The gap is the quality figure.
     dominant_share = models.FloatField(default=0.0)
     random_share = models.FloatField(default=0.0)
+    # Items with a catalogue category, over which the two shares are measured; 0: not measured
+    # (click logs without product data), the shares are then 0 by construction, not a finding.
+    n_categorised = models.PositiveIntegerField("items with a category", default=0)
     inertia = models.FloatField(default=0.0)
     n_iter = models.PositiveIntegerField(default=0)
     seconds = models.FloatField(default=0.0)
@@ -39,7 +42,8 @@ class ItemCluster(models.Model):
     model_version = models.ForeignKey("recommendations.ModelVersion", on_delete=models.CASCADE,
                                       related_name="item_clusters")
     cluster_id = models.PositiveIntegerField()
-    label = models.CharField(max_length=255, blank=True)
+    label = models.CharField(max_length=255, blank=True)  # shopper-facing: "Sofas", "Mostly Lenovo notebooks"
+    composition = models.CharField(max_length=255, blank=True)  # for staff: "Sofa 67% · Notebook 28%"
     size = models.PositiveIntegerField(default=0)  # model items in the cluster (products or not)
     dominant_category = models.ForeignKey("catalog.Category", null=True, blank=True, on_delete=models.SET_NULL,
                                           related_name="+")

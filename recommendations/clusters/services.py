@@ -33,7 +33,7 @@ from catalog.models import Category, Product
 from recommendations import engine
 from recommendations.models import ModelVersion
 
-from . import clustering, retrieval
+from . import clustering, naming, retrieval
 from .models import ItemCluster, ItemClustering, ItemClusterMember, RetrievalIndex
 
 logger = logging.getLogger(__name__)
@@ -132,25 +132,33 @@ def _item_products(item_ids: list[str]) -> tuple[np.ndarray, np.ndarray]:
     return pks, cats
 
 
-def _labels(labels: np.ndarray, cats: np.ndarray, k: int) -> tuple[list[str], np.ndarray, np.ndarray]:
-    """A label per cluster from its two most common categories, e.g. "Shoes 81% · Bags 12%"."""
-    names = dict(Category.objects.filter(pk__in=np.unique(cats[cats >= 0]).tolist()).values_list("pk", "name"))
+def _labels(labels: np.ndarray, pks: np.ndarray, cats: np.ndarray, distances: np.ndarray,
+            k: int) -> tuple[list[str], list[str], np.ndarray, np.ndarray]:
+    """Per cluster: a shopper-facing name ("Sofas", "Mostly Lenovo notebooks", "Like <its most
+    typical product>", see :mod:`.naming`), the staff's composition ("Sofa 67% · Notebook 28%"),
+    and the dominant category with its share."""
     dom, share, _ = clustering.dominant_shares(labels, cats, k)
-    out = []
-    known = cats >= 0
-    lab_k, cat_k = labels[known], cats[known]
-    order = np.argsort(lab_k, kind="stable")
-    bounds = np.searchsorted(lab_k[order], np.arange(k + 1))
+    tree = {pk: (name, parent) for pk, name, parent in Category.objects.values_list("pk", "name", "parent_id")}
+    products = np.flatnonzero(pks >= 0)
+    # Products of each cluster, the most typical (closest to the centre) first.
+    order = products[np.lexsort((distances[products], labels[products]))]
+    bounds = np.searchsorted(labels[order], np.arange(k + 1))
+    typical_pk = {c: int(pks[order[bounds[c]]]) for c in range(k) if bounds[c] < bounds[c + 1]}
+    typical_name = dict(Product.objects.filter(pk__in=list(typical_pk.values())).values_list("pk", "name"))
+    wanted = set(pks[products].tolist())
+    brand_of = {pk: brand for pk, brand in Product.objects.exclude(brand="").values_list("pk", "brand")
+                .iterator(chunk_size=10000) if pk in wanted}
+    names, typicals, compositions = [], [], []
     for c in range(k):
-        members = cat_k[order[bounds[c] : bounds[c + 1]]]
-        if len(members) == 0:
-            out.append(f"Cluster {c}")
-            continue
-        values, counts = np.unique(members, return_counts=True)
-        top = np.argsort(-counts, kind="stable")[:2]
-        parts = [f"{names.get(int(values[t]), '?')} {100 * counts[t] / len(members):.0f}%" for t in top]
-        out.append(" · ".join(parts)[:255])
-    return out, dom, share
+        members = order[bounds[c] : bounds[c + 1]]
+        member_cats = [int(x) if x >= 0 else None for x in cats[members]]
+        brands = [brand_of.get(int(pk), "") for pk in pks[members]]
+        typical = typical_name.get(typical_pk.get(c), "")
+        names.append(naming.cluster_name(member_cats, brands, typical, tree))
+        typicals.append(typical)
+        compositions.append(naming.composition(member_cats, tree)[:255])
+    names = [(name or f"Taste group {c + 1}")[:255] for c, name in enumerate(naming.names_unique(names, typicals))]
+    return names, compositions, dom, share
 
 
 # ------------------------------------------------------------------------------- clusters
@@ -168,10 +176,13 @@ def clusters_build(model_version: ModelVersion, k: int | None = None, seed: int 
     result = clustering.kmeans_fit(emb, k, seed=seed)
     log(f"{mv.version}: {k} clusters of {n} items in {result.seconds:.1f} s ({result.n_iter} passes)")
     pks, cats = _item_products(model.item_ids)
-    label_texts, dom, share = _labels(result.labels, cats, k)
+    label_texts, compositions, dom, share = _labels(result.labels, pks, cats, result.distances, k)
     sizes = np.bincount(result.labels, minlength=k)
     # Quality over the items with a category: the clusters' dominant share vs random clusters.
+    # n_categorised = 0 marks it as not measured (click logs without product data): its two
+    # shares are then 0 by construction, not a finding.
     known = cats >= 0
+    n_categorised = int(known.sum())
     d_share = clustering.weighted_share(*clustering.dominant_shares(result.labels[known], cats[known], k)[1:])
     r_share = clustering.random_baseline_share(result.labels[known], cats[known], k, seed=seed)
 
@@ -185,11 +196,13 @@ def clusters_build(model_version: ModelVersion, k: int | None = None, seed: int 
         ItemClustering.objects.filter(model_version=mv).delete()
         cl = ItemClustering.objects.create(
             model_version=mv, k=k, n_items=n, n_products=int((pks >= 0).sum()), dominant_share=d_share,
-            random_share=r_share, inertia=result.inertia, n_iter=result.n_iter, seconds=result.seconds,
+            random_share=r_share, n_categorised=n_categorised, inertia=result.inertia, n_iter=result.n_iter,
+            seconds=result.seconds,
             assignment=name, assignment_sha256=digest,
         )
         clusters = ItemCluster.objects.bulk_create(
-            ItemCluster(clustering=cl, model_version=mv, cluster_id=c, label=label_texts[c], size=int(sizes[c]),
+            ItemCluster(clustering=cl, model_version=mv, cluster_id=c, label=label_texts[c],
+                        composition=compositions[c], size=int(sizes[c]),
                         dominant_category_id=int(dom[c]) if dom[c] >= 0 else None, dominant_share=float(share[c]),
                         centroid=result.centroids[c].astype("<f4").tobytes())
             for c in range(k)
@@ -207,9 +220,17 @@ def clusters_build(model_version: ModelVersion, k: int | None = None, seed: int 
                 ItemClusterMember(cluster_id=int(cluster_pk[c]), product_id=int(p), item_index=int(i), rank=int(r))
                 for c, p, i, r in zip(lab[sl], pks[order[sl]], order[sl], rank[sl])
             )
-    log(f"quality: {100 * d_share:.1f}% of items in their cluster's dominant category "
-        f"(random clusters of the same sizes: {100 * r_share:.1f}%)")
+    log(quality_text(cl))
     return cl
+
+
+def quality_text(cl: ItemClustering) -> str:
+    """The clustering's quality figure in words, or why it was not measured."""
+    if not cl.n_categorised:
+        return "quality not measured: the catalogue has no categories for these items"
+    over = "" if cl.n_categorised == cl.n_items else f", over the {cl.n_categorised} of {cl.n_items} items with one"
+    return (f"quality: {100 * cl.dominant_share:.1f}% of items in their cluster's dominant category{over} "
+            f"(random clusters of the same sizes: {100 * cl.random_share:.1f}%)")
 
 
 # ------------------------------------------------------------------------------ ANN index

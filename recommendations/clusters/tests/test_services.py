@@ -27,7 +27,11 @@ def test_clusters_build_stores_clusters_members_and_quality(version, syn):
     # categories follow the embedding structure: clusters are far purer than random ones
     assert cl.dominant_share > cl.random_share + 0.2
     big = max(clusters, key=lambda c: c.size)
-    assert big.dominant_category is not None and big.label.startswith(big.dominant_category.name)
+    assert big.dominant_category is not None
+    # staff keep the numbers, shoppers get words: no percentages in a label
+    assert big.composition.startswith(f"{big.dominant_category.name} {100 * big.dominant_share:.0f}%")
+    assert all("%" not in c.label and c.label for c in clusters)
+    assert cl.n_categorised == N_ITEMS
     # the assignment file matches the member rows
     labels = np.load(services._model_dir() / cl.assignment, allow_pickle=False)
     member = ItemClusterMember.objects.select_related("cluster").get(product__external_id="5")
@@ -151,8 +155,60 @@ def test_selectors_default_to_the_active_version(active_version):
 def test_command_prints_quality(active_version, capsys):
     call_command("cluster_items", "--k", "5", "--no-index")
     out = capsys.readouterr().out
-    assert "5 clusters of 600 items (600 catalogue products) for v-syn" in out
-    assert "dominant category share" in out and "random clusters of equal sizes" in out
+    cl = ItemClustering.objects.get()
+    d, r = 100 * cl.dominant_share, 100 * cl.random_share
+    assert out.splitlines()[1:] == [
+        f"quality: {d:.1f}% of items in their cluster's dominant category "
+        f"(random clusters of the same sizes: {r:.1f}%)",
+        f"5 clusters of 600 items (600 catalogue products) for v-syn: dominant category share {d:.1f}% vs "
+        f"{r:.1f}% for random clusters of equal sizes ({d - r:+.1f} points)",
+    ]
+
+
+@pytest.mark.django_db
+def test_labels_name_clusters_for_shoppers(db):
+    """``_labels`` on a small catalogue: names from categories and brands, the most typical product
+    (closest to the centre) for duplicates, the composition for staff, a plain name for a cluster
+    without products."""
+    from catalog.services import category_ensure_path
+
+    sofa, notebook = category_ensure_path("furniture.living_room.sofa"), category_ensure_path("computers.notebook")
+    products = [Product.objects.create(external_id=str(i), name=f"Sofa {i}", slug=f"sofa-{i}", category=sofa,
+                                       brand=["acme", "nordic", "vertex", "lumen", "orbit"][i]) for i in range(5)]
+    products += [Product.objects.create(external_id=str(i), name=f"Notebook {i}", slug=f"notebook-{i}",
+                                        category=notebook, brand="lenovo") for i in range(5, 10)]
+    products.append(Product.objects.create(external_id="10", name="Sofa 10", slug="sofa-10", category=sofa))
+    pks = np.array([p.pk for p in products] + [-1], dtype=np.int64)  # item 11: not in the catalogue
+    cats = np.array([p.category_id for p in products] + [-1], dtype=np.int64)
+    labels = np.array([0] * 5 + [1] * 5 + [2, 3])
+    distances = np.array([0.5, 0.4, 0.1, 0.3, 0.2, 0.1, 0.2, 0.3, 0.4, 0.5, 0.0, 0.0], dtype=np.float32)
+    names, compositions, dom, share = services._labels(labels, pks, cats, distances, 4)
+    assert names == ["Sofas, like Sofa 2", "Lenovo notebooks", "Sofas, like Sofa 10", "Taste group 4"]
+    assert compositions == ["Sofa 100%", "Notebook 100%", "Sofa 100%", "no categories"]
+    assert dom.tolist() == [sofa.pk, notebook.pk, sofa.pk, -1] and share.tolist() == [1.0, 1.0, 1.0, 0.0]
+
+
+@pytest.mark.django_db
+def test_quality_without_categories_is_not_measured(version):
+    """Click logs without product data: no item has a category, so both shares are 0 by
+    construction; the clustering says it was not measured instead of "0.0% (random 0.0%)"."""
+    Product.objects.update(category=None)
+    lines = []
+    cl = services.clusters_build(version, k=4, log=lines.append)
+    assert (cl.n_categorised, cl.dominant_share, cl.random_share) == (0, 0.0, 0.0)
+    assert lines[-1] == "quality not measured: the catalogue has no categories for these items"
+    assert set(ItemCluster.objects.values_list("composition", flat=True)) == {"no categories"}
+
+
+@pytest.mark.django_db
+def test_quality_over_part_of_the_catalogue_says_over_how_many(version):
+    Product.objects.filter(pk__in=Product.objects.order_by("pk").values("pk")[:200]).update(category=None)
+    lines = []
+    cl = services.clusters_build(version, k=4, log=lines.append)
+    assert cl.n_categorised == 400
+    assert lines[-1] == (f"quality: {100 * cl.dominant_share:.1f}% of items in their cluster's dominant category, "
+                         f"over the 400 of 600 items with one "
+                         f"(random clusters of the same sizes: {100 * cl.random_share:.1f}%)")
 
 
 @pytest.mark.django_db
