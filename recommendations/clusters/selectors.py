@@ -7,6 +7,7 @@ from dataclasses import dataclass
 from django.db.models import QuerySet
 
 from recommendations.models import ModelVersion
+from shop.validators import is_ascii_digits
 
 from .models import ItemCluster, ItemClustering, ItemClusterMember
 
@@ -18,7 +19,7 @@ def clustering_for_version(version: str | None = None) -> ItemClustering | None:
         return qs.filter(model_version__status=ModelVersion.Status.ACTIVE).first()
     version = str(version)
     found = qs.filter(model_version__version=version).first()
-    if found is None and version.isdigit():
+    if found is None and is_ascii_digits(version):  # isdigit() passes '¹', which int() refuses
         found = qs.filter(model_version_id=int(version)).first()
     return found
 

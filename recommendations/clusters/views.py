@@ -1,8 +1,9 @@
 """Storefront pages "Browse by taste": the clusters of the active model (or, when it has no item
 embeddings, of the latest model that has) and a cluster's products."""
-from django.core.paginator import Paginator
 from django.http import Http404
 from django.shortcuts import render
+
+from shop.pagination import AsciiPaginator as Paginator
 
 from . import selectors
 

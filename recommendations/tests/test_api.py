@@ -128,3 +128,60 @@ def test_get_by_visit_is_one_query_once_warm(client, gru_version, catalogue, act
         r = client.post("/api/recommendations/", {"items": seen, "k": 4}, format="json")
     # the same products; only the GET was served to a visit (served-item tokens)
     assert [{**i, "token": None} for i in r.json()["items"]] == [{**i, "token": None} for i in first.json()["items"]]
+
+
+def test_a_version_activated_by_nobody_matches_the_schema(client, gru_version, activate):
+    """activated_by is null for a version activated from the CLI or a task; the schema said a string."""
+    activate(gru_version)
+    client.force_authenticate(_staff())
+    assert [m["activated_by"] for m in client.get("/api/models/").json()] == [None]
+    schema = client.get("/api/schema/?format=json").json()["components"]["schemas"]["ModelVersion"]
+    assert schema["properties"]["activated_by"] == {"type": "string", "readOnly": True, "nullable": True}
+
+
+@pytest.mark.parametrize("query, field", [
+    ("k=%D9%A3", "k"),  # Arabic-Indic 3: int() reads it as 3
+    ("k=%C2%B3", "k"),  # superscript 3: isdigit() says yes, int() says no
+    ("category=%D9%A1", "category"),
+    ("k=", "k"),  # DRF read an empty value as "not given" (the default): not an integer (schemathesis)
+    ("category=", "category"),
+    ("session=", "session"),
+    ("session=0b7c1f3e2d4a4c599a8e3f1b2c4d5e6f", "session"),  # the schema's uuid has its dashes
+    ("session=%7B0b7c1f3e-2d4a-4c59-9a8e-3f1b2c4d5e6f%7D", "session"),
+])
+def test_get_refuses_what_the_schema_does_not_allow(client, catalogue, query, field):
+    r = client.get(f"/api/recommendations/?{query}")
+    assert (r.status_code, list(r.json())) == (400, [field])
+    if field == "k":
+        assert client.get(f"/api/products/{catalogue[0].pk}/similar/?{query}").status_code == 400
+
+
+@pytest.mark.parametrize("body, field", [
+    ({"items": ["3"]}, "items"),  # JSON types as documented: DRF turned "3", "yes" and 5 into values
+    ({"items": [True]}, "items"),
+    ({"items": [], "k": "6"}, "k"),
+    ({"items": [], "k": 6.5}, "k"),
+    ({"items": [], "explain": "yes"}, "explain"),
+    ({"items": [], "exclude_seen": 1}, "exclude_seen"),
+    ({"items": [], "category": "\u0663"}, "category"),
+])
+def test_post_takes_the_documented_json_types(client, catalogue, body, field):
+    r = client.post("/api/recommendations/", body, format="json")
+    assert (r.status_code, list(r.json())) == (400, [field])
+    assert client.post("/api/recommendations/", {"items": [], "k": 6.0}, format="json").status_code == 200
+
+
+def test_api_bodies_are_json_only(client, catalogue):
+    """A form cannot say "no items" (an empty list): form bodies were read with required lists missing."""
+    r = client.post("/api/recommendations/", {"items": [catalogue[0].pk]})  # multipart
+    assert r.status_code == 415
+    r = client.post("/api/recommendations/", "items=1", content_type="application/x-www-form-urlencoded")
+    assert r.status_code == 415
+
+
+def test_train_takes_the_documented_json_types(client, db):
+    client.force_authenticate(_staff(["train_model"]))
+    for body, field in (({"activate": "yes"}, "activate"), ({"activate": 0}, "activate"), ({"params": 5}, "params")):
+        r = client.post("/api/models/train/", body, format="json")
+        assert (r.status_code, list(r.json())) == (400, [field]), body
+    assert TrainingRun.objects.count() == 0

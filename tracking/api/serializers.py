@@ -223,7 +223,7 @@ class EventBatchSerializer(serializers.Serializer):
         IDEMPOTENCY_KEY_RE, max_length=100, required=False,
         help_text=(
             "The batch's idempotency key, for clients that cannot set the Idempotency-Key header "
-            "(navigator.sendBeacon). Same rules as the header; if both are sent they must be equal."
+            "(navigator.sendBeacon). Same rules as the header; when both are sent, the header is the key."
         ),
     )
 

@@ -28,7 +28,7 @@ IDEMPOTENCY_DOC = (
     "and stores nothing; the same key with another body is a 422. Keys belong to the token's user, or "
     "for anonymous clients to the visit (`session`). 1 to 100 printable ASCII characters, no space, "
     "quote or backslash; a structured-field string (`\"...\"`) is accepted too. Clients that cannot "
-    "set headers send the body's `batch_id` instead."
+    "set headers send the body's `batch_id` instead (when both are sent, the header is the key)."
 )
 
 
@@ -112,10 +112,9 @@ class EventBatchView(APIView):
                     return replay
                 raise serializers.ValidationError(serializer.errors)
             data = serializer.validated_data
-            body_key = data.get("batch_id")
-            if header_key is not None and body_key is not None and header_key != body_key:
-                raise serializers.ValidationError({"batch_id": [f"Differs from the {IDEMPOTENCY_HEADER} header."]})
-            key = header_key or body_key
+            # The header wins: a body with its own batch_id is then just that body (any valid
+            # request is accepted, whatever pair of keys it carries).
+            key = header_key or data.get("batch_id")
             batch_key = self._batch_key(request, user, data["session"], key) if key is not None else None
             trusted = services.client_is_trusted(user)
             own = (request.session.get(services.VISIT_SESSION_KEY) or {}) if hasattr(request, "session") else {}
