@@ -14,10 +14,11 @@ from __future__ import annotations
 import hashlib
 
 from django.core.cache import cache
-from django.core.paginator import Paginator
 from django.core.exceptions import EmptyResultSet
 from django.db import connections
 from django.utils.functional import cached_property
+
+from shop.pagination import AsciiPaginator
 
 from . import cache as catalog_cache
 
@@ -56,8 +57,9 @@ def _fetch(qs, start: int, stop: int) -> list:
     return [found[pk] for pk in ids if pk in found]
 
 
-class CachedCountPaginator(Paginator):
-    """Paginator with a cached count and keyset jumps; a drop-in for Django's and DRF's pagination."""
+class CachedCountPaginator(AsciiPaginator):
+    """Paginator with a cached count and keyset jumps; a drop-in for Django's and DRF's pagination
+    (page numbers as ASCII digits only, as every paginator of the project)."""
 
     @cached_property
     def _count_key(self) -> str | None:

@@ -6,6 +6,8 @@ from dataclasses import dataclass
 from django.core.cache import cache
 from django.db.models import QuerySet
 
+from shop.validators import is_ascii_digits
+
 from . import cache as catalog_cache
 from .models import Category, Product
 
@@ -53,12 +55,14 @@ def category_tree() -> list[CategoryNode]:
 
 
 def category_resolve(value) -> CategoryNode | None:
-    """A category by id (digits) or slug; None when there is no such category."""
+    """A category by id (ASCII digits) or slug; None when there is no such category."""
     value = str(value or "").strip()
     if not value:
         return None
+    # isdigit() alone passes '¹' (int() refuses it: a 500) and '٣' (int() reads 3).
+    pk = int(value) if is_ascii_digits(value) else None
     for node in category_tree():
-        if (value.isdigit() and node.id == int(value)) or node.slug == value:
+        if node.id == pk or node.slug == value:
             return node
     return None
 

@@ -13,6 +13,8 @@ from django.db.models import Q, QuerySet
 
 from catalog.models import Product
 
+from shop.validators import is_ascii_digits
+
 from .models import ModelVersion, TrainingRun
 
 logger = logging.getLogger(__name__)
@@ -31,7 +33,7 @@ def model_version_active() -> ModelVersion | None:
 
 def model_version_get(version: str | int) -> ModelVersion | None:
     qs = ModelVersion.objects.all()
-    if isinstance(version, int) or (isinstance(version, str) and version.isdigit()):
+    if isinstance(version, int) or is_ascii_digits(version):  # isdigit() passes '¹', which int() refuses
         found = qs.filter(pk=int(version)).first()
         if found is not None:
             return found

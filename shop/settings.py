@@ -64,6 +64,8 @@ MIDDLEWARE = [
     "shop.logging.RequestIdMiddleware",
     "django.middleware.security.SecurityMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
+    # Each API query parameter once (shop/query_params.py): no session or visit for a refused request.
+    "shop.query_params.SingleQueryValuesMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "shop.storefront.middleware.SessionOwnerMiddleware",
     "django.middleware.common.CommonMiddleware",
@@ -208,12 +210,9 @@ REST_FRAMEWORK = {
         "rest_framework.authentication.TokenAuthentication",
     ],
     "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.AllowAny"],
-    # Project subclasses of DRF's: JSON nesting bounded, page numbers read as ASCII digits only.
-    "DEFAULT_PARSER_CLASSES": [
-        "shop.parsers.JSONParser",
-        "rest_framework.parsers.FormParser",
-        "rest_framework.parsers.MultiPartParser",
-    ],
+    # The API reads JSON only (a form cannot say "an empty list"), nested at most shop.parsers.MAX_DEPTH.
+    "DEFAULT_PARSER_CLASSES": ["shop.parsers.JSONParser"],
+    # Page numbers and sizes read as ASCII digits only (shop.validators).
     "DEFAULT_PAGINATION_CLASS": "shop.pagination.PageNumberPagination",
     "PAGE_SIZE": 20,
     "DEFAULT_FILTER_BACKENDS": ["django_filters.rest_framework.DjangoFilterBackend"],

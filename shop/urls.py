@@ -1,8 +1,9 @@
 """Root URLs: storefront, admin, the REST API with its schema and docs, health."""
 from django.contrib import admin
-from django.urls import include, path
+from django.urls import include, path, re_path
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 
+from shop.errors import api_not_found
 from shop.health import ShopHealthCheckView
 
 api_patterns = [
@@ -12,6 +13,7 @@ api_patterns = [
     path("", include("recommendations.clusters.api.urls")),
     path("schema/", SpectacularAPIView.as_view(), name="schema"),
     path("docs/", SpectacularSwaggerView.as_view(url_name="schema"), name="swagger-ui"),
+    re_path(r"^(?P<unmatched>.*)$", api_not_found),  # last: any other /api/ path is a JSON 404
 ]
 
 urlpatterns = [

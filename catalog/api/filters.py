@@ -1,7 +1,7 @@
 """Products API filters (django-filter): category by id or slug with its descendants, name search, ordering."""
 import django_filters
 from django import forms
-from drf_spectacular.types import OpenApiTypes
+from django_filters.fields import ChoiceField
 from drf_spectacular.utils import extend_schema_field
 
 from catalog import selectors
@@ -23,9 +23,33 @@ class CategoryField(forms.CharField):
         return node
 
 
-@extend_schema_field(OpenApiTypes.STR)  # an id or a slug, not the model's integer pk
+# Django's form fields refuse NUL (PostgreSQL text cannot hold it) with a 400: the schema says so.
+NO_NUL = "^[^\\x00]*$"
+
+
+@extend_schema_field({"type": "string", "pattern": NO_NUL})  # an id or a slug, not the model's integer pk
 class CategoryFilter(django_filters.Filter):
     field_class = CategoryField
+
+
+@extend_schema_field({"type": "string", "maxLength": 100, "pattern": NO_NUL})
+class SearchFilter(django_filters.CharFilter):
+    pass
+
+
+class GivenChoiceField(ChoiceField):
+    """A choice that, when given, is one of the choices: django-filter reads "?ordering=" as not
+    given (the default order), which the schema's enum does not allow."""
+
+    def clean(self, value):
+        if value == "":
+            raise forms.ValidationError(self.error_messages["invalid_choice"], code="invalid_choice",
+                                        params={"value": "''"})
+        return super().clean(value)
+
+
+class GivenChoiceFilter(django_filters.ChoiceFilter):
+    field_class = GivenChoiceField
 
 
 class ProductFilter(django_filters.FilterSet):
@@ -33,10 +57,10 @@ class ProductFilter(django_filters.FilterSet):
         method="filter_category",
         help_text="Category id or slug; products of its subcategories are included. Unknown values give 400.",
     )
-    search = django_filters.CharFilter(
+    search = SearchFilter(
         method="filter_search", max_length=100, help_text="Case-insensitive substring of the product name."
     )
-    ordering = django_filters.ChoiceFilter(
+    ordering = GivenChoiceFilter(
         method="filter_ordering",
         choices=[(key, key) for key in selectors.PRODUCT_ORDERINGS],
         empty_label=None,

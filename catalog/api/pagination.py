@@ -1,10 +1,9 @@
 """DRF page-number pagination over the catalogue's fast paginator (cached count, keyset deep pages)."""
-from rest_framework.pagination import PageNumberPagination
-
 from django.http import QueryDict
 from rest_framework.utils.urls import remove_query_param, replace_query_param
 
 from catalog.pagination import CachedCountPaginator
+from shop.pagination import PageNumberPagination
 
 
 class ProductPagination(PageNumberPagination):

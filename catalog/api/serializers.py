@@ -14,8 +14,9 @@ def _url_pattern(name: str) -> str:
 
 
 class ProductSerializer(serializers.ModelSerializer):
-    category_slug = serializers.SlugRelatedField(source="category", slug_field="slug", read_only=True)
-    category_name = serializers.SlugRelatedField(source="category", slug_field="name", read_only=True)
+    # null for a product without a category (category is nullable: imported stubs, a deleted category)
+    category_slug = serializers.SlugRelatedField(source="category", slug_field="slug", read_only=True, allow_null=True)
+    category_name = serializers.SlugRelatedField(source="category", slug_field="name", read_only=True, allow_null=True)
     url = serializers.SerializerMethodField(help_text="Storefront page of the product.")
     image = serializers.SerializerMethodField(help_text="Generated SVG placeholder image.")
 

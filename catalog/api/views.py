@@ -20,7 +20,7 @@ from .serializers import CategorySerializer, ProductDetailSerializer, ProductSer
         summary="List active products",
         description="Page-number pagination (`page`, `page_size` up to 100; larger values are clamped). "
         "`count` may come from a cache. A page past the end or a non-numeric page gives 404; "
-        "an unknown category or ordering gives 400.",
+        "an unknown category or ordering, or a page size that is not a whole number from 1, gives 400.",
         responses={
             200: ProductSerializer(many=True),
             400: OpenApiResponse(description="Invalid filter value"),

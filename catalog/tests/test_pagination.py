@@ -88,3 +88,15 @@ def test_get_page_clamps_bad_numbers(products):
     assert paginator.get_page("abc").number == 1
     assert paginator.get_page(999).number == 4
     assert paginator.get_page(-3).number == 4
+
+
+def test_page_numbers_are_ascii_digits(products):
+    """int() reads '٢' (Arabic-Indic 2) as 2: a page number written so is not a number here."""
+    from django.core.paginator import PageNotAnInteger
+
+    paginator = CachedCountPaginator(Product.objects.filter(is_active=True).order_by("id"), 10)
+    assert paginator.validate_number("2") == paginator.validate_number(2) == 2
+    for bad in ("\u0662", "\u00b2", "+2", " 2", "2\n", "", None):
+        with pytest.raises(PageNotAnInteger):
+            paginator.validate_number(bad)
+        assert paginator.get_page(bad).number == 1  # the storefront grid shows the first page

@@ -1,6 +1,5 @@
 """Recommendations API serializers: validation of the inputs and the shape of the answers."""
 import functools
-import re
 import uuid
 
 from django.core.validators import MaxValueValidator, MinValueValidator
@@ -10,6 +9,15 @@ from rest_framework.fields import empty
 from catalog.models import Product
 from recommendations.models import ModelVersion, TrainingRun
 from recommendations.services import products_known
+from shop.validators import (
+    BIGINT_MAX,
+    CANONICAL_UUID,
+    AsciiIntegerField,
+    CanonicalUUIDField,
+    JsonBooleanField,
+    JsonCharField,
+    JsonIntegerField,
+)
 
 try:  # the products API's own serializer, so a recommended product looks the same everywhere
     from catalog.api.serializers import ProductSerializer
@@ -23,14 +31,11 @@ except ImportError:  # pragma: no cover - only before the catalogue API exists
 class RecommendationQuerySerializer(serializers.Serializer):
     """GET /api/recommendations/?session=<visit uuid>&k=6"""
 
-    session = serializers.UUIDField(required=False)
-    k = serializers.IntegerField(min_value=1, max_value=100, default=6)
+    session = CanonicalUUIDField(required=False)
+    k = AsciiIntegerField(min_value=1, max_value=100, default=6)
     exclude_seen = serializers.BooleanField(default=True)
     explain = serializers.BooleanField(default=False)
-    category = serializers.IntegerField(min_value=1, required=False)
-
-
-_CANONICAL_UUID = re.compile(r"[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}\Z")
+    category = AsciiIntegerField(min_value=1, max_value=BIGINT_MAX, required=False)
 
 
 @functools.cache
@@ -90,7 +95,7 @@ def query_validated_fast(serializer_class: type[serializers.Serializer], params)
                 return None
             out[name] = number
         elif isinstance(field, serializers.UUIDField) and field.uuid_format == "hex_verbose":
-            if not _CANONICAL_UUID.match(value):
+            if not CANONICAL_UUID.fullmatch(value):
                 return None
             out[name] = uuid.UUID(value)
         else:
@@ -101,11 +106,12 @@ def query_validated_fast(serializer_class: type[serializers.Serializer], params)
 class RecommendationRequestSerializer(serializers.Serializer):
     """POST /api/recommendations/ with the session's product ids in order."""
 
-    items = serializers.ListField(child=serializers.IntegerField(min_value=1), max_length=200, allow_empty=True)
-    k = serializers.IntegerField(min_value=1, max_value=100, default=6)
-    exclude_seen = serializers.BooleanField(default=True)
-    explain = serializers.BooleanField(default=False)
-    category = serializers.IntegerField(min_value=1, required=False)
+    items = serializers.ListField(child=JsonIntegerField(min_value=1, max_value=BIGINT_MAX), max_length=200,
+                                  allow_empty=True)
+    k = JsonIntegerField(min_value=1, max_value=100, default=6)
+    exclude_seen = JsonBooleanField(default=True)
+    explain = JsonBooleanField(default=False)
+    category = JsonIntegerField(min_value=1, max_value=BIGINT_MAX, required=False)
 
     def validate_items(self, items):
         known = products_known(items)
@@ -116,7 +122,7 @@ class RecommendationRequestSerializer(serializers.Serializer):
 
 
 class SimilarQuerySerializer(serializers.Serializer):
-    k = serializers.IntegerField(min_value=1, max_value=100, default=6)
+    k = AsciiIntegerField(min_value=1, max_value=100, default=6)
 
 
 class ScoredProductSerializer(serializers.Serializer):
@@ -138,7 +144,8 @@ class RecommendationResultSerializer(serializers.Serializer):
 
 
 class ModelVersionSerializer(serializers.ModelSerializer):
-    activated_by = serializers.StringRelatedField()
+    # null until a person activates the version (the first model of a shop, one activated from the CLI)
+    activated_by = serializers.StringRelatedField(allow_null=True)
 
     class Meta:
         model = ModelVersion
@@ -163,8 +170,8 @@ class TrainingRunSerializer(serializers.ModelSerializer):
 
 
 class TrainRequestSerializer(serializers.Serializer):
-    params = serializers.CharField(required=False, allow_blank=True, max_length=1000)
-    activate = serializers.BooleanField(default=True)
+    params = JsonCharField(required=False, allow_blank=True, max_length=1000)
+    activate = JsonBooleanField(default=True)
 
     def validate_params(self, value):
         if not value:

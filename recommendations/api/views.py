@@ -41,7 +41,9 @@ def _query(serializer_class, request) -> dict:
     fast = query_validated_fast(serializer_class, request.query_params)
     if fast is not None:
         return fast
-    q = serializer_class(data=request.query_params)
+    # A plain dict (the last value of each parameter), not the QueryDict: DRF reads a QueryDict as an
+    # HTML form, where "?k=" or "?session=" means "not given"; an empty value is not a number or a uuid.
+    q = serializer_class(data=request.query_params.dict())
     q.is_valid(raise_exception=True)
     return q.validated_data
 

@@ -66,3 +66,15 @@ def test_a_serializer_that_validates_more_is_never_fast():
 
     assert query_validated_fast(Checked, QueryDict("k=3")) is None
     assert query_validated_fast(Sourced, QueryDict("k=3")) is None
+
+
+def test_digits_other_than_ascii_are_refused_by_both_paths():
+    """int() reads '٣' as 3 and isdigit() passes '³' (int() refuses it): neither is a number here."""
+    for bad in ("k=\u0663", "k=\u00b3", "category=\u0661", "k=%2B3", "k=3%20"):
+        query = QueryDict(bad)
+        for serializer_class in (RecommendationQuerySerializer, SimilarQuerySerializer):
+            if not any(name in serializer_class._declared_fields for name in query):
+                continue
+            assert query_validated_fast(serializer_class, query) is None, bad
+            s = serializer_class(data=query.dict())
+            assert not s.is_valid() and list(s.errors) == [next(iter(query))], bad

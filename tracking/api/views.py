@@ -10,10 +10,11 @@ from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiExample, OpenApiParameter, OpenApiResponse, extend_schema
 from rest_framework import serializers, status
 from rest_framework.authentication import TokenAuthentication
-from rest_framework.parsers import JSONParser
 from rest_framework.permissions import AllowAny
 from rest_framework.response import Response
 from rest_framework.views import APIView
+
+from shop.parsers import JSONParser
 
 from .. import selectors, services
 from .serializers import IDEMPOTENCY_KEY_RE, EventBatchResultSerializer, EventBatchSerializer, SessionHistorySerializer

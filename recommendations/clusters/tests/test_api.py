@@ -69,3 +69,41 @@ def test_taste_pages(client, built):
 def test_taste_page_without_clusters(client, db):
     r = client.get("/taste/")
     assert r.status_code == 200 and "No taste groups yet" in r.content.decode()
+
+
+@pytest.mark.django_db
+def test_cluster_api_version_ids_are_ascii_digits(client, built):
+    """'¹' passes isdigit() but not int() (a 500); '١' (Arabic-Indic 1) was taken as version id 1."""
+    arabic = "".join(chr(0x660 + int(d)) for d in str(built.pk))
+    assert client.get(f"/api/clusters/?version={built.pk}").status_code == 200
+    for path in ("/api/clusters/", "/api/clusters/0/"):
+        for raw in ("%C2%B9", arabic, f"{built.pk}%C2%B9"):
+            r = client.get(f"{path}?version={raw}")
+            assert (r.status_code, r.json()) == (404, {"detail": "no clusters for this model version"}), (path, raw)
+    from recommendations.selectors import model_version_get
+
+    assert model_version_get("\u00b9") is None and model_version_get(arabic) is None
+    assert model_version_get(str(built.pk)) == built
+
+
+@pytest.mark.django_db
+def test_clusters_without_categories_match_the_schema(client, built, catalogue):
+    """A cluster's dominant category and a product's category are nullable: the schema said strings."""
+    from catalog.models import Category
+
+    Category.objects.all().delete()  # SET_NULL on products and clusters alike
+    clusters = client.get("/api/clusters/").json()["results"]
+    assert {c["dominant_category"] for c in clusters} == {None}
+    detail = client.get(f"/api/clusters/{clusters[0]['id']}/").json()
+    assert detail["cluster"]["dominant_category"] is None and {p["category"] for p in detail["results"]} == {None}
+    schema = client.get("/api/schema/?format=json").json()["components"]["schemas"]
+    assert schema["Cluster"]["properties"]["dominant_category"].get("nullable") is True
+    assert schema["ClusterProduct"]["properties"]["category"].get("nullable") is True
+
+
+@pytest.mark.django_db
+def test_taste_page_numbers_are_ascii_digits(client, built):
+    cid = client.get("/api/clusters/").json()["results"][0]["id"]
+    assert 'data-position="24"' in client.get(f"/taste/{cid}/?page=2").content.decode()
+    page = client.get(f"/taste/{cid}/?page=%D9%A2").content.decode()  # Arabic-Indic 2: the first page
+    assert 'data-position="0"' in page and 'data-position="24"' not in page
