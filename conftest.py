@@ -6,6 +6,17 @@ from django.db import connection
 from tests import live
 
 
+@pytest.fixture(autouse=True)
+def _catalog_version_per_test(monkeypatch):
+    """The catalogue's cache version is a database row: each test reads its own database's, and
+    keeps it until it changes the catalogue itself (the re-read every VERSION_MEMO_SECONDS that shows
+    other processes' changes is tested on its own), so query counts do not depend on timing."""
+    from catalog import cache as catalog_cache
+
+    catalog_cache.forget()
+    monkeypatch.setattr(catalog_cache, "VERSION_MEMO_SECONDS", float("inf"))
+
+
 @pytest.fixture(scope="session")
 def live_var_dir(tmp_path_factory):
     """One var/ for every live server of the run: collectstatic (production's hashed, compressed

@@ -49,3 +49,14 @@ class Product(models.Model):
 
     def __str__(self):
         return self.name
+
+
+class CatalogVersion(models.Model):
+    """The catalogue's cache version (a single row): every cached catalogue read is keyed with its
+    token, and a catalogue change replaces the token (catalog.cache.bump), in the database, so that
+    a change Redis missed during a stall cannot leave processes and cached pages on the old catalogue."""
+
+    token = models.CharField(max_length=32)
+
+    def __str__(self):
+        return self.token

@@ -3,7 +3,29 @@ socket timeout, not one per cache call, and a change made during it is what ever
 once Redis is back (the database is the truth, Redis a cache). The live stack: test_faults_live.py."""
 import pytest
 
-from tests.faults import stallable_cache  # noqa: F401 (a fixture)
+from catalog import cache as catalog_cache
+from catalog.models import Product
+from catalog.services import products_set_active
+from recommendations import services as recommendation_services
+from tests.faults import connections_drop, stallable_cache  # noqa: F401 (stallable_cache: a fixture)
+
+
+@pytest.mark.django_db
+def test_a_catalogue_change_during_a_stall_invalidates_every_process_once_redis_is_back(stallable_cache, client):
+    lamp = Product.objects.create(external_id="lamp", name="Lamp", slug="lamp")
+    chair = Product.objects.create(external_id="chair", name="Chair", slug="chair")
+    before = catalog_cache.version()
+    assert {p["id"] for p in client.get("/api/products/").json()["results"]} == {lamp.pk, chair.pk}  # now cached
+    assert recommendation_services.products_known([lamp.pk]) == {lamp.pk}
+    assert recommendation_services._products_in_order([lamp.pk, chair.pk]).keys() == {lamp.pk, chair.pk}
+    connections_drop()  # the bump's write during the stall is lost, not applied late
+    with stallable_cache.stalled():
+        assert products_set_active([lamp.pk], False) == 1
+    # Another process (or this one once its memo expires) reads the version after the stall
+    catalog_cache.forget()
+    assert catalog_cache.version() != before
+    assert [p["id"] for p in client.get("/api/products/").json()["results"]] == [chair.pk]
+    assert recommendation_services._products_in_order([lamp.pk, chair.pk]).keys() == {chair.pk}
 
 
 @pytest.mark.django_db
