@@ -59,7 +59,9 @@ class ProductViewSet(viewsets.ReadOnlyModelViewSet):
         if not filterset.is_valid():
             return None
         data = filterset.form.cleaned_data
-        page = request.query_params.get(self.paginator.page_query_param) or "1"
+        # Absent is the first page; an empty ?page= is not (the paginator answers it 404), so it must
+        # not find the first page's entry.
+        page = request.query_params.get(self.paginator.page_query_param, "1")
         if page not in self.paginator.last_page_strings:
             if not (page.isascii() and page.isdigit()):
                 return None  # not a page number the paginator takes: a 404, not cached

@@ -71,6 +71,7 @@ def test_page_size_is_clamped_and_bad_sizes_are_400(client, catalogue):
 
 def test_page_numbers_are_ascii_digits(client, catalogue):
     assert ids(client.get("/api/products/?page=2&page_size=5")) == [p.pk for p in catalogue["products"][5:10]]
+    assert ids(client.get("/api/products/?page_size=5")) == [p.pk for p in catalogue["products"][:5]]  # cached
     # "٢" was read as page 2, "?page=" as page 1: both are invalid pages now, like "?page=x"
     for bad in ("%D9%A2", "%C2%B2", "", "+2", "2%20"):
         response = client.get(f"/api/products/?page={bad}&page_size=5")
