@@ -37,6 +37,23 @@ class ModelVersionAdmin(admin.ModelAdmin):
     def get_queryset(self, request):
         return super().get_queryset(request).select_related("activated_by")
 
+    # -- deleting: never the active version (Django's own confirmation page lists it as protected,
+    # for the delete button and the bulk action alike); the artifact file goes with the row.
+    def get_deleted_objects(self, objs, request):
+        deleted, counts, perms_needed, protected = super().get_deleted_objects(objs, request)
+        protected = list(protected) + [
+            f"{mv.version}: the active version (activate another version first)"
+            for mv in objs if mv.status == ModelVersion.Status.ACTIVE
+        ]
+        return deleted, counts, perms_needed, protected
+
+    def delete_model(self, request, obj):
+        services.model_version_delete(obj)
+
+    def delete_queryset(self, request, queryset):
+        for mv in queryset:
+            services.model_version_delete(mv)
+
     def changelist_view(self, request, extra_context=None):
         qs = self.get_queryset(request)[:200]
         self._online = selectors.online_performance([mv.version for mv in qs])
@@ -173,6 +190,15 @@ class TrainingRunAdmin(admin.ModelAdmin):
 
     def has_change_permission(self, request, obj=None):
         return False
+
+    def get_deleted_objects(self, objs, request):
+        # A queued or running run is in a worker's hands: deleting its row would orphan the work.
+        deleted, counts, perms_needed, protected = super().get_deleted_objects(objs, request)
+        protected = list(protected) + [
+            f"training run {run.pk}: {run.status} (wait until it has finished or failed)"
+            for run in objs if run.status in (TrainingRun.Status.QUEUED, TrainingRun.Status.RUNNING)
+        ]
+        return deleted, counts, perms_needed, protected
 
     @admin.display(description="Progress")
     def progress_percent(self, obj):

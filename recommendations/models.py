@@ -66,6 +66,32 @@ class ModelVersion(models.Model):
         return None if value is None else float(value)
 
 
+class ModelActivation(models.Model):
+    """One change of the active version: who, when, from which version. Roll back walks these
+    backwards: it undoes the latest activation not undone yet, returning to the version before it."""
+
+    class Action(models.TextChoices):
+        ACTIVATE = "activate", "Activate"
+        ROLLBACK = "rollback", "Roll back"
+
+    # Names are kept beside the links: a deleted version still reads right in the history.
+    version = models.ForeignKey(ModelVersion, null=True, on_delete=models.SET_NULL, related_name="activations")
+    version_name = models.CharField(max_length=64)
+    previous = models.ForeignKey(ModelVersion, null=True, blank=True, on_delete=models.SET_NULL, related_name="+")
+    previous_name = models.CharField(max_length=64, blank=True)
+    action = models.CharField(max_length=16, choices=Action.choices, default=Action.ACTIVATE)
+    # Set on an activation once a roll back returned to its previous version.
+    undone = models.BooleanField(default=False)
+    by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+")
+    at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["-at", "-id"]
+
+    def __str__(self):
+        return f"{self.get_action_display()} {self.version_name} (was {self.previous_name or 'none'})"
+
+
 class TrainingRun(models.Model):
     """One execution of the training pipeline (export, train, evaluate, register, maybe activate)."""
 

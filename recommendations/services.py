@@ -17,7 +17,7 @@ from django.utils import timezone
 from catalog.models import Product
 
 from . import engine, selectors
-from .models import ModelVersion, TrainingRun
+from .models import ModelActivation, ModelVersion, TrainingRun
 from .serving import LoadedModel, model_current
 
 logger = logging.getLogger(__name__)
@@ -350,7 +350,7 @@ def model_version_new_name(kind: str) -> str:
     return name
 
 
-def model_activate(mv: ModelVersion, user=None, require_better: bool = False) -> ModelVersion:
+def model_activate(mv: ModelVersion, user=None, require_better: bool = False, *, _rollback_of=None) -> ModelVersion:
     """Make ``mv`` the version every process serves. The artifact's digest is checked first; with
     ``require_better`` the candidate must be at least as good as the active model on the primary
     metrics measured on the same held-out day (``metrics["active"]``). The change is one database
@@ -387,6 +387,14 @@ def model_activate(mv: ModelVersion, user=None, require_better: bool = False) ->
         mv.activated_at = timezone.now()
         mv.activated_by = user if getattr(user, "is_authenticated", False) else None
         mv.save(update_fields=["status", "activated_at", "activated_by"])
+        if _rollback_of is not None:
+            # Only now, with the activation certain: a refused roll back leaves the history as it was.
+            ModelActivation.objects.filter(pk=_rollback_of.pk).update(undone=True)
+        ModelActivation.objects.create(
+            version=mv, version_name=mv.version, previous=current, previous_name=current.version if current else "",
+            action=ModelActivation.Action.ROLLBACK if _rollback_of is not None else ModelActivation.Action.ACTIVATE,
+            undone=_rollback_of is not None, by=mv.activated_by,
+        )
         if mv.kind == ModelVersion.Kind.GRU4REC:
             transaction.on_commit(lambda pk=mv.pk: _clusters_build_queue(pk))
     logger.info("model %s activated (was %s)", mv.version, current.version if current else None)
@@ -405,12 +413,38 @@ def _clusters_build_queue(pk: int) -> None:
 
 
 def model_rollback(user=None) -> ModelVersion:
-    """Activate the version that was active before the current one."""
-    current = selectors.model_version_active()
-    previous = selectors.model_version_previous(current)
-    if previous is None:
-        raise ActivationRefused("no previous version to roll back to")
-    return model_activate(previous, user=user)
+    """Undo the latest activation not undone yet: its previous version becomes active again. Each
+    roll back walks one step further back through the activation history (A -> B -> C: roll back
+    gives B, again gives A), and an activation after a roll back is the new top of the history."""
+    with transaction.atomic():
+        current = ModelVersion.objects.select_for_update().filter(status=ModelVersion.Status.ACTIVE).first()
+        if current is None:
+            raise ActivationRefused("no active version to roll back from")
+        step = (ModelActivation.objects.select_for_update()
+                .filter(action=ModelActivation.Action.ACTIVATE, undone=False).order_by("-at", "-id").first())
+        if step is None or step.version_id != current.pk:
+            raise ActivationRefused(f"the activation history has no earlier version to return to from {current.version}")
+        if step.previous is None:
+            gone = f" ({step.previous_name} was deleted)" if step.previous_name else ""
+            raise ActivationRefused(f"{current.version} is the first activated version{gone}: nothing to roll back to")
+        target = step.previous
+    return model_activate(target, user=user, _rollback_of=step)
+
+
+def model_version_delete(mv: ModelVersion) -> None:
+    """Delete a version that is not active, and its artifact file once no other row names it.
+    The active version is refused: every process serves it and a roll back may return to it."""
+    from .serving import artifact_path
+
+    with transaction.atomic():
+        mv = ModelVersion.objects.select_for_update().get(pk=mv.pk)
+        if mv.status == ModelVersion.Status.ACTIVE:
+            raise ActivationRefused(f"{mv.version} is the active version: activate another one before deleting it")
+        path = artifact_path(mv)
+        shared = ModelVersion.objects.filter(artifact=mv.artifact).exclude(pk=mv.pk).exists()
+        mv.delete()
+        if not shared:
+            transaction.on_commit(lambda: path.unlink(missing_ok=True))
 
 
 def _fmt(metrics: dict) -> str:

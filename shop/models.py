@@ -37,7 +37,9 @@ class Cart(models.Model):
 
 class CartItem(models.Model):
     cart = models.ForeignKey(Cart, on_delete=models.CASCADE, related_name="items")
-    product = models.ForeignKey("catalog.Product", on_delete=models.CASCADE, related_name="+")
+    # PROTECT, like order lines: deleting a product that sits in a shopper's cart is refused (the
+    # admin lists the carts); a product leaves the shop by being deactivated.
+    product = models.ForeignKey("catalog.Product", on_delete=models.PROTECT, related_name="+")
     quantity = models.PositiveIntegerField()
 
     class Meta:
