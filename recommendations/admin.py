@@ -8,7 +8,7 @@ from django.urls import path, reverse
 from django.utils.html import format_html, format_html_join
 
 from . import engine, selectors, services
-from .models import ModelVersion, TrainingRun
+from .models import ModelActivation, ModelVersion, TrainingRun
 
 METRIC_COLUMNS = ("recall@20", "mrr@20")
 
@@ -212,3 +212,23 @@ class TrainingRunAdmin(admin.ModelAdmin):
     @admin.display(description="Log (last lines)")
     def log(self, obj):
         return format_html('<pre id="training-log" style="max-height:30em;overflow:auto">{}</pre>', obj.log_tail)
+
+
+@admin.register(ModelActivation)
+class ModelActivationAdmin(admin.ModelAdmin):
+    """The activation history, read-only: what roll back walks back through."""
+
+    list_display = ("at", "action", "version_name", "previous_name", "by", "undone")
+    list_filter = ("action", "undone")
+    search_fields = ("version_name", "previous_name")
+    list_select_related = ("by",)
+    readonly_fields = ("at", "action", "version", "version_name", "previous", "previous_name", "by", "undone")
+
+    def has_add_permission(self, request):
+        return False
+
+    def has_change_permission(self, request, obj=None):
+        return False
+
+    def has_delete_permission(self, request, obj=None):
+        return False
