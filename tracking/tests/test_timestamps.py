@@ -89,8 +89,8 @@ def test_the_importer_skips_far_offsets_by_line_number(db, tmp_path):
 
 
 def test_export_takes_any_offset_as_its_instant_and_refuses_impossible_moments(db, tmp_path, capsys):
-    call_command("export_sessions", str(tmp_path), "--since", "2025-01-01T00:00:00-16:00")
-    assert "events read 0" in capsys.readouterr().out
+    with pytest.raises(CommandError, match="no view,click events from 2025-01-01T16:00:00[+]00:00 to now"):
+        call_command("export_sessions", str(tmp_path), "--since", "2025-01-01T00:00:00-16:00")
     for value in ("9999-12-31T23:59:59-10:00", "2025-13-01", "2025-01-01T10:00:00+99:00"):
         with pytest.raises(CommandError):
             call_command("export_sessions", str(tmp_path), "--until", value)
