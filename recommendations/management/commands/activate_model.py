@@ -1,7 +1,8 @@
 """Activate a model version (roll back = activate the previous one); every process follows within seconds."""
 from django.core.management.base import BaseCommand, CommandError
 
-from recommendations import selectors, services
+from recommendations import services
+from shop.management.base import model_version_or_fail, operator_output
 
 
 class Command(BaseCommand):
@@ -12,16 +13,16 @@ class Command(BaseCommand):
         parser.add_argument("--rollback", action="store_true")
 
     def handle(self, *args, **opts):
+        if opts["rollback"] and opts["version"]:
+            raise CommandError("give a VERSION or --rollback, not both")
+        if not opts["rollback"] and not opts["version"]:
+            raise CommandError("give a VERSION to activate, or --rollback for the one active before")
         try:
-            if opts["rollback"]:
-                mv = services.model_rollback()
-            else:
-                if not opts["version"]:
-                    raise CommandError("give a VERSION or --rollback")
-                mv = selectors.model_version_get(opts["version"])
-                if mv is None:
-                    raise CommandError(f"no model version {opts['version']!r}")
-                mv = services.model_activate(mv)
+            with operator_output(opts["verbosity"]):
+                if opts["rollback"]:
+                    mv = services.model_rollback()
+                else:
+                    mv = services.model_activate(model_version_or_fail(opts["version"]))
         except services.ActivationRefused as exc:
             raise CommandError(str(exc)) from None
         self.stdout.write(self.style.SUCCESS(f"active: {mv.version} ({mv.kind}, {mv.n_items} items)"))
