@@ -1,9 +1,11 @@
-"""Train in the foreground: the same pipeline as the Celery task, with a progress bar."""
+"""Train in the foreground: the same pipeline as the Celery task, with a progress bar on a terminal."""
+from pathlib import Path
+
 from django.conf import settings
 from django.core.management.base import BaseCommand, CommandError
 
 from recommendations.models import TrainingRun
-from recommendations.services import training_run_execute
+from shop.management.base import operator_output, progress_wanted
 
 
 class Command(BaseCommand):
@@ -14,6 +16,7 @@ class Command(BaseCommand):
         parser.add_argument("--activate", action="store_true",
                             help="activate the better model if it is at least as good as the active one")
         parser.add_argument("--data", default="", help="train from this event file instead of the shop's events")
+        parser.add_argument("--no-progress", action="store_true", help="no epoch progress bar (none unless on a terminal)")
 
     def handle(self, *args, **opts):
         from recommendations.gru4rec.params import parse_params
@@ -22,12 +25,19 @@ class Command(BaseCommand):
             parse_params(opts["params"])
         except ValueError as exc:
             raise CommandError(f"--params: {exc}") from None
+        if opts["data"] and not Path(opts["data"]).is_file():
+            raise CommandError(f"--data {opts['data']}: no such file; give an event file (YOOCHOOSE, GRU4Rec TSV, "
+                               "REES46 CSV) or leave --data out to train on the shop's own events")
         run = TrainingRun.objects.create(params=opts["params"], activate=opts["activate"], data_path=opts["data"])
         from recommendations.training import run_execute
 
-        run = run_execute(run.pk, progress=True, echo=lambda line: self.stdout.write(line))
+        # Each stage line once: the command echoes it on stdout; the training log, which repeated every
+        # line on stderr through the console handler, is held back below -v 2 (the run keeps its log).
+        echo = (lambda line: self.stdout.write(line)) if opts["verbosity"] >= 1 else None
+        with operator_output(opts["verbosity"]):
+            run = run_execute(run.pk, progress=progress_wanted(opts["no_progress"]), echo=echo)
         if run.status != TrainingRun.Status.SUCCEEDED:
-            raise CommandError(f"training run {run.pk} failed: {run.error}")
+            raise CommandError(f"training run {run.pk} failed: {run.error} (the run's log is in the admin)")
         r = run.result
         self.stdout.write(self.style.SUCCESS(
             f"run {run.pk}: versions {', '.join(r['versions'].values())}; best {r['best']}; "
