@@ -1,10 +1,12 @@
-"""Show a model version: registry row, metrics beside the baselines, and a check that it loads."""
+"""Show a model version: registry row, metrics beside the baselines, a check that it loads, and a few
+items' nearest neighbours (GRU4Rec item embeddings)."""
 import json
 
 from django.core.management.base import BaseCommand, CommandError
 
-from recommendations import engine, selectors
+from recommendations import engine
 from recommendations.serving import artifact_path
+from shop.management.base import model_version_or_fail, operator_output
 
 
 class Command(BaseCommand):
@@ -12,11 +14,15 @@ class Command(BaseCommand):
 
     def add_arguments(self, parser):
         parser.add_argument("version")
+        parser.add_argument("--items", default="", help="comma-separated item (external) ids whose neighbours to show "
+                            "(default: the most popular items the model knows)")
+        parser.add_argument("--neighbours", type=int, default=5, help="neighbours per item (0: none)")
 
     def handle(self, *args, **opts):
-        mv = selectors.model_version_get(opts["version"])
-        if mv is None:
-            raise CommandError(f"no model version {opts['version']!r}")
+        self.verbosity = opts["verbosity"]
+        if opts["neighbours"] < 0:
+            raise CommandError(f"--neighbours must be 0 or more (got {opts['neighbours']})")
+        mv = model_version_or_fail(opts["version"])
         w = self.stdout.write
         w(f"version   {mv.version} ({mv.kind}, {mv.status})")
         w(f"artifact  {mv.artifact} ({mv.artifact_size} bytes, sha256 {mv.artifact_sha256})")
@@ -38,4 +44,40 @@ class Command(BaseCommand):
             model = engine.artifact_load(mv.kind, artifact_path(mv), mv.artifact_sha256)
         except engine.ArtifactError as exc:
             raise CommandError(f"artifact refused: {exc}") from None
+        if opts["neighbours"]:
+            self._neighbours(mv, model, opts["items"], opts["neighbours"])
         w(self.style.SUCCESS(f"artifact OK: sha256 verified, loads with {len(model.item_ids)} items"))
+
+    def _neighbours(self, mv, model, items: str, k: int) -> None:
+        w = self.stdout.write
+        if not hasattr(model, "similar_items"):
+            w(f"neighbours  none per item: {mv.kind} finds neighbours per session (the sessions most like the "
+              "shopper's), not per item")
+            return
+        from catalog.models import Product
+
+        known = model.item_index
+        if items:
+            wanted = [i.strip() for i in items.split(",") if i.strip()]
+            unknown = [i for i in wanted if i not in known]
+            if unknown:
+                raise CommandError(f"--items: {', '.join(unknown[:5])} not in {mv.version} (it knows "
+                                   f"{len(model.item_ids):,} items, e.g. {', '.join(model.item_ids[:3])})")
+        else:
+            with operator_output(self.verbosity):
+                from tracking.selectors import popular_products
+
+                wanted = [p.external_id for p in popular_products(20) if p.external_id in known][:3]
+            wanted = wanted or list(model.item_ids[:3])
+        pairs = {i: model.similar_items(i, k) for i in wanted}
+        ids = set(wanted) | {j for near in pairs.values() for j, _ in near}
+        names = dict(Product.objects.filter(external_id__in=ids).values_list("external_id", "name"))
+
+        def label(i: str) -> str:
+            return f"{names[i]} ({i})" if i in names else i
+
+        w(f"neighbours by item embedding (cosine), {k} each:")
+        for i, near in pairs.items():
+            w(f"  {label(i)}")
+            for j, sim in near:
+                w(f"    {sim:6.3f}  {label(j)}")
