@@ -111,7 +111,7 @@ def test_command_prints_bad_rows_and_summary(tmp_path, capsys):
         "2 rows, 1 distinct products: 1 created, 0 updated, 0 unchanged; 1 categories created; 1 bad rows skipped"
     )
     assert err.strip() == "line 3: price 'x' is not a number (skipped)"
-    with pytest.raises(CommandError, match="No such file"):
+    with pytest.raises(CommandError, match="missing.csv: no such file"):
         call_command("import_catalog", str(tmp_path / "missing.csv"), "--no-progress")
     with pytest.raises(CommandError, match="bad mapping"):
         call_command("import_catalog", str(path), "--map", "oops")

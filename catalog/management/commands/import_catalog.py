@@ -2,8 +2,7 @@
 from django.core.management.base import BaseCommand, CommandError
 
 from catalog.services import DEFAULT_IMPORT_MAPPING, catalog_import_csv, import_mapping_parse
-
-_SHOW_BAD = 20
+from shop.management.base import BAD_ROWS_SHOWN, operator_output, progress_wanted
 
 
 class Command(BaseCommand):
@@ -21,23 +20,33 @@ class Command(BaseCommand):
         )
         parser.add_argument("--currency", default="EUR", help="currency of new products without a currency column")
         parser.add_argument("--batch-size", type=int, default=5000)
-        parser.add_argument("--no-progress", action="store_true", help="no progress bar on stderr")
+        parser.add_argument("--no-progress", action="store_true", help="no progress bar (none unless on a terminal)")
 
     def handle(self, *args, file, mapping, currency, batch_size, no_progress, **options):
         try:
-            summary = catalog_import_csv(
-                file,
-                import_mapping_parse(mapping),
-                currency=currency,
-                batch_size=max(batch_size, 1),
-                progress=not no_progress,
-            )
+            with operator_output(options["verbosity"]):
+                summary = catalog_import_csv(
+                    file,
+                    import_mapping_parse(mapping),
+                    currency=currency,
+                    batch_size=max(batch_size, 1),
+                    progress=progress_wanted(no_progress),
+                )
+        except FileNotFoundError:
+            raise CommandError(f"{file}: no such file; give the path of a product CSV (REES46 columns, or map "
+                               "yours with --map)") from None
         except (OSError, ValueError) as exc:
-            raise CommandError(str(exc)) from exc
-        for line, reason in summary.bad_rows[:_SHOW_BAD]:
+            raise CommandError(str(exc)) from None
+        if not summary.rows:
+            raise CommandError(f"{file}: no data rows, nothing imported; is it the right file?")
+        if not summary.products_seen:
+            first = f" (first: line {summary.bad_rows[0][0]}: {summary.bad_rows[0][1]})" if summary.bad_rows else ""
+            raise CommandError(f"{file}: all {summary.rows:,} rows are bad{first}, nothing imported; check the file "
+                               "or its --map")
+        for line, reason in summary.bad_rows[:BAD_ROWS_SHOWN]:
             self.stderr.write(f"line {line}: {reason} (skipped)")
-        if len(summary.bad_rows) > _SHOW_BAD:
-            self.stderr.write(f"... and {len(summary.bad_rows) - _SHOW_BAD} more bad rows")
+        if len(summary.bad_rows) > BAD_ROWS_SHOWN:
+            self.stderr.write(f"... and {len(summary.bad_rows) - BAD_ROWS_SHOWN} more bad rows")
         self.stdout.write(
             f"{summary.rows} rows, {summary.products_seen} distinct products: {summary.created} created, "
             f"{summary.updated} updated, {summary.unchanged} unchanged; {summary.categories_created} categories "
