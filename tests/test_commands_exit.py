@@ -1,0 +1,93 @@
+"""Operator commands behave like Unix tools: a failure is a non-zero exit status with the error as
+one line on stderr (no traceback, no library's message), a success a summary line on stdout. Each
+command runs as a real process, as a shell or cron sees it, against this test run's database."""
+import os
+import subprocess
+import sys
+
+import pytest
+from django.conf import settings
+from django.db import connection
+
+pytestmark = pytest.mark.django_db(transaction=True)  # the child process must see the rows a test writes
+
+
+@pytest.fixture(scope="module")
+def env(django_db_setup, django_db_blocker, tmp_path_factory):
+    with django_db_blocker.unblock():
+        db = connection.settings_dict
+    var = tmp_path_factory.mktemp("commands-var")
+    url = f"postgres://{db['USER']}@{db['HOST'] or '127.0.0.1'}:{db['PORT'] or 5432}/{db['NAME']}"
+    if db.get("PASSWORD"):
+        url = f"postgres://{db['USER']}:{db['PASSWORD']}@{db['HOST'] or '127.0.0.1'}:{db['PORT'] or 5432}/{db['NAME']}"
+    drop = {"TEST_DATABASE_NAME", "CELERY_BROKER_URL", "DEMO_DATA", "DJANGO_SETTINGS_MODULE"}
+    return {**{k: v for k, v in os.environ.items() if k not in drop}, "DATABASE_URL": url,
+            "SHOP_VAR_DIR": str(var), "MODEL_DIR": str(var / "models"), "CELERY_TASK_ALWAYS_EAGER": "1"}
+
+
+def manage(env, *args, **extra_env):
+    done = subprocess.run([sys.executable, "manage.py", *args], cwd=settings.BASE_DIR, env={**env, **extra_env},
+                          capture_output=True, text=True, timeout=180, stdin=subprocess.DEVNULL)
+    assert "Traceback" not in done.stdout + done.stderr, done.stderr
+    return done
+
+
+def fails_with_one_line(done, *words):
+    """Exit status 1 and one non-empty stderr line (Django prints a CommandError as 'CommandError: ...')."""
+    lines = done.stderr.splitlines()
+    assert done.returncode != 0, (done.stdout, done.stderr)
+    assert len(lines) == 1 and lines[0].strip(), lines
+    for word in words:
+        assert word in lines[0], lines[0]
+    return lines[0]
+
+
+YOOCHOOSE_GOOD = "".join(f"{s},2014-04-0{d}T10:5{i}:09.277Z,21453650{i},0\n"
+                         for s, d in ((1, 1), (2, 2), (3, 3)) for i in range(3))
+
+
+def test_import_events(env, tmp_path):
+    bad = tmp_path / "bad.dat"
+    bad.write_text("SessionId,TimeStamp,ItemId,Category\n" + "x,not a time,1,0\n" * 3 + "1,2014-04-07T10:51:09.277Z\n")
+    line = fails_with_one_line(manage(env, "import_events", str(bad), "--format", "yoochoose"),
+                               "all 4 rows are bad", "nothing imported", "line 2: bad session id")
+    assert line.startswith("CommandError: ")
+    fails_with_one_line(manage(env, "import_events", str(tmp_path / "missing.dat")), "missing.dat: no such file")
+
+    some_bad = tmp_path / "clicks.dat"
+    some_bad.write_text(YOOCHOOSE_GOOD + "x,bad,1,0\n")
+    done = manage(env, "import_events", str(some_bad))
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.splitlines() == [line for line in done.stdout.splitlines() if line.startswith(str(some_bad))]
+    assert len(done.stdout.splitlines()) == 1
+    assert ("(yoochoose): rows read 10, imported 9, skipped 1, duplicates 0, sessions 3 (3 new), "
+            "products created 3") in done.stdout
+    assert done.stderr.splitlines() == ["skipped line 10: bad session id (expected an integer)"]
+    assert "\r" not in done.stderr + done.stdout  # no progress bar into a pipe
+
+
+def test_export_sessions_with_nothing_to_export(env, tmp_path):
+    fails_with_one_line(manage(env, "export_sessions", str(tmp_path / "out"), "--since", "2030-01-01"),
+                        "nothing to export", "--since")
+    assert not (tmp_path / "out" / "train.tsv").exists()
+
+
+def test_unknown_model_version(env):
+    for command in ("activate_model", "evaluate_model", "inspect_model"):
+        fails_with_one_line(manage(env, command, "UNKNOWN"), "no model version 'UNKNOWN'", "train_model")
+
+
+def test_train_model_without_its_data(env, tmp_path):
+    fails_with_one_line(manage(env, "train_model", "--data", str(tmp_path / "none.tsv")), "no such file", "--data")
+
+
+def test_import_catalog_with_only_bad_rows(env, tmp_path):
+    path = tmp_path / "products.csv"
+    path.write_text("event_time,event_type,product_id,category_id,category_code,brand,price,user_id,user_session\n"
+                    "t,v,1,0,a,acme,x,u,s\nt,v,2,0,a,acme,y,u,s\n")
+    fails_with_one_line(manage(env, "import_catalog", str(path)), "all 2 rows are bad",
+                        "line 2: price 'x' is not a number")
+
+
+def test_demo_setup_with_a_missing_data_file(env, tmp_path):
+    fails_with_one_line(manage(env, "demo_setup", DEMO_DATA=str(tmp_path / "none.csv")), "DEMO_DATA=", "no such file")
