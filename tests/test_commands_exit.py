@@ -25,11 +25,21 @@ def env(django_db_setup, django_db_blocker, tmp_path_factory):
             "SHOP_VAR_DIR": str(var), "MODEL_DIR": str(var / "models"), "CELERY_TASK_ALWAYS_EAGER": "1"}
 
 
-def manage(env, *args, **extra_env):
-    done = subprocess.run([sys.executable, "manage.py", *args], cwd=settings.BASE_DIR, env={**env, **extra_env},
-                          capture_output=True, text=True, timeout=180, stdin=subprocess.DEVNULL)
-    assert "Traceback" not in done.stdout + done.stderr, done.stderr
+def manage_many(env, *commands):
+    """Run the commands side by side (a process start costs seconds: most of it Python's imports)."""
+    procs = [subprocess.Popen([sys.executable, "manage.py", *args], cwd=settings.BASE_DIR, env=env, text=True,
+                              stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+             for args in commands]
+    done = []
+    for args, proc in zip(commands, procs):
+        out, err = proc.communicate(timeout=180)
+        assert "Traceback" not in out + err, err
+        done.append(subprocess.CompletedProcess(args, proc.returncode, out, err))
     return done
+
+
+def manage(env, *args, **extra_env):
+    return manage_many({**env, **extra_env}, args)[0]
 
 
 def fails_with_one_line(done, *words):
@@ -49,10 +59,11 @@ YOOCHOOSE_GOOD = "".join(f"{s},2014-04-0{d}T10:5{i}:09.277Z,21453650{i},0\n"
 def test_import_events(env, tmp_path):
     bad = tmp_path / "bad.dat"
     bad.write_text("SessionId,TimeStamp,ItemId,Category\n" + "x,not a time,1,0\n" * 3 + "1,2014-04-07T10:51:09.277Z\n")
-    line = fails_with_one_line(manage(env, "import_events", str(bad), "--format", "yoochoose"),
-                               "all 4 rows are bad", "nothing imported", "line 2: bad session id")
+    all_bad, missing = manage_many(env, ("import_events", str(bad), "--format", "yoochoose"),
+                                   ("import_events", str(tmp_path / "missing.dat")))
+    line = fails_with_one_line(all_bad, "all 4 rows are bad", "nothing imported", "line 2: bad session id")
     assert line.startswith("CommandError: ")
-    fails_with_one_line(manage(env, "import_events", str(tmp_path / "missing.dat")), "missing.dat: no such file")
+    fails_with_one_line(missing, "missing.dat: no such file")
 
     some_bad = tmp_path / "clicks.dat"
     some_bad.write_text(YOOCHOOSE_GOOD + "x,bad,1,0\n")
@@ -73,8 +84,9 @@ def test_export_sessions_with_nothing_to_export(env, tmp_path):
 
 
 def test_unknown_model_version(env):
-    for command in ("activate_model", "evaluate_model", "inspect_model"):
-        fails_with_one_line(manage(env, command, "UNKNOWN"), "no model version 'UNKNOWN'", "train_model")
+    commands = ("activate_model", "evaluate_model", "inspect_model")
+    for done in manage_many(env, *((command, "UNKNOWN") for command in commands)):
+        fails_with_one_line(done, "no model version 'UNKNOWN'", "train_model")
 
 
 def test_train_model_without_its_data(env, tmp_path):
