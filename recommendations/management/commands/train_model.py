@@ -16,7 +16,8 @@ class Command(BaseCommand):
         parser.add_argument("--activate", action="store_true",
                             help="activate the better model if it is at least as good as the active one")
         parser.add_argument("--data", default="", help="train from this event file instead of the shop's events")
-        parser.add_argument("--no-progress", action="store_true", help="no epoch progress bar (none unless on a terminal)")
+        parser.add_argument("--no-progress", action="store_true",
+                            help="no epoch progress bar (none unless on a terminal)")
 
     def handle(self, *args, **opts):
         from recommendations.gru4rec.params import parse_params
