@@ -103,3 +103,38 @@ def test_import_catalog_with_only_bad_rows(env, tmp_path):
 
 def test_demo_setup_with_a_missing_data_file(env, tmp_path):
     fails_with_one_line(manage(env, "demo_setup", DEMO_DATA=str(tmp_path / "none.csv")), "DEMO_DATA=", "no such file")
+
+
+def test_inspect_model_shows_neighbours_with_product_names(tmp_path, settings, capsys):
+    """In process (a model is quick to make, a process start is not): a GRU4Rec version lists a few
+    items' nearest neighbours by item embedding, named from the catalogue; V-SKNN says they are per session."""
+    from django.core.management import call_command
+
+    from catalog.models import Product
+    from recommendations import services
+    from recommendations.clusters import synthetic
+
+    settings.MODEL_DIR = tmp_path / "models"
+    syn = synthetic.structured_output(40, hidden=8, n_topics=4, n_categories=2, seed=0)
+    model = synthetic.structured_gru4rec(syn)
+    Product.objects.bulk_create(Product(external_id=str(i), name=f"Lamp {i}", slug=f"lamp-{i}") for i in range(40))
+    services.model_version_register(kind="gru4rec", model=model, version="v-syn", parameters={}, metrics={})
+    call_command("inspect_model", "v-syn", "--items", "3,7", "--neighbours", "2")
+    out = capsys.readouterr().out.splitlines()
+    start = out.index("neighbours by item embedding (cosine), 2 each:")
+    for n, item in enumerate(("3", "7")):
+        block = out[start + 1 + 3 * n: start + 4 + 3 * n]
+        expected = model.similar_items(item, 2)
+        assert block == [f"  Lamp {item} ({item})"] + [f"    {s:6.3f}  Lamp {j} ({j})" for j, s in expected]
+    assert out[-1] == "artifact OK: sha256 verified, loads with 40 items"
+
+    import pandas as pd
+
+    from recommendations import engine
+
+    clicks = pd.DataFrame({"SessionId": [1, 1, 2, 2], "ItemId": ["3", "7", "3", "7"], "Time": [1.0, 2.0, 3.0, 4.0]})
+    services.model_version_register(kind="vsknn", model=engine.vsknn_train(clicks), version="v-knn", parameters={},
+                                    metrics={})
+    call_command("inspect_model", "v-knn")
+    assert ("neighbours  none per item: vsknn finds neighbours per session (the sessions most like the shopper's), "
+            "not per item") in capsys.readouterr().out.splitlines()
