@@ -41,7 +41,8 @@ class Command(BaseCommand):
             raise CommandError(f"{file}: no data rows, nothing imported; is it the right file?")
         if not summary.products_seen:
             first = f" (first: line {summary.bad_rows[0][0]}: {summary.bad_rows[0][1]})" if summary.bad_rows else ""
-            raise CommandError(f"{file}: all {summary.rows:,} rows are bad{first}, nothing imported; check the file "
+            rows = "its only row is bad" if summary.rows == 1 else f"all {summary.rows:,} rows are bad"
+            raise CommandError(f"{file}: {rows}{first}, nothing imported; check the file "
                                "or its --map")
         for line, reason in summary.bad_rows[:BAD_ROWS_SHOWN]:
             self.stderr.write(f"line {line}: {reason} (skipped)")

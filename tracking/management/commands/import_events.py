@@ -6,6 +6,10 @@ from tracking.importers import FORMATS, ImportFormatError
 from tracking.services import events_import
 
 
+def _all_bad(n: int) -> str:
+    return "its only row is bad" if n == 1 else f"all {n:,} rows are bad"
+
+
 class Command(BaseCommand):
     help = ("Import a click log into visits and events. Bad rows are reported and skipped; re-imports add nothing. "
             "Exits 1 when no row of the file is usable.")
@@ -42,7 +46,7 @@ class Command(BaseCommand):
         if stats.imported == 0 and stats.duplicates == 0:
             first = f" (first: {stats.errors[0]})" if stats.errors else ""
             raise CommandError(
-                f"{path}: all {stats.skipped:,} rows are bad{first}, nothing imported; check the file "
+                f"{path}: {_all_bad(stats.skipped)}{first}, nothing imported; check the file "
                 f"(read as {stats.format}: pass --format if that is wrong)"
             )
         self._bad_rows(stats)
