@@ -143,10 +143,13 @@ else:
 SESSION_ENGINE = "django.contrib.sessions.backends.db"
 
 # --- Celery ------------------------------------------------------------------------------
-CELERY_BROKER_URL = env.str("CELERY_BROKER_URL", default="")
+_BROKER = env.str("CELERY_BROKER_URL", default="")
+# No broker: tasks run eagerly, and Celery still builds a producer for them; the in-memory transport
+# keeps kombu from reaching for a default AMQP host (its "No hostname was supplied" warning).
+CELERY_BROKER_URL = _BROKER or "memory://localhost/"
 CELERY_RESULT_BACKEND = env.str("CELERY_RESULT_BACKEND", default=REDIS_URL or None) or None
 # Embedded default: no broker, so tasks run in-process at call time.
-CELERY_TASK_ALWAYS_EAGER = env.bool("CELERY_TASK_ALWAYS_EAGER", default=not CELERY_BROKER_URL)
+CELERY_TASK_ALWAYS_EAGER = env.bool("CELERY_TASK_ALWAYS_EAGER", default=not _BROKER)
 CELERY_TASK_EAGER_PROPAGATES = True
 CELERY_ACCEPT_CONTENT = ["json"]
 CELERY_TASK_SERIALIZER = "json"
@@ -328,7 +331,7 @@ LOGGING = {
 }
 
 # --- The shop's own settings ---------------------------------------------------------------
-HEALTH_CHECK_CELERY = bool(CELERY_BROKER_URL) and not CELERY_TASK_ALWAYS_EAGER
+HEALTH_CHECK_CELERY = bool(_BROKER) and not CELERY_TASK_ALWAYS_EAGER
 
 # tracking
 VISIT_TIMEOUT_MINUTES = env.int("VISIT_TIMEOUT_MINUTES", default=30)
