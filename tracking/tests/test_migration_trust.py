@@ -3,29 +3,17 @@ from datetime import datetime, timezone
 
 import pytest
 from django.db import connection
-from django.db.migrations.executor import MigrationExecutor
 
 from recommendations.selectors import online_performance
 from tracking.models import Event
+from tests.migrations import migrate
 
 BEFORE = [("tracking", "0007_id_sequence_cache")]
-AFTER = [("tracking", "0008_trust_and_batch_keys")]
-
-
-def _migrate(targets):
-    executor = MigrationExecutor(connection)
-    executor.loader.build_graph()
-    # AFTER is every app's latest migration: going back in tracking also unapplied the migrations of
-    # other apps that depend on it (shop's carts and login attempts), and the tests after these
-    # need the whole current schema.
-    targets = executor.loader.graph.leaf_nodes() if targets is AFTER else targets
-    executor.migrate(targets)
-    return executor.loader.project_state(targets).apps
 
 
 @pytest.mark.django_db(transaction=True)
 def test_unverifiable_events_are_untrusted_after_the_migration():
-    apps = _migrate(BEFORE)
+    apps = migrate(BEFORE)
     try:
         Product = apps.get_model("catalog", "Product")
         Visit = apps.get_model("tracking", "Visit")
@@ -50,7 +38,7 @@ def test_unverifiable_events_are_untrusted_after_the_migration():
             "import purchase": event("import", "purchase", import_seq=0),
         }
     finally:
-        _migrate(AFTER)
+        migrate()  # every app back to its latest migration
     trusted = dict(Event.objects.values_list("pk", "trusted"))
     assert {name: trusted[pk] for name, pk in ids.items()} == {
         "web purchase": True, "web view": True, "web impression, attributed": False, "web click, attributed": False,

@@ -4,25 +4,12 @@ from datetime import datetime, timezone
 
 import pytest
 from django.db import connection
-from django.db.migrations.executor import MigrationExecutor
 
 from tracking.importers import import_file, visit_uuid_for
 from tracking.models import Event
+from tests.migrations import migrate
 
 BEFORE = [("tracking", "0004_visit_user_partial_index")]
-# Back to the latest migration, so the tests after these run on the current schema.
-AFTER = [("tracking", "0008_trust_and_batch_keys")]
-
-
-def _migrate(targets):
-    executor = MigrationExecutor(connection)
-    executor.loader.build_graph()
-    # AFTER is every app's latest migration: going back in tracking also unapplied the migrations of
-    # other apps that depend on it (shop's carts and login attempts), and the tests after these
-    # need the whole current schema.
-    targets = executor.loader.graph.leaf_nodes() if targets is AFTER else targets
-    executor.migrate(targets)
-    return executor.loader.project_state(targets).apps
 
 
 def _indexes() -> dict:
@@ -32,7 +19,7 @@ def _indexes() -> dict:
 
 @pytest.mark.django_db(transaction=True)
 def test_events_survive_the_index_change_and_reimports_stay_idempotent(tmp_path):
-    apps = _migrate(BEFORE)
+    apps = migrate(BEFORE)
     try:
         assert "event_visit_time_dedup" in _indexes()
         Product = apps.get_model("catalog", "Product")
@@ -45,7 +32,7 @@ def test_events_survive_the_index_change_and_reimports_stay_idempotent(tmp_path)
         OldEvent.objects.create(visit=visit, product=product, event_type="view", timestamp=stamp, import_seq=0)
         OldEvent.objects.create(visit=visit, product=product, event_type="view", timestamp=stamp)  # live
     finally:
-        _migrate(AFTER)
+        migrate()  # every app back to its latest migration
     indexes = _indexes()
     assert "event_visit_time_dedup" not in indexes
     assert indexes["event_visit_time"]["columns"] == ["visit_id", "timestamp"]

@@ -1,27 +1,14 @@
 """Migration 0002 on a database with clusters built before it: the old numeric label becomes the
 staff's composition, and the clustering learns over how many categorised items it was measured."""
 import pytest
-from django.db import connection
-from django.db.migrations.executor import MigrationExecutor
+from tests.migrations import migrate
 
 BEFORE = [("clusters", "0001_initial")]
 
 
-def _migrate(targets):
-    executor = MigrationExecutor(connection)
-    executor.loader.build_graph()
-    executor.migrate(targets)
-    return executor.loader.project_state(targets).apps
-
-
-def _latest():
-    executor = MigrationExecutor(connection)
-    return executor.loader.graph.leaf_nodes("clusters")
-
-
 @pytest.mark.django_db(transaction=True)
 def test_existing_clusters_keep_their_composition_and_get_n_categorised():
-    apps = _migrate(BEFORE)
+    apps = migrate(BEFORE)
     try:
         Category = apps.get_model("catalog", "Category")
         Product = apps.get_model("catalog", "Product")
@@ -41,7 +28,7 @@ def test_existing_clusters_keep_their_composition_and_get_n_categorised():
         for rank, product in enumerate(with_cat + [without]):
             Member.objects.create(cluster=cluster, product=product, item_index=rank, rank=rank)
     finally:
-        apps = _migrate(_latest())
+        apps = migrate()
     cluster = apps.get_model("clusters", "ItemCluster").objects.get()
     assert (cluster.label, cluster.composition) == ("Sofa 100%", "Sofa 100%")  # renamed by the next build
     assert apps.get_model("clusters", "ItemClustering").objects.get().n_categorised == 3
