@@ -181,8 +181,11 @@ class ModelVersionAdmin(admin.ModelAdmin):
 class TrainingRunAdmin(admin.ModelAdmin):
     list_display = ("id", "status", "stage", "progress_percent", "created", "started_at", "finished_at", "duration")
     list_filter = ("status",)
-    readonly_fields = [f.name for f in TrainingRun._meta.fields] + ["duration", "log"]
-    exclude = ("log_tail",)
+    # log_tail and params have their own displays (the log once, in a scrolling block; the parameter
+    # string wrapped, not one line wider than the page).
+    readonly_fields = [f.name for f in TrainingRun._meta.fields if f.name not in ("log_tail", "params")] + [
+        "parameters", "duration", "log"]
+    exclude = ("log_tail", "params")
     change_form_template = "admin/recommendations/trainingrun/change_form.html"
 
     def has_add_permission(self, request):
@@ -208,6 +211,11 @@ class TrainingRunAdmin(admin.ModelAdmin):
     def duration(self, obj):
         secs = obj.duration_seconds
         return "-" if secs is None else f"{secs:.1f} s"
+
+    @admin.display(description="Parameters")
+    def parameters(self, obj):
+        return format_html('<code class="training-params" style="white-space:normal;overflow-wrap:anywhere">{}</code>',
+                           obj.params.replace(",", ", ") if obj.params else "-")
 
     @admin.display(description="Log (last lines)")
     def log(self, obj):

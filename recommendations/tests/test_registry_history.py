@@ -133,3 +133,13 @@ def test_admin_refuses_to_delete_a_product_in_a_cart(client, ops):
     page = client.post(f"/admin/catalog/product/{product.pk}/delete/", {"post": "yes"})
     assert Product.objects.filter(pk=product.pk).exists()
     assert "Cart item: 1 x product" in page.content.decode()
+
+
+def test_training_run_page_shows_the_log_once_and_wraps_the_parameters(client, ops):
+    params = "loss=cross-entropy,layers=100,batch_size=32,dropout_p_embed=0.0,dropout_p_hidden=0.4,n_epochs=10"
+    run = TrainingRun.objects.create(status="succeeded", params=params, log_tail="epoch 1/10 loss 5.4321\n")
+    client.force_login(ops)
+    html = client.get(f"/admin/recommendations/trainingrun/{run.pk}/change/").content.decode()
+    assert html.count("epoch 1/10 loss 5.4321") == 1
+    assert ('<code class="training-params" style="white-space:normal;overflow-wrap:anywhere">loss=cross-entropy, '
+            "layers=100, batch_size=32, dropout_p_embed=0.0, dropout_p_hidden=0.4, n_epochs=10</code>") in html
