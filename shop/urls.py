@@ -2,11 +2,20 @@
 from django.contrib import admin
 from django.urls import include, path, re_path
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
+from rest_framework.routers import APIRootView
 
 from shop.errors import api_not_found
 from shop.health import ShopHealthCheckView
 
+# The browsable root lists every endpoint a client starts from (details are linked from these).
+API_ROOT = {
+    "products": "product-list", "categories": "category-list", "events": "tracking-events",
+    "recommendations": "recommendations", "clusters": "cluster-list", "models": "model-list",
+    "train": "model-train", "schema": "schema", "docs": "swagger-ui",
+}
+
 api_patterns = [
+    path("", APIRootView.as_view(api_root_dict=API_ROOT), name="api-root"),
     path("", include("catalog.api.urls")),
     path("", include("tracking.api.urls")),
     path("", include("recommendations.api.urls")),

@@ -1,10 +1,11 @@
 """Catalogue API routes, included at /api/ by shop.urls."""
 from django.urls import include, path
-from rest_framework.routers import DefaultRouter
+from rest_framework.routers import SimpleRouter
 
 from .views import CategoryViewSet, ProductViewSet
 
-router = DefaultRouter()
+# SimpleRouter: the API root (/api/) is the project's, listing every app's endpoints (shop.urls).
+router = SimpleRouter()
 router.register("products", ProductViewSet, basename="product")
 router.register("categories", CategoryViewSet, basename="category")
 
