@@ -128,6 +128,8 @@ def stack_start():
     print(res.stdout.strip(), flush=True)
     if res.returncode != 0:
         raise SystemExit(f"stack did not start: {res.stderr}")
+    # The probes read sessions, which are signed with the stack's key (serve.sh keeps it in SHOP_VAR_DIR).
+    ENV["SECRET_KEY"] = (Path(ENV["SHOP_VAR_DIR"]) / "secret_key").read_text().strip()
 
 
 def stack_stop():
