@@ -100,7 +100,11 @@ def test_training_task_through_real_broker_and_worker_killed_mid_run(catalogue, 
 
 
 @pytest.mark.django_db
-def test_eager_run_refuses_a_worse_model_and_reports(catalogue, sessions, tmp_path, settings, django_capture_on_commit_callbacks):
+def test_eager_run_refuses_a_worse_model_and_reports(catalogue, sessions, tmp_path, settings, monkeypatch,
+                                                     django_capture_on_commit_callbacks):
+    from recommendations import engine
+    from recommendations.models import ModelActivation
+
     settings.MODEL_ACTIVATE_REQUIRES_BETTER = True
     data = tmp_path / "events.tsv"
     write_tsv(sessions, data)
@@ -110,20 +114,53 @@ def test_eager_run_refuses_a_worse_model_and_reports(catalogue, sessions, tmp_pa
     assert run.status == "succeeded" and run.result["activated"] is True
     assert run.progress == 1.0 and run.stage == "done"
     assert "register versions" in run.log_tail and "activated" in run.log_tail
-    first = run.result["best"]
-    # same data, a much weaker GRU4Rec (0 epochs) and the same V-SKNN: at best equal, never worse
-    run2 = TrainingRun.objects.create(params=SMALL_PARAMS.replace("n_epochs=2", "n_epochs=0"), activate=True,
-                                      data_path=str(data))
-    run2 = training_run_execute(run2.pk)
-    assert run2.status == "succeeded"
+    first = ModelVersion.objects.get(status="active")
+    assert first.version == run.result["best"]
+    activations = ModelActivation.objects.count()
+
+    # The second run's candidates are certainly worse: the evaluation on the held-out day gives the
+    # models this run trains known weak numbers, and the active model (loaded from its artifact)
+    # known strong ones. Nothing is left to how well a small model happens to train.
+    weak = {"recall@20": 0.1, "mrr@20": 0.05}
+    strong = {"recall@20": 0.6, "mrr@20": 0.3}
+    trained, evaluated = set(), []
+    for name in ("gru4rec_train", "vsknn_train"):
+        def train(*args, _original=getattr(engine, name), **kwargs):
+            model = _original(*args, **kwargs)
+            trained.add(id(model))
+            return model
+        monkeypatch.setattr(engine, name, train)
+    real_evaluate = engine.evaluate
+
+    def evaluate(kind, model, test, *args, **kwargs):
+        out = real_evaluate(kind, model, test, *args, **kwargs)
+        candidate = id(model) in trained
+        evaluated.append((kind, candidate))
+        return {**out, **(weak if candidate else strong)}
+
+    monkeypatch.setattr(engine, "evaluate", evaluate)
+    run2 = TrainingRun.objects.create(params=SMALL_PARAMS, activate=True, data_path=str(data))
+    with django_capture_on_commit_callbacks(execute=True):
+        run2 = training_run_execute(run2.pk)
+    assert run2.status == "succeeded", run2.error
+    # both candidates and the active model went through the evaluation (the patch took effect)
+    assert sorted(k for k, candidate in evaluated if candidate) == ["gru4rec", "vsknn"]
+    assert (first.kind, False) in evaluated
+    best = ModelVersion.objects.get(version=run2.result["best"])
+    assert best.version in run2.result["versions"].values() and best.version != first.version
+    assert run2.result["activated"] is False
+    assert run2.result["decision"] == (
+        f"{best.version} (recall@20 0.1000, mrr@20 0.0500) is worse than the active {first.version} "
+        f"(recall@20 0.6000, mrr@20 0.3000)")
+    assert f"not activated: {run2.result['decision']}" in run2.log_tail
+    assert run2.result["active_before"]["version"] == first.version
+    assert {n: run2.result["active_before"]["metrics"][n] for n in strong} == strong
+    # nothing changed: the first version is still the one active, the candidates are only registered
     active = ModelVersion.objects.get(status="active")
-    best2 = ModelVersion.objects.get(version=run2.result["best"])
-    if run2.result["activated"]:
-        assert best2.metrics["model"]["recall@20"] >= best2.metrics["active"]["metrics"]["recall@20"]
-        assert active == best2
-    else:
-        assert active.version == first and "worse than the active" in run2.result["decision"]
-    assert run2.result["active_before"]["version"] == first
+    assert (active.pk, active.activated_at) == (first.pk, first.activated_at)
+    assert set(ModelVersion.objects.filter(training_run=run2).values_list("status", flat=True)) == {"ready"}
+    assert ModelActivation.objects.count() == activations
+    assert serving.active_version() == first.version
 
 
 @pytest.mark.django_db
