@@ -93,7 +93,8 @@ def test_inactive_product_page_has_no_add_to_cart(client, catalogue):
 
 
 def test_popular_in_category_uses_tracking_popularity_when_it_exists(catalogue, monkeypatch):
-    # The product page's widgets now come from recommendations; popular_in_category stays their fallback.
+    # No page calls popular_in_category any more (the product page's widgets and their popular fallback come
+    # from recommendations: see test_widgets_survive_a_broken_popularity_source); this tests the selector alone.
     import tracking.selectors
 
     from shop.storefront.selectors import popular_in_category
@@ -113,8 +114,31 @@ def test_popular_in_category_uses_tracking_popularity_when_it_exists(catalogue, 
     assert [p.pk for p in popular_in_category(catalogue["shoes"].pk, limit=2)] == [products[28].pk, products[26].pk]
 
 
-def test_widgets_survive_an_unexpected_popularity_signature(client, catalogue, monkeypatch):
-    import tracking.selectors
+def test_widgets_survive_a_broken_popularity_source(client, catalogue, monkeypatch, caplog):
+    """The product page's widgets fall back to popular products, which come from the precomputed
+    popular pools (recommendations.clusters.services.popular_pool, through
+    recommendations.selectors.popular_product_ids): when that source breaks, the page still shows
+    both widgets, filled with the newest products of the category."""
+    from recommendations import selectors as recommendation_selectors
+    from recommendations.clusters import services as cluster_services
 
-    monkeypatch.setattr(tracking.selectors, "popular_products", lambda *, window: [], raising=False)
-    assert client.get(f"/products/{catalogue['products'][0].pk}/").status_code == 200
+    monkeypatch.setattr(recommendation_selectors, "_popular_memo", {})  # no pool memoised by an earlier test
+    calls = []
+
+    def popular_pool(*args, **kwargs):
+        calls.append(args)
+        raise TypeError("popular_pool() got an unexpected keyword argument")  # a source that changed under us
+
+    monkeypatch.setattr(cluster_services, "popular_pool", popular_pool)
+    products = catalogue["products"]
+    product = products[4]
+    response = client.get(f"/products/{product.pk}/")
+    assert response.status_code == 200
+    assert calls, "the product page never reached the popularity source this test breaks"
+    assert "popular pools unavailable" in caplog.text
+    html = response.content.decode()
+    newest_of_the_category = [p.pk for p in reversed(products[0::2]) if p.pk != product.pk][:8]
+    for section, source in (("recommended-for-you", "recommended"), ("similar-items", "similar")):
+        widget = html.split(f'<section id="{section}"')[1].split("</section>")[0]
+        shown = [int(x) for x in re.findall(rf'data-product="(\d+)" data-source="{source}"', widget)]
+        assert shown == newest_of_the_category, section
