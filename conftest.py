@@ -17,6 +17,15 @@ def _catalog_version_per_test(monkeypatch):
     monkeypatch.setattr(catalog_cache, "VERSION_MEMO_SECONDS", float("inf"))
 
 
+@pytest.fixture(autouse=True, scope="session")
+def _training_in_request():
+    """Training runs execute inside the request that queues them (eager Celery), so a test sees
+    the finished run; the background thread of the embedded mode has tests of its own."""
+    from django.conf import settings
+
+    settings.TRAINING_IN_THREAD = False
+
+
 @pytest.fixture(scope="session")
 def live_var_dir(tmp_path_factory):
     """One var/ for every live server of the run: collectstatic (production's hashed, compressed

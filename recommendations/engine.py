@@ -118,10 +118,13 @@ def events_split(df: pd.DataFrame, test_days: float = 1, min_item_support: int =
 
 
 # ------------------------------------------------------------------------------- training
-def gru4rec_train(train: pd.DataFrame, params: str, log: Callable[[str], None] | None = None, progress: bool = False):
+def gru4rec_train(train: pd.DataFrame, params: str, log: Callable[[str], None] | None = None, progress: bool = False,
+                  on_progress: Callable[[int, int, float, float], None] | None = None):
+    """Train GRU4Rec; ``log`` gets a line per epoch, ``on_progress(epoch, n_epochs, fraction, loss)``
+    the epoch's progress and mean loss so far (see ``Trainer.train``)."""
     from .gru4rec.trainer import fit
 
-    model, history = fit(train, params, device="cpu", seed=0, progress=progress, log=log)
+    model, history = fit(train, params, device="cpu", seed=0, progress=progress, log=log, on_progress=on_progress)
     return model
 
 

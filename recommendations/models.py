@@ -109,6 +109,10 @@ class TrainingRun(models.Model):
     # Train from this event file (a GRU4Rec TSV / YOOCHOOSE / REES46 log) instead of the shop's events.
     data_path = models.CharField(max_length=500, blank=True)
     log_tail = models.TextField(blank=True)
+    # GRU4Rec's training curve, written as it trains (the admin's live chart):
+    # {"epochs": [{"epoch": 1, "loss": .., "seconds": ..}, ..],
+    #  "current": {"epoch": 2, "n_epochs": 4, "fraction": 0.4, "loss": ..}}
+    loss_curve = models.JSONField(default=dict, blank=True)
     error = models.TextField(blank=True)
     result = models.JSONField(default=dict, blank=True)
     task_id = models.CharField(max_length=64, blank=True)

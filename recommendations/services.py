@@ -3,6 +3,7 @@ model lifecycle (activate, roll back, train). Views, tasks, admin and commands c
 from __future__ import annotations
 
 import logging
+import threading
 import uuid
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -11,6 +12,7 @@ from datetime import timezone as dt_timezone
 import numpy as np
 import torch
 from django.conf import settings
+from django import db
 from django.db import transaction
 from django.utils import timezone
 
@@ -480,9 +482,14 @@ def training_run_queue(user=None, params: str | None = None, activate: bool = Tr
 
 
 def training_run_publish(run_id: int, task_id: str | None = None) -> bool:
-    """Hand a queued run to the broker; on failure mark it failed (the caller reports it)."""
+    """Hand a queued run to the broker; on failure mark it failed (the caller reports it). Without
+    a broker (settings.TRAINING_IN_THREAD) the run goes to a background thread of this process."""
     from .tasks import model_train
 
+    if settings.TRAINING_IN_THREAD:
+        threading.Thread(target=_training_run_thread, args=(run_id,), name=f"training-run-{run_id}",
+                         daemon=True).start()
+        return True
     try:
         model_train.apply_async((run_id,), task_id=task_id)
     except Exception as exc:  # OperationalError, timeouts, the result store's RuntimeError, ...
@@ -494,6 +501,15 @@ def training_run_publish(run_id: int, task_id: str | None = None) -> bool:
         )
         return False
     return True
+
+
+def _training_run_thread(run_id: int) -> None:
+    try:
+        training_run_execute(run_id)
+    except Exception:  # run_execute records its failures on the run; this is the unforeseen rest
+        logger.exception("training run %s failed in its background thread", run_id)
+    finally:
+        db.connections.close_all()  # this thread's connections only
 
 
 def training_run_execute(run_id: int, progress: bool = False) -> TrainingRun:

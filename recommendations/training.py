@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import contextlib
 import logging
-import re
 import tempfile
 import threading
 import time
@@ -35,6 +34,8 @@ LOG_TAIL_CHARS = 6000
 HEARTBEAT_SECONDS = 2.0
 # Without PostgreSQL (embedded SQLite) a run with no heartbeat for this long counts as dead.
 STALE_SECONDS = 600
+# The share of a run's progress bar that GRU4Rec's epochs fill (export before, V-SKNN and evaluation after).
+TRAIN_PROGRESS = (0.05, 0.65)
 VSKNN_PARAMS = {"k": 100, "sample_size": 500, "similarity": "cosine", "weighting": "linear"}
 
 _local_lock = threading.Lock()
@@ -86,6 +87,7 @@ class _Reporter:
         self.echo = echo
         self.lines: list[str] = []
         self.last_write = 0.0
+        self.epoch_started = time.monotonic()
 
     def log(self, msg: str) -> None:
         line = f"{timezone.now():%H:%M:%S} {msg}"
@@ -100,6 +102,19 @@ class _Reporter:
         self.run.progress = progress
         self.log(name)
 
+    def epoch_progress(self, epoch: int, n_epochs: int, fraction: float, loss: float) -> None:
+        """GRU4Rec's progress: the run's progress bar and loss curve (an epoch's point once it is over)."""
+        curve = self.run.loss_curve or {"epochs": []}
+        curve["current"] = {"epoch": epoch, "n_epochs": n_epochs, "fraction": round(fraction, 4), "loss": loss}
+        if fraction >= 1.0:
+            curve["epochs"] = [e for e in curve.get("epochs", []) if e["epoch"] != epoch] + [
+                {"epoch": epoch, "loss": loss, "seconds": round(time.monotonic() - self.epoch_started, 2)}]
+            self.epoch_started = time.monotonic()
+        self.run.loss_curve = curve
+        self.run.progress = TRAIN_PROGRESS[0] + (TRAIN_PROGRESS[1] - TRAIN_PROGRESS[0]) * (
+            (epoch - 1 + fraction) / max(n_epochs, 1))
+        self.save(force=fraction >= 1.0)
+
     def save(self, force: bool = False) -> None:
         now = time.monotonic()
         if not force and now - self.last_write < HEARTBEAT_SECONDS:
@@ -109,7 +124,8 @@ class _Reporter:
         self.run.log_tail = tail
         self.run.heartbeat_at = timezone.now()
         TrainingRun.objects.filter(pk=self.run.pk).update(
-            stage=self.run.stage, progress=self.run.progress, log_tail=tail, heartbeat_at=self.run.heartbeat_at
+            stage=self.run.stage, progress=self.run.progress, log_tail=tail, heartbeat_at=self.run.heartbeat_at,
+            loss_curve=self.run.loss_curve,
         )
 
 
@@ -240,17 +256,13 @@ def _run(run: TrainingRun, progress: bool, echo) -> TrainingRun:
             params: dict[str, dict] = {}
             n_epochs = _epochs(run.params)
 
-            def epoch_log(msg: str) -> None:
-                m = re.match(r"epoch (\d+)/(\d+)", msg)
-                if m:
-                    run.progress = 0.05 + 0.6 * int(m.group(1)) / max(int(m.group(2)), 1)
-                rep.log(msg)
-
-            rep.stage(f"train gru4rec ({n_epochs} epochs)", 0.05)
+            rep.stage(f"train gru4rec ({n_epochs} epochs)", TRAIN_PROGRESS[0])
+            rep.epoch_started = time.monotonic()
             try:
                 from .gru4rec.params import parse_params
 
-                models["gru4rec"] = engine.gru4rec_train(train, run.params, log=epoch_log, progress=progress)
+                models["gru4rec"] = engine.gru4rec_train(train, run.params, log=rep.log, progress=progress,
+                                                         on_progress=rep.epoch_progress)
                 params["gru4rec"] = {"params": parse_params(run.params).to_string()}
             except Exception as exc:  # V-SKNN still gives the shop a model
                 logger.exception("GRU4Rec training failed in run %s", run.pk)

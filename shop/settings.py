@@ -101,6 +101,12 @@ TEMPLATES = [
 
 # --- Data stores -------------------------------------------------------------------------
 DATABASES = {"default": env.db("DATABASE_URL", default=f"sqlite:///{VAR_DIR / 'db.sqlite3'}")}
+if DATABASES["default"]["ENGINE"].endswith("sqlite3"):
+    # The embedded demo writes from more than one thread (requests, a training run in the
+    # background): readers beside a writer (WAL), writers that take the lock when they start
+    # (no deadlocked lock upgrades) and wait for it instead of failing at once.
+    DATABASES["default"].setdefault("OPTIONS", {}).update(
+        {"timeout": 20, "transaction_mode": "IMMEDIATE", "init_command": "PRAGMA journal_mode=WAL;"})
 if DATABASES["default"]["ENGINE"].endswith("postgresql"):
     # Persistent connections, checked before reuse, so a restarted PostgreSQL is reconnected
     # to on the next request without a manual step.
@@ -151,6 +157,10 @@ CELERY_RESULT_BACKEND = env.str("CELERY_RESULT_BACKEND", default=REDIS_URL or No
 # Embedded default: no broker, so tasks run in-process at call time.
 CELERY_TASK_ALWAYS_EAGER = env.bool("CELERY_TASK_ALWAYS_EAGER", default=not _BROKER)
 CELERY_TASK_EAGER_PROPAGATES = True
+# Without a broker a training run (the admin's "Retrain now", POST /api/models/train/) runs in a
+# background thread of the web process: the request answers 202 at once and the run's page shows
+# its progress, as with a worker. False runs it inside the request (the test suite does).
+TRAINING_IN_THREAD = env.bool("TRAINING_IN_THREAD", default=CELERY_TASK_ALWAYS_EAGER)
 CELERY_ACCEPT_CONTENT = ["json"]
 CELERY_TASK_SERIALIZER = "json"
 CELERY_RESULT_SERIALIZER = "json"

@@ -163,7 +163,8 @@ class TrainingRunSerializer(serializers.ModelSerializer):
     class Meta:
         model = TrainingRun
         fields = [
-            "id", "status", "stage", "progress", "params", "activate", "log_tail", "error", "result", "created",
+            "id", "status", "stage", "progress", "params", "activate", "log_tail", "loss_curve", "error", "result",
+            "created",
             "started_at", "heartbeat_at", "finished_at", "duration_seconds",
         ]
         read_only_fields = fields

@@ -373,9 +373,13 @@ class Trainer:
 
     # ---------------------------------------------------------------- epochs
     def train(self, sessions: EncodedSessions, n_epochs: int | None = None, progress: bool = True,
-              log=None, check_every: int = 256, max_steps: int | None = None) -> list[dict]:
+              log=None, check_every: int = 256, max_steps: int | None = None, on_progress=None) -> list[dict]:
         """Run ``n_epochs`` (default params.n_epochs) passes; returns per-epoch {loss, seconds, events/s}.
 
+        ``on_progress(epoch, n_epochs, fraction, loss)`` is called at each check (every
+        ``check_every`` steps, where the loss is read back anyway) with the fraction of the epoch
+        done and the epoch's mean loss so far (fraction 1.0 with the epoch's final loss once it is
+        over): what a live progress chart plots.
         ``max_steps`` cuts every epoch short (benchmarks and smoke tests only)."""
         from tqdm import tqdm
 
@@ -413,6 +417,9 @@ class Trainer:
                         done_rows = b
                         bar.update(int(done_rows * sessions.n_events / max(plan.bounds[-1][1], 1)) - last_bar)
                         last_bar = int(done_rows * sessions.n_events / max(plan.bounds[-1][1], 1))
+                        if on_progress is not None:
+                            on_progress(epoch + 1, n_epochs, done_rows / max(plan.bounds[-1][1], 1),
+                                        float(loss_sum) / (s + 1))
                 if max_steps is None:
                     bar.update(sessions.n_events - last_bar)
                 bar.close()
@@ -424,6 +431,8 @@ class Trainer:
                 n_ev = sessions.n_events if max_steps is None else sessions.n_events * n_steps / max(plan.n_steps, 1)
                 rec = {"epoch": epoch + 1, "loss": avg, "seconds": secs, "events_per_second": n_ev / secs}
                 history.append(rec)
+                if on_progress is not None:
+                    on_progress(epoch + 1, n_epochs, 1.0, avg)
                 log(f"epoch {epoch + 1}/{n_epochs}: loss {avg:.4f}, {secs:.1f} s, {rec['events_per_second']:.0f} events/s")
         return history
 
@@ -437,7 +446,7 @@ def _time_range(df: pd.DataFrame) -> dict:
 
 
 def fit(train: pd.DataFrame, params: GRU4RecParams | str, device: str = "cpu", seed: int | None = 0,
-        progress: bool = True, log=None) -> tuple[GRU4Rec, list[dict]]:
+        progress: bool = True, log=None, on_progress=None) -> tuple[GRU4Rec, list[dict]]:
     """Build the item map from ``train`` (SessionId, ItemId, Time), create and train a model."""
     from .params import parse_params
 
@@ -450,7 +459,7 @@ def fit(train: pd.DataFrame, params: GRU4RecParams | str, device: str = "cpu", s
     sessions = encode_sessions(train, model.item_index, min_length=2)
     support = item_support(sessions, model.n_items)
     trainer = Trainer(model, support, seed=seed)
-    history = trainer.train(sessions, progress=progress, log=log)
+    history = trainer.train(sessions, progress=progress, log=log, on_progress=on_progress)
     model.meta["train_range"] = _time_range(train)
     model.meta["history"] = history
     top = np.argsort(-support, kind="stable")[:100]
