@@ -546,8 +546,9 @@ def sessions_split(session, item, time_us, *, test_days: float = 1, min_item_sup
     """The standard GRU4Rec preprocessing and time split on arrays sorted by (session, time).
 
     Drop sessions of length 1, items with fewer than ``min_item_support`` events, sessions shorter
-    than 2; test = sessions whose last event falls in the last ``test_days`` days; test events on
-    items not in train are dropped, then test sessions shorter than 2. Returns (train mask over
+    than 2; test = sessions whose last event falls in the last ``test_days`` days (a log no longer
+    than that: its last fifth of events, ``recommendations.gru4rec.data.holdout_boundary``); test
+    events on items not in train are dropped, then test sessions shorter than 2. Returns (train mask over
     the input, test mask over the input)."""
     n = len(session)
     keep = _keep_sessions(session, 2)
@@ -563,7 +564,9 @@ def sessions_split(session, item, time_us, *, test_days: float = 1, min_item_sup
     uniq, inverse = np.unique(s, return_inverse=True)
     session_end = np.full(len(uniq), np.iinfo(np.int64).min, dtype=np.int64)
     np.maximum.at(session_end, inverse, t)
-    threshold = t.max() - int(round(test_days * 86400 * 1_000_000))
+    from recommendations.gru4rec.data import holdout_boundary  # the engine's rule, short logs included
+
+    threshold = holdout_boundary(t, int(round(test_days * 86400 * 1_000_000)))
     is_test = session_end[inverse] >= threshold
     train[idx[~is_test]] = True
     test_idx = idx[is_test]

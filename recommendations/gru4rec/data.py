@@ -18,6 +18,10 @@ import pandas as pd
 COLUMNS = ("SessionId", "ItemId", "Time")
 FORMATS = ("auto", "yoochoose", "tsv", "rees46")
 DAY = 86400.0
+# A log no longer than the held-out window (a few hours of a sample: "the last day" is all of it and
+# nothing would be left to train on) holds out the sessions ending in its last SHORT_LOG_FRACTION of
+# events instead. Longer logs keep the papers' split, the benchmark splits in shared/data included.
+SHORT_LOG_FRACTION = 0.2
 
 _ISO_RE = re.compile(r"^\d{4}-\d{2}-\d{2}[T ]\d{2}:\d{2}")
 # Names accepted for the three columns of a GRU4Rec-style file (compared lower-case, '_' removed).
@@ -414,15 +418,30 @@ def preprocess(df: pd.DataFrame, min_item_support: int = 5, min_session_length: 
     return _sorted(df)
 
 
+def holdout_boundary(times: np.ndarray, window):
+    """Where the held-out part of a log begins, in the unit of ``times``: ``window`` (the papers'
+    last day, in that unit) before the last event, unless the log spans no more than ``window`` (all
+    of it would be held out); then the time by which all but the last ``SHORT_LOG_FRACTION`` of its
+    events had happened (by events, not by clock: a few hours of a sample can be quiet at first and
+    busy at the end)."""
+    times = np.asarray(times)
+    t_max = times.max()
+    if t_max - times.min() > window:
+        return t_max - window
+    ordered = np.sort(times, kind="stable")
+    return ordered[min(int(len(ordered) * (1.0 - SHORT_LOG_FRACTION)), len(ordered) - 1)]
+
+
 def split_by_time(df: pd.DataFrame, days: float = 1) -> tuple[pd.DataFrame, pd.DataFrame]:
     """Train/test split of the GRU4Rec papers: the test set is the sessions whose last event is
     at or after ``max(Time) - days * 86400``; test events on items absent from train are dropped,
-    then test sessions shorter than 2."""
+    then test sessions shorter than 2. A log spanning no more than ``days`` holds out the sessions
+    ending in its last fifth of events instead (``holdout_boundary``)."""
     _validate(df)
     if len(df) == 0:
         return df.copy(), df.copy()
     end = df.groupby("SessionId", sort=False)["Time"].transform("max").to_numpy()
-    boundary = float(df["Time"].max()) - float(days) * DAY
+    boundary = float(holdout_boundary(df["Time"].to_numpy(), float(days) * DAY))
     is_test = end >= boundary
     train = df[~is_test]
     test = df[is_test]
