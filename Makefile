@@ -15,6 +15,7 @@ export PYTHONUNBUFFERED := 1
 
 help:
 	@echo "make demo    - install, migrate, load demo data, serve http://$(HOST):$(PORT) (embedded: SQLite, no servers)"
+	@echo "               DATA=rees46: real products and shoppers (REES46 sample) on var/demo-rees46.sqlite3"
 	@echo "make test    - run the test suite against PostgreSQL and Redis (starts them if needed)"
 	@echo "make serve   - gunicorn + Celery worker + beat on PostgreSQL/Redis in the background (logs in var/log)"
 	@echo "make stop    - stop what make serve started"
@@ -36,12 +37,21 @@ dev: $(VENV)/.dev-installed
 migrate: venv
 	$(PY) manage.py migrate --noinput
 
+# `make demo DATA=rees46` (or DEMO_DATA=path): a real data set, on its own SQLite database
+# var/demo-NAME.sqlite3, so generated and real products never share one (var/db.sqlite3 stays the
+# generated demo's). DEMO_DB overrides the file.
+DEMO_NAME   = $(or $(DATA),$(basename $(notdir $(DEMO_DATA))))
+DEMO_DB    ?= $(if $(DEMO_NAME),$(CURDIR)/var/demo-$(DEMO_NAME).sqlite3)
+DEMO_ENV    = $(if $(DEMO_DB),DATABASE_URL=sqlite:///$(DEMO_DB))
+DEMO_ARGS   = $(if $(DATA),--data "$(DATA)")
+
 demo: venv
 	@mkdir -p var
-	$(PY) manage.py migrate --noinput
-	$(PY) manage.py demo_setup
+	@$(DEMO_ENV) $(PY) manage.py demo_setup --check $(DEMO_ARGS)
+	$(DEMO_ENV) $(PY) manage.py migrate --noinput
+	$(DEMO_ENV) $(PY) manage.py demo_setup $(DEMO_ARGS)
 	@echo "Serving the shop at http://$(HOST):$(PORT)/ (Ctrl-C to stop)"
-	$(PY) manage.py runserver $(HOST):$(PORT)
+	$(DEMO_ENV) $(PY) manage.py runserver $(HOST):$(PORT)
 
 services:
 	@bash scripts/services.sh

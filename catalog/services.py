@@ -180,7 +180,10 @@ def import_mapping_parse(text: str | None) -> dict[str, str]:
 def _generated_name(external_id: str, brand: str, category_path: str) -> str:
     leaf = category_path.rsplit(".", 1)[-1].replace("_", " ") if category_path else ""
     words = [w for w in (brand.title() if brand else "", leaf, external_id) if w]
-    return " ".join(words) if len(words) > 1 else f"Item {external_id}"
+    if len(words) < 2:
+        return f"Item {external_id}"
+    name = " ".join(words)
+    return name[0].upper() + name[1:]  # "Bed 7101454" for a product without a brand
 
 
 def _parse_row(row: dict, mapping: dict[str, str], header_len: int) -> dict:

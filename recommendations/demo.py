@@ -81,8 +81,9 @@ def _events_exist() -> bool:
         return False
 
 
-def _import_events(path: Path) -> None:
-    """Load the event file into tracking (popularity, history) when tracking can import."""
+def _import_events(path: Path, reference=None) -> None:
+    """Load the event file into tracking (popularity, history) when tracking can import, then count
+    popularity back from ``reference`` (a real log's last event: its shoppers are years old)."""
     try:
         from tracking.services import events_import
     except ImportError:
@@ -92,17 +93,33 @@ def _import_events(path: Path) -> None:
     except Exception:
         logger.exception("tracking could not import %s; training from the file only", path)
         return
+    _popularity_refresh(reference)
+
+
+def _popularity_refresh(reference=None) -> None:
     try:  # popular items for the first visit, without waiting for beat's refresh
         from tracking.services import popularity_refresh
 
-        popularity_refresh()
+        popularity_refresh(now=reference)
     except Exception:
         logger.exception("popularity refresh after the demo import failed")
 
 
-def demo_model_ensure(stdout=None, n_sessions: int = 3000) -> dict:
-    """Make sure a model is active: nothing to do when one is; else train one from ``DEMO_DATA``,
-    the shop's events, or generated sessions, and activate it. Returns a summary."""
+def _data_end(times: pd.Series):
+    """The moment just after a log's last event (``Time`` in unix seconds), for popularity windows."""
+    from datetime import datetime, timedelta, timezone
+
+    if not len(times):
+        return None
+    return datetime.fromtimestamp(float(times.max()), tz=timezone.utc) + timedelta(seconds=1)
+
+
+def demo_model_ensure(stdout=None, n_sessions: int = 3000, data_path: str | None = None,
+                      progress: bool | None = None) -> dict:
+    """Make sure a model is active: nothing to do when one is; else train one from ``data_path``
+    (default ``DEMO_DATA``), the shop's events, or generated sessions, and activate it. With an
+    event file the popular lists are (re)computed up to its last event on every run. Progress bars
+    only when ``progress`` (default: ``stdout`` is a terminal). Returns a summary."""
     from catalog.models import Product
 
     from .models import ModelVersion, TrainingRun
@@ -112,23 +129,29 @@ def demo_model_ensure(stdout=None, n_sessions: int = 3000) -> dict:
         if stdout is not None:
             stdout.write(msg)
 
+    if progress is None:
+        progress = bool(stdout is not None and getattr(stdout, "isatty", lambda: False)())
+    data_path = settings.DEMO_DATA if data_path is None else data_path
     active = ModelVersion.objects.filter(status=ModelVersion.Status.ACTIVE).first()
+    events = None
+    if data_path:
+        from .engine import events_read
+
+        events = events_read(data_path)
     if active is not None:
+        if events is not None:  # a second run: the clock moved on, the data did not
+            _popularity_refresh(_data_end(events["Time"]))
         say(f"recommendations: model {active.version} is active")
         return {"active": active.version, "trained": False}
-    data_path = ""
-    if settings.DEMO_DATA:
-        data_path = settings.DEMO_DATA
+    if data_path:
         say(f"recommendations: importing {data_path}")
-        _import_events(Path(data_path))
         try:
             from catalog.services import product_stubs_ensure
 
-            from .engine import events_read
-
-            product_stubs_ensure(events_read(data_path)["ItemId"].unique())
+            product_stubs_ensure(events["ItemId"].unique())
         except Exception:
             logger.exception("could not create catalogue stubs for %s", data_path)
+        _import_events(Path(data_path), _data_end(events["Time"]))
     elif not _events_exist():
         products = list(Product.objects.filter(is_active=True).values_list("external_id", "category_id"))
         if len(products) < 2:
@@ -146,7 +169,7 @@ def demo_model_ensure(stdout=None, n_sessions: int = 3000) -> dict:
         data_path = str(path)
     run = TrainingRun.objects.create(params=DEMO_PARAMS, activate=True, data_path=data_path)
     say("recommendations: training a demo model (GRU4Rec and V-SKNN)...")
-    run = training_run_execute(run.pk, progress=stdout is not None)
+    run = training_run_execute(run.pk, progress=progress)
     if run.status != TrainingRun.Status.SUCCEEDED:
         say(f"recommendations: training failed: {run.error}")
         return {"active": None, "trained": False, "error": run.error}
