@@ -1,14 +1,23 @@
-"""Staff admin for the model registry: metrics side by side, activate / roll back / retrain / compare,
-training runs with live progress, and each version's online performance (impressions, clicks, CTR)."""
+"""Staff admin for the model registry: metrics side by side and as charts (offline beside the
+baselines, online results over time), activate / roll back / retrain / compare, training runs with
+a live loss chart, and each version's online performance (impressions, clicks, CTR, add-to-cart,
+orders attributed to its recommendations)."""
+import threading
+
 from django.contrib import admin, messages
 from django.core.exceptions import PermissionDenied
-from django.shortcuts import redirect
+from django.http import JsonResponse
+from django.shortcuts import get_object_or_404, redirect
 from django.template.response import TemplateResponse
 from django.urls import path, reverse
 from django.utils.html import format_html, format_html_join
 
-from . import engine, selectors, services
+from tracking.selectors import recommendation_outcomes
+
+from . import admin_charts, engine, selectors, services
 from .models import ModelActivation, ModelVersion, TrainingRun
+
+CHART_JS = ("shop/vendor/chart-4.6.1.umd.min.js", "recommendations/admin-charts.js")
 
 METRIC_COLUMNS = ("recall@20", "mrr@20")
 
@@ -21,12 +30,17 @@ def _metric(mv: ModelVersion, name: str) -> str:
 @admin.register(ModelVersion)
 class ModelVersionAdmin(admin.ModelAdmin):
     list_display = ("version", "kind", "status", "n_items", "recall_20", "mrr_20", "popularity_recall_20",
-                    "itemknn_recall_20", "online", "created", "activated_at")
+                    "itemknn_recall_20", "online", "online_conversions", "created", "activated_at")
     list_filter = ("kind", "status")
     search_fields = ("version",)
     actions = ["action_activate", "action_compare"]
-    readonly_fields = [f.name for f in ModelVersion._meta.fields] + ["metrics_table", "online_performance"]
+    # The raw JSON of the parameters and metrics reads as the wrapped parameter string and the
+    # metrics table (and charts) instead.
+    readonly_fields = [f.name for f in ModelVersion._meta.fields if f.name not in ("parameters", "metrics")] + [
+        "parameter_string", "metrics_table", "online_performance"]
+    exclude = ("parameters", "metrics")
     change_list_template = "admin/recommendations/modelversion/change_list.html"
+    change_form_template = "admin/recommendations/modelversion/change_form.html"
 
     def has_add_permission(self, request):
         return False  # versions come from training runs only
@@ -54,13 +68,43 @@ class ModelVersionAdmin(admin.ModelAdmin):
         for mv in queryset:
             services.model_version_delete(mv)
 
+    # The online figures of the versions on the page, computed once per list (not once per row),
+    # per thread: one admin instance serves every request.
+    _page = threading.local()
+
+    class Media:
+        js = CHART_JS
+
     def changelist_view(self, request, extra_context=None):
-        qs = self.get_queryset(request)[:200]
-        self._online = selectors.online_performance([mv.version for mv in qs])
+        versions = list(self.get_queryset(request)[:200])
+        since = admin_charts.online_since()
+        self._page.outcomes = recommendation_outcomes([mv.version for mv in versions])
+        recent = recommendation_outcomes([mv.version for mv in versions[:admin_charts.OFFLINE_VERSIONS]], since=since)
         extra = {"can_train": request.user.has_perm("recommendations.train_model"),
                  "can_activate": request.user.has_perm("recommendations.activate_modelversion"),
-                 "active": selectors.model_version_active()}
-        return super().changelist_view(request, {**(extra_context or {}), **extra})
+                 "active": selectors.model_version_active(),
+                 "charts": [*admin_charts.offline_charts(versions), admin_charts.online_ctr_chart(recent, since)]}
+        try:
+            return super().changelist_view(request, {**(extra_context or {}), **extra})
+        finally:
+            self._page.outcomes = None
+
+    def change_view(self, request, object_id, form_url="", extra_context=None):
+        mv = self.get_object(request, object_id)
+        extra = {}
+        if mv is not None:
+            since = admin_charts.online_since()
+            self._page.outcomes = recommendation_outcomes([mv.version])
+            recent = recommendation_outcomes([mv.version], since=since)[mv.version]
+            extra["charts"] = [admin_charts.version_offline_chart(mv), *admin_charts.version_online_charts(recent, since)]
+        try:
+            return super().change_view(request, object_id, form_url, {**(extra_context or {}), **extra})
+        finally:
+            self._page.outcomes = None
+
+    def _outcome(self, obj) -> dict:
+        outcomes = getattr(self._page, "outcomes", None) or recommendation_outcomes([obj.version])
+        return outcomes.get(obj.version) or recommendation_outcomes([obj.version])[obj.version]
 
     @admin.display(description="Recall@20")
     def recall_20(self, obj):
@@ -80,13 +124,25 @@ class ModelVersionAdmin(admin.ModelAdmin):
         value = ((obj.metrics or {}).get("baselines") or {}).get("itemknn", {}).get("recall@20")
         return "-" if value is None else f"{value:.4f}"
 
-    # Served impressions and clicks only (each visit, product and version once): see
-    # selectors.online_performance for what the shop counts as served.
+    # Served impressions and clicks only (each visit, product and version once), carts and orders
+    # after a click on the version's card: see tracking.selectors.recommendation_outcomes.
     @admin.display(description="Served impressions / clicks / CTR")
     def online(self, obj):
-        perf = getattr(self, "_online", {}).get(obj.version) or selectors.online_performance([obj.version])[obj.version]
-        ctr = "-" if perf["ctr"] is None else f"{perf['ctr']:.2%}"
-        return f"{perf['impressions']} / {perf['clicks']} / {ctr}"
+        total = self._outcome(obj)["total"]
+        ctr = "-" if total["ctr"] is None else f"{total['ctr']:.2%}"
+        return f"{total['impressions']} / {total['clicks']} / {ctr}"
+
+    @admin.display(description="Add to cart / orders")
+    def online_conversions(self, obj):
+        total = self._outcome(obj)["total"]
+        return f"{total['add_to_cart']} / {total['orders']}"
+
+    @admin.display(description="Parameters")
+    def parameter_string(self, obj):
+        params = (obj.parameters or {}).get("params", obj.parameters)
+        text = params if isinstance(params, str) else ", ".join(f"{k}={v}" for k, v in (params or {}).items())
+        return format_html('<code style="white-space:normal;overflow-wrap:anywhere">{}</code>',
+                           text.replace(",", ", ").replace(",  ", ", ") or "-")
 
     @admin.display(description="Offline metrics (held-out day)")
     def metrics_table(self, obj):
@@ -107,7 +163,10 @@ class ModelVersionAdmin(admin.ModelAdmin):
 
     @admin.display(description="Online performance")
     def online_performance(self, obj):
-        return self.online(obj)
+        total = self._outcome(obj)["total"]
+        ctr = "-" if total["ctr"] is None else f"{total['ctr']:.2%}"
+        return (f"{total['impressions']} served impressions, {total['clicks']} clicks (CTR {ctr}), "
+                f"{total['add_to_cart']} added to cart and {total['orders']} orders after a click")
 
     # -- actions
     @admin.action(description="Activate the selected version", permissions=["activate"])
@@ -183,10 +242,45 @@ class TrainingRunAdmin(admin.ModelAdmin):
     list_filter = ("status",)
     # log_tail and params have their own displays (the log once, in a scrolling block; the parameter
     # string wrapped, not one line wider than the page).
-    readonly_fields = [f.name for f in TrainingRun._meta.fields if f.name not in ("log_tail", "params")] + [
-        "parameters", "duration", "log"]
-    exclude = ("log_tail", "params")
+    readonly_fields = [f.name for f in TrainingRun._meta.fields
+                       if f.name not in ("log_tail", "params", "loss_curve", "result")] + [
+        "parameters", "outcome", "duration", "log"]
+    exclude = ("log_tail", "params", "loss_curve", "result")
     change_form_template = "admin/recommendations/trainingrun/change_form.html"
+
+    class Media:
+        js = CHART_JS
+
+    def get_urls(self):
+        return [
+            path("<int:pk>/progress/", self.admin_site.admin_view(self.progress_view),
+                 name="recommendations_trainingrun_progress"),
+            *super().get_urls(),
+        ]
+
+    def progress_view(self, request, pk):
+        """What the run's page polls while it runs: progress, stage, the loss chart and the log."""
+        run = get_object_or_404(TrainingRun, pk=pk)
+        if not self.has_view_permission(request, run):
+            raise PermissionDenied
+        return JsonResponse(self._progress(run))
+
+    @staticmethod
+    def _progress(run: TrainingRun) -> dict:
+        return {"status": run.status, "stage": run.stage, "progress": run.progress, "log_tail": run.log_tail,
+                "error": run.error, "active": run.status in (TrainingRun.Status.QUEUED, TrainingRun.Status.RUNNING),
+                "loss_chart": admin_charts.loss_chart(run.loss_curve)}
+
+    def change_view(self, request, object_id, form_url="", extra_context=None):
+        run = self.get_object(request, object_id)
+        extra = {}
+        if run is not None:
+            progress = self._progress(run)
+            extra = {"progress": progress, "progress_url": reverse("admin:recommendations_trainingrun_progress",
+                                                                     args=[run.pk]),
+                     # a chart while it may still come (the run is on) or once there is one
+                     "charts": [progress["loss_chart"]] if progress["active"] or run.loss_curve else []}
+        return super().change_view(request, object_id, form_url, {**(extra_context or {}), **extra})
 
     def has_add_permission(self, request):
         return False
@@ -217,9 +311,22 @@ class TrainingRunAdmin(admin.ModelAdmin):
         return format_html('<code class="training-params" style="white-space:normal;overflow-wrap:anywhere">{}</code>',
                            obj.params.replace(",", ", ") if obj.params else "-")
 
+    @admin.display(description="Result")
+    def outcome(self, obj):
+        result = obj.result or {}
+        if not result:
+            return "-"
+        versions = result.get("versions") or {}
+        links = format_html_join(", ", '<a href="{}">{}</a>', (
+            (reverse("admin:recommendations_modelversion_changelist") + f"?q={v}", v) for v in versions.values()))
+        activated = "activated" if result.get("activated") else "not activated"
+        return format_html("best: {} ({}: {}); versions: {}", result.get("best", "-"), activated,
+                           result.get("decision", "-"), links)
+
     @admin.display(description="Log (last lines)")
     def log(self, obj):
-        return format_html('<pre id="training-log" style="max-height:30em;overflow:auto">{}</pre>', obj.log_tail)
+        return format_html('<pre id="training-log" style="max-height:30em;overflow:auto;white-space:pre-wrap">{}</pre>',
+                           obj.log_tail)
 
 
 @admin.register(ModelActivation)

@@ -53,41 +53,12 @@ def training_run_list() -> QuerySet[TrainingRun]:
 
 
 def online_performance(versions: list[str]) -> dict[str, dict]:
-    """Impressions, clicks and CTR of recommended cards per model version, counting only what the
-    shop served: trusted recommendation events (an impression or click keeps its model version
-    only with the served-item token of its visit, or from a trusted client: tracking.Event.trusted)
-    of non-staff visits. Each (visit, product) counts once per version and event type, so a
-    replayed or repeated event adds nothing. One statement over tracking's partial attribution
-    index (event_served_attribution). Empty figures without tracking."""
-    versions = [v for v in dict.fromkeys(versions) if v]
-    out = {v: {"impressions": 0, "clicks": 0, "ctr": None} for v in versions}
-    if not versions:
-        return out
-    try:
-        from tracking.models import Event
-    except ImportError:
-        return out
-    try:
-        qn = connection.ops.quote_name
-        marks = ", ".join(["%s"] * len(versions))
-        sql = (
-            "SELECT model_version, event_type, count(*) FROM ("
-            f" SELECT DISTINCT model_version, event_type, visit_id, product_id FROM {qn(Event._meta.db_table)}"
-            f" WHERE model_version IN ({marks}) AND model_version > '' AND trusted"
-            "  AND event_type IN ('impression', 'click') AND source IN ('recommended', 'similar') AND NOT is_staff"
-            ") served GROUP BY model_version, event_type"
-        )
-        counts: dict[str, dict[str, int]] = {}
-        with connection.cursor() as cursor:
-            cursor.execute(sql, versions)
-            for version, event_type, n in cursor.fetchall():
-                counts.setdefault(version, {})[event_type] = n
-        for version, row in counts.items():
-            imp, clk = row.get("impression", 0), row.get("click", 0)
-            out[version] = {"impressions": imp, "clicks": clk, "ctr": (clk / imp) if imp else None}
-    except Exception:  # tracking's schema is its own; never break the admin over it
-        logger.exception("online performance unavailable")
-    return out
+    """Impressions, clicks and CTR of recommended cards per model version: tracking's
+    ``recommendation_outcomes`` totals (only what the shop served, each visit and product once)."""
+    from tracking.selectors import recommendation_outcomes
+
+    return {v: {k: o["total"][k] for k in ("impressions", "clicks", "ctr")}
+            for v, o in recommendation_outcomes(versions).items()}
 
 
 # --------------------------------------------------------------------- inputs from tracking

@@ -1,6 +1,7 @@
 """Tracking selectors: a visit's history, popular and trending products."""
 from __future__ import annotations
 
+import datetime
 import uuid as uuid_lib
 from collections.abc import Iterable
 
@@ -84,3 +85,82 @@ def trending_products(k: int, exclude: Iterable[int] = ()) -> list[Product]:
     if len(result) < k:
         result += popular_products(k - len(result), exclude=exclude | {p.pk for p in result})
     return result
+
+
+RECOMMENDATION_OUTCOMES = ("impressions", "clicks", "add_to_cart", "orders")
+
+
+def recommendation_outcomes(versions: list[str], since=None) -> dict[str, dict]:
+    """What each model version's recommendations did, in total and per day (UTC), counting only
+    what the shop can vouch for: trusted impressions and clicks of served recommendation cards
+    (``source`` recommended or similar: the served-item token, or a trusted client) of non-staff
+    visits, each (visit, product) once, on the day it was first seen; an add to cart or a purchase
+    counts for a version when the visit had clicked that version's recommendation of the product
+    before (trusted, non-staff events, each (visit, product) once). ``orders`` are the visits with
+    such a purchase. ``since`` (a datetime) limits the days; totals cover the same range.
+
+    ``{version: {"total": {impressions, clicks, add_to_cart, orders, ctr}, "days": [{"day": date,
+    impressions, clicks, add_to_cart, orders}, ...]}}`` with every version asked for present."""
+    from django.db import connection
+    from django.utils import timezone
+
+    versions = [v for v in dict.fromkeys(versions) if v]
+    out = {v: {"total": dict.fromkeys(RECOMMENDATION_OUTCOMES, 0) | {"ctr": None}, "days": []} for v in versions}
+    if not versions:
+        return out
+    qn = connection.ops.quote_name
+    table = qn(Event._meta.db_table)
+    marks = ", ".join(["%s"] * len(versions))
+    tz = timezone.get_current_timezone_name() if settings.USE_TZ else None
+    served_filter = (f"model_version IN ({marks}) AND trusted AND NOT is_staff"
+                     " AND source IN ('recommended', 'similar')")
+    since_sql, since_params = ("", [])
+    if since is not None:
+        since_sql, since_params = " AND timestamp >= %s", [connection.ops.adapt_datetimefield_value(since)]
+    day_sql, day_params = connection.ops.datetime_cast_date_sql("first_at", [], tz)
+    # Served impressions and clicks: each (version, type, visit, product) on the day first seen.
+    served = (
+        f"SELECT model_version, event_type, visit_id, product_id, MIN(timestamp) AS first_at FROM {table}"
+        f" WHERE {served_filter} AND event_type IN ('impression', 'click'){since_sql}"
+        " GROUP BY model_version, event_type, visit_id, product_id"
+    )
+    # A cart or purchase of a product the visit had clicked in a version's recommendations.
+    clicks = (
+        f"SELECT model_version, visit_id, product_id, MIN(timestamp) AS clicked_at FROM {table}"
+        f" WHERE {served_filter} AND event_type = 'click' GROUP BY model_version, visit_id, product_id"
+    )
+    followed = (
+        f"SELECT c.model_version, e.event_type, e.visit_id, e.product_id, MIN(e.timestamp) AS first_at"
+        f" FROM {table} e JOIN ({clicks}) c ON e.visit_id = c.visit_id AND e.product_id = c.product_id"
+        "  AND e.timestamp >= c.clicked_at"
+        f" WHERE e.event_type IN ('add_to_cart', 'purchase') AND e.trusted AND NOT e.is_staff"
+        f"{since_sql.replace('timestamp', 'e.timestamp')}"
+        " GROUP BY c.model_version, e.event_type, e.visit_id, e.product_id"
+    )
+    sql = (
+        f"SELECT model_version, event_type, day, COUNT(*), COUNT(DISTINCT visit_id) FROM ("
+        f" SELECT model_version, event_type, visit_id, {day_sql} AS day FROM ({served}) s"
+        f" UNION ALL SELECT model_version, event_type, visit_id, {day_sql} AS day FROM ({followed}) f"
+        ") o GROUP BY model_version, event_type, day ORDER BY day"
+    )
+    params = [*day_params, *versions, *since_params, *day_params, *versions, *since_params]
+    names = {"impression": "impressions", "click": "clicks", "add_to_cart": "add_to_cart"}
+    days: dict[str, dict] = {v: {} for v in versions}
+    with connection.cursor() as cursor:
+        cursor.execute(sql, params)
+        for version, event_type, day, n, n_visits in cursor.fetchall():
+            if isinstance(day, str):  # SQLite answers the date as text
+                day = datetime.date.fromisoformat(day)
+            row = days[version].setdefault(day, {"day": day, **dict.fromkeys(RECOMMENDATION_OUTCOMES, 0)})
+            if event_type == "purchase":
+                row["orders"] += n_visits
+            else:
+                row[names[event_type]] += n
+    for version, by_day in days.items():
+        total = out[version]["total"]
+        for row in by_day.values():
+            for name in RECOMMENDATION_OUTCOMES:
+                total[name] += row[name]
+        total["ctr"] = total["clicks"] / total["impressions"] if total["impressions"] else None
+        out[version]["days"] = [by_day[d] for d in sorted(by_day)]
+    return out
