@@ -177,6 +177,8 @@ def test_concurrent_imports_of_one_file_cut_differently(tmp_path):
 def test_a_concurrent_import_waits_for_the_visits_it_shares(tmp_path, monkeypatch):
     # A has written its rows of visits from before but not committed; B, with the same rows in
     # other bytes (no shared ledger entry), must wait for A and then add only what A did not.
+    # The race is forced, not hoped for: A holds its transaction open until B is seen (in
+    # PostgreSQL's lock manager) waiting on a lock A holds, and the test fails if that never happens.
     import threading
     import time
 
@@ -184,38 +186,58 @@ def test_a_concurrent_import_waits_for_the_visits_it_shares(tmp_path, monkeypatc
 
     from tracking import importers
 
+    bound = 60  # seconds: a failure bound for each wait, not a speed claim
     # the visits and the product exist: nothing but the visit locks can make B wait for A
     base = _rows(5, per_session=1) + ["9,2014-04-07T12:00:00.000Z,214536599,0\n"]
     import_file(_write(tmp_path / "base.dat", base))
     new_rows = [f"{s},2014-04-07T12:00:00.000Z,214536599,0\n" for s in range(1, 6)]
     a_path = _write(tmp_path / "a.dat", new_rows)
     b_path = _write(tmp_path / "b.dat", new_rows[::-1] + ["6,2014-04-07T12:00:00.000Z,214536599,0\n"])
-    a_wrote = threading.Event()
+    a_wrote, a_release = threading.Event(), threading.Event()
     original = importers._PostgresWriter.events
 
     def events(self, *args):
         inserted = original(self, *args)
-        if threading.current_thread().name == "A":
+        if threading.current_thread().name == "A" and not a_wrote.is_set():
             a_wrote.set()
-            time.sleep(1.0)  # still uncommitted: B must not add the same rows meanwhile
+            a_release.wait(bound)  # still uncommitted: B must not add the same rows meanwhile
         return inserted
 
     monkeypatch.setattr(importers._PostgresWriter, "events", events)
-    results = {}
+    pids, results, failures = {}, {}, {}
 
     def run(name, path):
         try:
-            if name == "B":
-                assert a_wrote.wait(10)
+            with connections["default"].cursor() as cursor:  # this thread's connection, the import's
+                cursor.execute("SELECT pg_backend_pid()")
+                pids[name] = cursor.fetchone()[0]
             results[name] = import_file(path).imported
+        except Exception as exc:  # reported below
+            failures[name] = exc
         finally:
             connections.close_all()
 
-    threads = [threading.Thread(target=run, args=(n, p), name=n) for n, p in (("A", a_path), ("B", b_path))]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join()
+    a = threading.Thread(target=run, args=("A", a_path), name="A")
+    b = threading.Thread(target=run, args=("B", b_path), name="B")
+    blockers = []
+    try:
+        a.start()
+        assert a_wrote.wait(bound), "A never wrote its rows"
+        b.start()
+        deadline = time.monotonic() + bound
+        with connection.cursor() as cursor:
+            while pids["A"] not in blockers and time.monotonic() < deadline and b.is_alive():
+                time.sleep(0.02)
+                if "B" in pids:
+                    cursor.execute("SELECT pg_blocking_pids(%s)", [pids["B"]])
+                    blockers = cursor.fetchone()[0]
+    finally:
+        a_release.set()
+        a.join()
+        b.join()
+    assert not failures
+    # the race happened: B was inside its import, waiting on a lock of A's uncommitted transaction
+    assert pids["A"] in blockers, f"B never waited for A (B {'finished' if not b.is_alive() else 'ran'} meanwhile)"
     assert results == {"A": 5, "B": 1}
     assert Event.objects.count() == 11 + 5 + 1
     _no_duplicates()
