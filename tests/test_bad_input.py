@@ -241,8 +241,21 @@ def test_a_repeated_api_query_parameter_is_400(api, url, names):
 
 @pytest.mark.django_db
 def test_repeated_parameters_elsewhere_keep_djangos_last_value(api):
-    assert api.get("/?sort=name&sort=-id").status_code == 200
-    assert api.get("/api/products/?page=1&page_size=2").status_code == 200
+    import re
+
+    from catalog.tests.factories import ProductFactory
+
+    # names in the order of the ids: sorted by name is oldest first, by -id newest first
+    products = [ProductFactory(name=name) for name in ("Aa", "Bb", "Cc")]
+    for query, order in (("sort=name&sort=-id", "-id"), ("sort=-id&sort=name", "name")):
+        response = api.get(f"/?{query}")
+        assert response.status_code == 200
+        shown = [int(x) for x in re.findall(r'data-product="(\d+)" data-source="grid"', response.content.decode())]
+        expected = sorted(products, key=lambda p: p.name) if order == "name" else products[::-1]
+        assert shown == [p.pk for p in expected], query
+    # and an API parameter given once is taken as it is
+    response = api.get("/api/products/?page=1&page_size=2")
+    assert response.status_code == 200 and len(response.json()["results"]) == 2
 
 
 # --- Unmatched API paths: JSON in every mode -----------------------------------------------------
