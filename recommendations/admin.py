@@ -78,8 +78,9 @@ class ModelVersionAdmin(admin.ModelAdmin):
     def changelist_view(self, request, extra_context=None):
         versions = list(self.get_queryset(request)[:200])
         since = admin_charts.online_since()
+        # one scan: the list's totals, and the charts' last days out of the same per-day rows
         self._page.outcomes = recommendation_outcomes([mv.version for mv in versions])
-        recent = recommendation_outcomes([mv.version for mv in versions[:admin_charts.OFFLINE_VERSIONS]], since=since)
+        recent = {mv.version: self._page.outcomes[mv.version] for mv in versions[:admin_charts.OFFLINE_VERSIONS]}
         extra = {"can_train": request.user.has_perm("recommendations.train_model"),
                  "can_activate": request.user.has_perm("recommendations.activate_modelversion"),
                  "active": selectors.model_version_active(),
@@ -95,7 +96,7 @@ class ModelVersionAdmin(admin.ModelAdmin):
         if mv is not None:
             since = admin_charts.online_since()
             self._page.outcomes = recommendation_outcomes([mv.version])
-            recent = recommendation_outcomes([mv.version], since=since)[mv.version]
+            recent = self._page.outcomes[mv.version]  # the charts read the days since ``since`` of it
             extra["charts"] = [admin_charts.version_offline_chart(mv), *admin_charts.version_online_charts(recent, since)]
         try:
             return super().change_view(request, object_id, form_url, {**(extra_context or {}), **extra})

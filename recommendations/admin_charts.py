@@ -52,11 +52,12 @@ def online_since() -> datetime.datetime:
 
 
 def online_ctr_chart(outcomes: dict[str, dict], since: datetime.datetime) -> dict:
-    """The daily click-through rate of each version that was served in the window."""
+    """The daily click-through rate of each version that was served in the window (``outcomes`` may
+    hold older days too: only the window's are read)."""
     days = _days(since.date(), timezone.now().astimezone(datetime.timezone.utc).date())
     datasets = []
     for version, o in outcomes.items():
-        by_day = {row["day"]: row for row in o["days"]}
+        by_day = {row["day"]: row for row in o["days"] if row["day"] >= since.date()}
         if not by_day:
             continue
         datasets.append({"label": version, "kind": "line", "data": [
