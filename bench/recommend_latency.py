@@ -16,7 +16,7 @@ from recommend_setup import bench_visit, ensure  # noqa: I001  (sets up Django)
 import numpy as np
 import torch
 
-from recommendations import serving, services
+from recommendations import ranking, registry, serving
 
 
 def rss_mb() -> float:
@@ -67,7 +67,7 @@ def main():
     rss0 = rss_mb()
     a, _ = ensure()
     visit = bench_visit()
-    services.model_activate(a)
+    registry.model_activate(a)
     bundle = serving.model_reload()
     rss1 = rss_mb()
     print(f"model {bundle.version}: {bundle.n_items} items, loaded in {bundle.load_seconds * 1e3:.0f} ms, "
@@ -84,16 +84,16 @@ def main():
         eng.recommend([bundle.item_ids[bundle.pk_index[p]] for p in s], k=6)
 
     def service():
-        services.recommend_for_session(items=sessions[next(it) % 256], k=6)
+        ranking.recommend_for_session(items=sessions[next(it) % 256], k=6)
 
     def service_visit():  # + the visit's history from PostgreSQL (one query)
-        services.recommend_for_session(session=visit, k=6)
+        ranking.recommend_for_session(session=visit, k=6)
 
     def service_explain():
-        services.recommend_for_session(items=sessions[next(it) % 256], k=6, explain=True)
+        ranking.recommend_for_session(items=sessions[next(it) % 256], k=6, explain=True)
 
     def similar():
-        services.similar_items(sessions[next(it) % 256][0], k=6)
+        ranking.similar_items(sessions[next(it) % 256][0], k=6)
 
     out = bundle.engine.output
     h = torch.randn(1, out.shape[1] - 1)

@@ -19,7 +19,7 @@ import django  # noqa: E402
 django.setup()
 
 from catalog.services import product_stubs_ensure  # noqa: E402
-from recommendations import services  # noqa: E402
+from recommendations import artifacts, registry  # noqa: E402
 from recommendations.gru4rec.model import GRU4Rec  # noqa: E402
 from recommendations.gru4rec.params import parse_params  # noqa: E402
 from recommendations.models import ModelVersion  # noqa: E402
@@ -52,10 +52,10 @@ def ensure() -> list[ModelVersion]:
     out = []
     for seed, name in enumerate(VERSIONS):
         mv = ModelVersion.objects.filter(version=name).first()
-        if mv is None or not (Path(services.settings.MODEL_DIR) / mv.artifact).is_file():
+        if mv is None or not artifacts.exists(mv.artifact):
             ModelVersion.objects.filter(version=name).delete()
             model = GRU4Rec(parse_params(PARAMS), ids, seed=seed)
-            mv = services.model_version_register(kind="gru4rec", model=model, version=name,
+            mv = registry.model_version_register(kind="gru4rec", model=model, version=name,
                                                  parameters={"params": PARAMS}, metrics={"model": {}})
         out.append(mv)
     return out

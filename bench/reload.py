@@ -13,7 +13,7 @@ import urllib.request
 from recommend_setup import ensure  # noqa: I001  (sets up Django)
 
 from catalog.models import Product
-from recommendations import services
+from recommendations import registry
 
 URL = (sys.argv[1] if len(sys.argv) > 1 else "http://127.0.0.1:8765").rstrip("/")
 THREADS = 4
@@ -21,7 +21,7 @@ THREADS = 4
 
 def main():
     a, b = ensure()
-    services.model_activate(a)
+    registry.model_activate(a)
     pks = list(Product.objects.filter(external_id__startswith="bench-").values_list("pk", flat=True)[:10])
     body = json.dumps({"items": pks, "k": 6}).encode()
     log: list[tuple[float, str | None, bool]] = []
@@ -47,7 +47,7 @@ def main():
     results = []
     for target in (b, a, b, a):
         t_act = time.monotonic()
-        services.model_activate(target)
+        registry.model_activate(target)
         # every process serves it once 40 answers in a row (over both workers) carry the new version
         while True:
             recent = [x for x in log if x[0] > t_act]

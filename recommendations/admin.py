@@ -14,7 +14,7 @@ from django.utils.html import format_html, format_html_join
 
 from tracking.selectors import recommendation_outcomes
 
-from . import admin_charts, engine, selectors, services
+from . import admin_charts, engine, registry, selectors, training
 from .models import ModelActivation, ModelVersion, TrainingRun
 
 CHART_JS = ("shop/vendor/chart-4.6.1.umd.min.js", "recommendations/admin-charts.js")
@@ -46,7 +46,7 @@ class ModelVersionAdmin(admin.ModelAdmin):
         return False  # versions come from training runs only
 
     def has_change_permission(self, request, obj=None):
-        return False  # immutable; actions go through services
+        return False  # immutable; actions go through the registry
 
     def get_queryset(self, request):
         return super().get_queryset(request).select_related("activated_by")
@@ -62,11 +62,11 @@ class ModelVersionAdmin(admin.ModelAdmin):
         return deleted, counts, perms_needed, protected
 
     def delete_model(self, request, obj):
-        services.model_version_delete(obj)
+        registry.model_version_delete(obj)
 
     def delete_queryset(self, request, queryset):
         for mv in queryset:
-            services.model_version_delete(mv)
+            registry.model_version_delete(mv)
 
     # The online figures of the versions on the page, computed once per list (not once per row),
     # per thread: one admin instance serves every request.
@@ -177,8 +177,8 @@ class ModelVersionAdmin(admin.ModelAdmin):
             return
         mv = queryset.first()
         try:
-            services.model_activate(mv, user=request.user)
-        except services.ActivationRefused as exc:
+            registry.model_activate(mv, user=request.user)
+        except registry.ActivationRefused as exc:
             self.message_user(request, f"Not activated: {exc}", messages.ERROR)
             return
         self.message_user(request, f"{mv.version} is active; every process serves it within seconds.")
@@ -215,8 +215,8 @@ class ModelVersionAdmin(admin.ModelAdmin):
         if not request.user.has_perm("recommendations.train_model"):
             raise PermissionDenied
         try:
-            run = services.training_run_queue(user=request.user)
-        except services.TrainingNotQueued as exc:
+            run = training.training_run_queue(user=request.user)
+        except training.TrainingNotQueued as exc:
             self.message_user(request, f"Training run {exc.run.pk} was not queued: {exc}", messages.ERROR)
             return redirect("admin:recommendations_modelversion_changelist")
         url = reverse("admin:recommendations_trainingrun_change", args=[run.pk])
@@ -229,8 +229,8 @@ class ModelVersionAdmin(admin.ModelAdmin):
         if not request.user.has_perm("recommendations.activate_modelversion"):
             raise PermissionDenied
         try:
-            mv = services.model_rollback(user=request.user)
-        except services.ActivationRefused as exc:
+            mv = registry.model_rollback(user=request.user)
+        except registry.ActivationRefused as exc:
             self.message_user(request, f"Not rolled back: {exc}", messages.ERROR)
         else:
             self.message_user(request, f"Rolled back: {mv.version} is active again.")

@@ -10,6 +10,16 @@ import numpy as np
 import pandas as pd
 from django.conf import settings
 
+from catalog.models import Product
+from catalog.services import product_stubs_ensure
+from tracking.models import Event
+from tracking.services import events_import, popularity_refresh
+
+from .engine import events_read
+from .gru4rec.data import write_tsv
+from .models import ModelVersion, TrainingRun
+from .training import training_run_now
+
 logger = logging.getLogger(__name__)
 
 DEMO_PARAMS = (
@@ -74,8 +84,6 @@ def sessions_generate(
 
 def _events_exist() -> bool:
     try:
-        from tracking.models import Event
-
         return Event.objects.exists()
     except Exception:
         return False
@@ -84,10 +92,6 @@ def _events_exist() -> bool:
 def _import_events(path: Path, reference=None) -> None:
     """Load the event file into tracking (popularity, history) when tracking can import, then count
     popularity back from ``reference`` (a real log's last event: its shoppers are years old)."""
-    try:
-        from tracking.services import events_import
-    except ImportError:
-        return
     try:
         events_import(str(path))
     except Exception:
@@ -98,8 +102,6 @@ def _import_events(path: Path, reference=None) -> None:
 
 def _popularity_refresh(reference=None) -> None:
     try:  # popular items for the first visit, without waiting for beat's refresh
-        from tracking.services import popularity_refresh
-
         popularity_refresh(now=reference)
     except Exception:
         logger.exception("popularity refresh after the demo import failed")
@@ -120,11 +122,6 @@ def demo_model_ensure(stdout=None, n_sessions: int = 3000, data_path: str | None
     (default ``DEMO_DATA``), the shop's events, or generated sessions, and activate it. With an
     event file the popular lists are (re)computed up to its last event on every run. Progress bars
     only when ``progress`` (default: ``stdout`` is a terminal). Returns a summary."""
-    from catalog.models import Product
-
-    from .models import ModelVersion, TrainingRun
-    from .services import training_run_execute
-
     def say(msg):
         if stdout is not None:
             stdout.write(msg)
@@ -135,8 +132,6 @@ def demo_model_ensure(stdout=None, n_sessions: int = 3000, data_path: str | None
     active = ModelVersion.objects.filter(status=ModelVersion.Status.ACTIVE).first()
     events = None
     if data_path:
-        from .engine import events_read
-
         events = events_read(data_path)
     if active is not None:
         if events is not None:  # a second run: the clock moved on, the data did not
@@ -146,8 +141,6 @@ def demo_model_ensure(stdout=None, n_sessions: int = 3000, data_path: str | None
     if data_path:
         say(f"recommendations: importing {data_path}")
         try:
-            from catalog.services import product_stubs_ensure
-
             product_stubs_ensure(events["ItemId"].unique())
         except Exception:
             logger.exception("could not create catalogue stubs for %s", data_path)
@@ -159,17 +152,14 @@ def demo_model_ensure(stdout=None, n_sessions: int = 3000, data_path: str | None
             return {"active": None, "trained": False}
         path = Path(settings.VAR_DIR) / "demo-sessions.tsv"
         path.parent.mkdir(parents=True, exist_ok=True)
-        from .gru4rec.data import write_tsv
-
         # the last 8 days up to now, so tracking's popularity windows (1/7/30 days) see them
         start = time.time() - 8 * 86400
         write_tsv(sessions_generate(products, n_sessions=n_sessions, days=8, start=start), path)
         say(f"recommendations: generated {n_sessions} browsing sessions over {len(products)} products -> {path}")
         _import_events(path)
         data_path = str(path)
-    run = TrainingRun.objects.create(params=DEMO_PARAMS, activate=True, data_path=data_path)
     say("recommendations: training a demo model (GRU4Rec and V-SKNN)...")
-    run = training_run_execute(run.pk, progress=progress)
+    run = training_run_now(params=DEMO_PARAMS, activate=True, data_path=data_path, progress=progress)
     if run.status != TrainingRun.Status.SUCCEEDED:
         say(f"recommendations: training failed: {run.error}")
         return {"active": None, "trained": False, "error": run.error}

@@ -3,15 +3,14 @@
 Artifacts, training, evaluation and the event table live here so that services never reach into
 the engine's internals; nothing in this module touches the database.
 
-Artifacts are single immutable files named ``<kind>-<version>-<sha256[:16]>.<ext>``:
-GRU4Rec is the engine's safetensors checkpoint; V-SKNN (a folder in the engine) is packed into an
-uncompressed zip so that it too is one file with one digest.
+An artifact is a single file: GRU4Rec is the engine's safetensors checkpoint; V-SKNN (a folder in
+the engine) is packed into an uncompressed zip so that it too is one file with one digest.
+``recommendations.artifacts`` names it by content and stores it.
 """
 from __future__ import annotations
 
 import hashlib
 import os
-import re
 import tempfile
 import zipfile
 from collections.abc import Callable
@@ -44,29 +43,26 @@ def sha256_file(path: str | os.PathLike) -> str:
     return h.hexdigest()
 
 
-def artifact_write(kind: str, model, model_dir: str | os.PathLike, version: str) -> tuple[str, str, int]:
-    """Write ``model`` into ``model_dir`` under its content-addressed name; returns (name, sha256, size)."""
+def artifact_ext(kind: str) -> str:
     if kind not in KINDS:
         raise ValueError(f"unknown model kind {kind!r}")
-    model_dir = Path(model_dir)
-    model_dir.mkdir(parents=True, exist_ok=True)
-    safe_version = re.sub(r"[^A-Za-z0-9_.-]", "_", version)
-    with tempfile.TemporaryDirectory(dir=model_dir, prefix=".tmp-") as tmp:
-        tmp_file = Path(tmp) / f"artifact{_EXT[kind]}"
-        if kind == "gru4rec":
-            model.save(tmp_file)
-        else:
+    return _EXT[kind]
+
+
+def artifact_save(kind: str, model, path: str | os.PathLike) -> None:
+    """Write ``model`` as one file at ``path`` (naming and storing it is ``artifacts``' job)."""
+    path = Path(path)
+    if kind == "gru4rec":
+        model.save(path)
+    elif kind == "vsknn":
+        with tempfile.TemporaryDirectory(dir=path.parent, prefix=".tmp-") as tmp:
             folder = Path(tmp) / "folder"
             model.save(folder)
-            with zipfile.ZipFile(tmp_file, "w", compression=zipfile.ZIP_STORED) as zf:
+            with zipfile.ZipFile(path, "w", compression=zipfile.ZIP_STORED) as zf:
                 for f in sorted(folder.iterdir()):
                     zf.write(f, f.name)
-        digest = sha256_file(tmp_file)
-        name = f"{kind}-{safe_version}-{digest[:16]}{_EXT[kind]}"
-        final = model_dir / name
-        os.replace(tmp_file, final)  # atomic: readers never see a half-written artifact
-        os.chmod(final, 0o444)
-    return name, digest, final.stat().st_size
+    else:
+        raise ValueError(f"unknown model kind {kind!r}")
 
 
 def artifact_load(kind: str, path: str | os.PathLike, sha256: str | None = None):

@@ -7,7 +7,8 @@ when it changed, the new artifact is loaded completely (digest checked, engine c
 then swapped in by rebinding one reference, so concurrent requests see either the old or the new
 bundle, never a half-loaded one. A version that fails to load is refused and remembered for a
 while; the old one keeps serving, and /health/ reports it once that lasts beyond
-:func:`reload_bound_seconds`.
+:func:`reload_bound_seconds`. A web worker loads the active version when it starts
+(:func:`warm_up`, called from shop/wsgi.py); /health/ only reports.
 
 Extension hook: :func:`extra_loader_register` adds a function called for every bundle after the
 engine is loaded (``fn(bundle, version_row) -> object``); its result lands in
@@ -21,13 +22,15 @@ import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from pathlib import Path
 
 import numpy as np
 import torch
 from django.conf import settings
 
-from . import engine
+from catalog.models import Product
+
+from . import artifacts, caches
+from .models import ModelVersion
 
 logger = logging.getLogger(__name__)
 
@@ -99,17 +102,11 @@ def torch_threads_cap() -> None:
         torch.set_num_threads(n)
 
 
-def artifact_path(row) -> Path:
-    return Path(settings.MODEL_DIR) / row.artifact
-
-
 def bundle_load(row) -> LoadedModel:
-    """Load a registry row into a :class:`LoadedModel`; raises ``engine.ArtifactError`` if refused."""
-    from catalog.models import Product
-
+    """Load a registry row into a :class:`LoadedModel`; raises ``artifacts.ArtifactError`` if refused."""
     torch_threads_cap()
     t0 = time.perf_counter()
-    model = engine.artifact_load(row.kind, artifact_path(row), sha256=row.artifact_sha256)
+    model = artifacts.model_load(row)
     prepare = getattr(model, "serving_prepare", None)
     if prepare is not None:  # GRU4Rec: the int8 candidate copy now, not on the first request
         prepare()
@@ -166,6 +163,8 @@ class _State:
         self.wanted: str | None = None  # the active version as last read from the database
         self.refused: dict[str, float] = {}  # version -> monotonic time it was refused
         self.lock = threading.Lock()
+        self.started_at = time.monotonic()
+        self.warmed_up = False
 
 
 _state = _State()
@@ -174,22 +173,16 @@ _state = _State()
 def active_row():
     """The registry's active row (None when no version is active): the partial unique index on
     ``status = 'active'`` makes this a one-row index lookup."""
-    from .models import ModelVersion
-
     return ModelVersion.objects.filter(status=ModelVersion.Status.ACTIVE).order_by().first()
 
 
 def active_version() -> str | None:
     """The active version, as the database says now."""
-    from .models import ModelVersion
-
     found = ModelVersion.objects.filter(status=ModelVersion.Status.ACTIVE).order_by().values_list("version", flat=True)
     return next(iter(found[:1]), None)
 
 
 def _sync(force: bool = False) -> None:
-    from .models import ModelVersion
-
     now = time.monotonic()
     if not force and now - _state.checked_at < settings.MODEL_RELOAD_INTERVAL_SECONDS:
         return
@@ -266,9 +259,30 @@ def model_version_refused() -> list[str]:
 
 
 def model_unload() -> None:
-    """Forget the loaded model (tests)."""
+    """Forget the loaded model (tests; ``caches.reset()`` calls it)."""
     with _state.lock:
         _state.bundle = None
         _state.checked_at = 0.0
         _state.wanted = None
         _state.refused.clear()
+
+
+caches.reset_register("serving", model_unload)
+
+
+def warm_up() -> LoadedModel | None:
+    """Load the active version now (web worker start, shop/wsgi.py), so the first request and the
+    health check find it loaded; a failure is logged and the first request tries again."""
+    try:
+        return model_reload(force=True)
+    except Exception:
+        logger.exception("model warm-up failed; the first request loads the model")
+        return None
+    finally:
+        _state.warmed_up = True
+
+
+def starting() -> bool:
+    """True while a process just started has not warmed up yet, for at most the reload bound:
+    /health/ does not hold a process that is still loading its first model against the registry."""
+    return not _state.warmed_up and time.monotonic() - _state.started_at <= reload_bound_seconds()

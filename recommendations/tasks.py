@@ -1,23 +1,25 @@
-"""Recommendations Celery tasks (training queue): thin wrappers around the training services.
-Nothing reads their results (a training run's row is its status), so none is stored: queueing
-one never waits on the result store."""
+"""Recommendations Celery tasks (training queue): thin wrappers around ``training``; each takes
+primary keys, calls one training function and is safe to run twice. Nothing reads their results
+(a training run's row is its status), so none is stored: queueing one never waits on the result
+store."""
 import logging
 
+import torch
 from celery import shared_task
 from celery.signals import worker_process_init
 from django.conf import settings
 
+from . import training
+
 logger = logging.getLogger(__name__)
 
 
-@shared_task(name="recommendations.tasks.model_train", ignore_result=True,
+@shared_task(name=training.MODEL_TRAIN_TASK, ignore_result=True,
              time_limit=settings.TRAINING_TASK_TIME_LIMIT,
              soft_time_limit=max(settings.TRAINING_TASK_TIME_LIMIT - 60, 60))
 def model_train(run_id: int) -> dict:
     """Execute a queued training run; safe to run twice (a finished run is left alone)."""
-    from .services import training_run_execute
-
-    run = training_run_execute(run_id)
+    run = training.training_run_execute(run_id)
     return {"run": run.pk, "status": run.status, "result": run.result, "error": run.error}
 
 
@@ -26,11 +28,7 @@ def model_train(run_id: int) -> dict:
              soft_time_limit=max(settings.TRAINING_TASK_TIME_LIMIT - 60, 60))
 def model_train_scheduled() -> dict:
     """Nightly retrain from the shop's own events (beat), activating only a model at least as good."""
-    from .models import TrainingRun
-    from .services import training_run_execute
-
-    run = TrainingRun.objects.create(params=settings.MODEL_TRAIN_PARAMS, activate=True)
-    run = training_run_execute(run.pk)
+    run = training.training_run_now(params=settings.MODEL_TRAIN_PARAMS, activate=True)
     return {"run": run.pk, "status": run.status, "error": run.error}
 
 
@@ -38,14 +36,10 @@ def model_train_scheduled() -> dict:
 def training_runs_reap() -> int:
     """Every minute (beat): a run left ``running`` by a killed worker, or ``queued`` with no worker
     taking it (TRAINING_QUEUE_GRACE_SECONDS), is marked failed with the reason."""
-    from .training import training_runs_reap as reap
-
-    return reap()
+    return training.training_runs_reap()
 
 
 @worker_process_init.connect
 def _worker_model_threads(**kwargs):
     # Each worker process serves the active model too (tasks may recommend); cap its torch threads.
-    import torch
-
     torch.set_num_threads(max(1, int(settings.TORCH_NUM_THREADS)))

@@ -1,7 +1,9 @@
-"""The training pipeline behind ``services.training_run_execute``: export the shop's sessions (or read
-an event file), train GRU4Rec and V-SKNN, evaluate both beside the baselines and the active model
-on the same held-out last day, register the versions and activate the better one if it is at
-least as good as the active model.
+"""Training, the one orchestrator: record a run, hand it to Celery (or a background thread
+without a broker), then export the shop's sessions (or read an event file), train GRU4Rec and
+V-SKNN, evaluate both beside the baselines and the active model on the same held-out last day,
+register the versions and activate the better one if it is at least as good as the active model.
+Every entry point (API, admin, task, beat, command, demo) goes through the ``training_run_*``
+functions here.
 
 One run at a time: a PostgreSQL session advisory lock on a dedicated connection. A worker that
 dies loses its connection and so its lock; the next run that gets the lock marks the dead run
@@ -19,13 +21,20 @@ import time
 from pathlib import Path
 
 import pandas as pd
+from celery import current_app
+from django import db
 from django.conf import settings
-from django.db import connections
+from django.db import connections, transaction
 from django.db.models import Max
 from django.utils import timezone
 
-from . import engine
+from tracking.services import sessions_export
+
+from . import artifacts, engine, registry
+from .gru4rec.data import split_stats
+from .gru4rec.params import parse_params
 from .models import ModelVersion, TrainingRun
+from .serving import torch_threads_cap
 
 logger = logging.getLogger(__name__)
 
@@ -129,6 +138,74 @@ class _Reporter:
         )
 
 
+# ------------------------------------------------------------------------------ entry points
+class TrainingNotQueued(Exception):
+    """The broker did not take a training run's task; the run is marked failed with the reason."""
+
+    def __init__(self, run: TrainingRun):
+        super().__init__(run.error)
+        self.run = run
+
+
+NOT_QUEUED = "not queued"  # the stage a run is left in when its task never reached the broker
+MODEL_TRAIN_TASK = "recommendations.tasks.model_train"
+
+
+def training_run_queue(user=None, params: str | None = None, activate: bool = True, data_path: str = "") -> TrainingRun:
+    """Record a run and queue the Celery task once the run is committed. When the broker cannot
+    take the task within its timeouts (settings: a few seconds, not the length of the outage) the
+    run is marked failed, never left ``queued`` with nothing to run it; called outside a
+    transaction (the API, the admin) that raises :class:`TrainingNotQueued` as well."""
+    run = TrainingRun.objects.create(
+        params=params or settings.MODEL_TRAIN_PARAMS, activate=activate, data_path=data_path,
+        requested_by=user if getattr(user, "is_authenticated", False) else None,
+    )
+    transaction.on_commit(lambda: training_run_publish(run.pk))
+    run.refresh_from_db()  # outside a transaction the callback ran already
+    if run.status == TrainingRun.Status.FAILED and run.stage == NOT_QUEUED:
+        raise TrainingNotQueued(run)
+    return run
+
+
+def training_run_publish(run_id: int) -> bool:
+    """Hand a queued run to the broker; on failure mark it failed (the caller reports it). Without
+    a broker (settings.TRAINING_IN_THREAD) the run goes to a background thread of this process."""
+    if settings.TRAINING_IN_THREAD:
+        threading.Thread(target=_training_run_thread, args=(run_id,), name=f"training-run-{run_id}",
+                         daemon=True).start()
+        return True
+    try:
+        # By name from Celery's registry: tasks.py calls this module, so importing it here would be a cycle.
+        current_app.tasks[MODEL_TRAIN_TASK].apply_async((run_id,))
+    except Exception as exc:  # OperationalError, timeouts, the result store's RuntimeError, ...
+        logger.error("training run %s not queued: %s: %s", run_id, type(exc).__name__, exc)
+        TrainingRun.objects.filter(pk=run_id, status=TrainingRun.Status.QUEUED).update(
+            status=TrainingRun.Status.FAILED, stage=NOT_QUEUED, finished_at=timezone.now(),
+            error=f"not queued: the task broker did not take it ({type(exc).__name__}: {str(exc).strip()[:300]}); "
+                  "nothing will run it, start a new run when the broker is back",
+        )
+        return False
+    return True
+
+
+def _training_run_thread(run_id: int) -> None:
+    try:
+        training_run_execute(run_id)
+    except Exception:  # training_run_execute records its failures on the run; this is the unforeseen rest
+        logger.exception("training run %s failed in its background thread", run_id)
+    finally:
+        db.connections.close_all()  # this thread's connections only
+
+
+def training_run_now(params: str | None = None, activate: bool = True, data_path: str = "",
+                     progress: bool = False, echo=None) -> TrainingRun:
+    """Record a run and execute it in this process (the train_model command, the nightly task, the
+    demo): the same pipeline as a queued run, without a broker in between."""
+    run = TrainingRun.objects.create(params=params or settings.MODEL_TRAIN_PARAMS, activate=activate,
+                                     data_path=data_path)
+    return training_run_execute(run.pk, progress=progress, echo=echo)
+
+
 def stale_runs_fail(exclude_pk: int | None = None, lock_held: bool = True) -> int:
     """Mark runs left ``running`` by a dead worker as failed. With the lock held nobody else can
     be running, so every other running row is dead; otherwise only rows without a recent heartbeat."""
@@ -185,14 +262,10 @@ def events_for_run(run: TrainingRun, workdir: Path) -> tuple[pd.DataFrame, pd.Da
     """(train, test, split stats) from the run's event file or the shop's own tracked sessions."""
     if run.data_path:
         return engine.events_split(engine.events_read(run.data_path))
-    from tracking.services import sessions_export
-
     exported = sessions_export(str(workdir), test_days=1, event_types=("view", "click")) or {}
     train_file, test_file = Path(workdir) / "train.tsv", Path(workdir) / "test.tsv"
     if train_file.is_file() and test_file.is_file():
         # tracking already filtered and split off the held-out day: keep its split
-        from .gru4rec.data import split_stats
-
         train, test = engine.events_read(train_file), engine.events_read(test_file)
         if len(train) == 0:
             raise ValueError(f"no training events in the shop's sessions ({exported!r})")
@@ -201,7 +274,9 @@ def events_for_run(run: TrainingRun, workdir: Path) -> tuple[pd.DataFrame, pd.Da
     raise ValueError(f"the session export wrote no event file ({exported!r})")
 
 
-def run_execute(run_id: int, progress: bool = False, echo=None) -> TrainingRun:
+def training_run_execute(run_id: int, progress: bool = False, echo=None) -> TrainingRun:
+    """Execute a queued run (the Celery task, the thread, the command); a run that is not queued
+    any more is left alone, so executing twice is safe."""
     run = TrainingRun.objects.get(pk=run_id)
     if run.status != TrainingRun.Status.QUEUED:
         if run.status == TrainingRun.Status.RUNNING:
@@ -229,10 +304,6 @@ def run_execute(run_id: int, progress: bool = False, echo=None) -> TrainingRun:
 
 
 def _run(run: TrainingRun, progress: bool, echo) -> TrainingRun:
-    from . import services
-
-    from .serving import torch_threads_cap
-
     # Oversubscribed threads make the small per-step kernels crawl (a 15x slowdown on 2 busy cores).
     torch_threads_cap()
     rep = _Reporter(run, echo)
@@ -259,8 +330,6 @@ def _run(run: TrainingRun, progress: bool, echo) -> TrainingRun:
             rep.stage(f"train gru4rec ({n_epochs} epochs)", TRAIN_PROGRESS[0])
             rep.epoch_started = time.monotonic()
             try:
-                from .gru4rec.params import parse_params
-
                 models["gru4rec"] = engine.gru4rec_train(train, run.params, log=rep.log, progress=progress,
                                                          on_progress=rep.epoch_progress)
                 params["gru4rec"] = {"params": parse_params(run.params).to_string()}
@@ -278,9 +347,7 @@ def _run(run: TrainingRun, progress: bool, echo) -> TrainingRun:
             active_eval = None
             if active is not None:
                 try:
-                    from .serving import artifact_path
-
-                    old = engine.artifact_load(active.kind, artifact_path(active), active.artifact_sha256)
+                    old = artifacts.model_load(active)
                     active_eval = {"version": active.version, "metrics": engine.evaluate(active.kind, old, test)}
                 except Exception as exc:
                     rep.log(f"could not evaluate the active model {active.version}: {exc}")
@@ -294,8 +361,8 @@ def _run(run: TrainingRun, progress: bool, echo) -> TrainingRun:
             for kind, model in models.items():
                 metrics = {"model": evaluated[kind], "baselines": baselines, "active": active_eval,
                            "others": {o: evaluated[o] for o in evaluated if o != kind}, "data": stats}
-                registered[kind] = services.model_version_register(
-                    kind=kind, model=model, version=services.model_version_new_name(kind), parameters=params[kind],
+                registered[kind] = registry.model_version_register(
+                    kind=kind, model=model, version=registry.model_version_new_name(kind), parameters=params[kind],
                     metrics=metrics, train_range=stats["train"], test_range=stats["test"], training_run=run,
                 )
                 rep.log(f"registered {registered[kind].version} ({registered[kind].artifact})")
@@ -328,24 +395,40 @@ def _run(run: TrainingRun, progress: bool, echo) -> TrainingRun:
 
 
 def _activate(run: TrainingRun, best: ModelVersion, rep: _Reporter) -> dict:
-    from . import services
-
     if not run.activate:
         rep.log(f"best is {best.version}; not activated (activation not requested)")
         return {"activated": False, "reason": "activation not requested"}
     try:
-        services.model_activate(best, user=run.requested_by, require_better=settings.MODEL_ACTIVATE_REQUIRES_BETTER)
-    except services.ActivationRefused as exc:
+        registry.model_activate(best, user=run.requested_by, require_better=settings.MODEL_ACTIVATE_REQUIRES_BETTER)
+    except registry.ActivationRefused as exc:
         rep.log(f"not activated: {exc}")
         return {"activated": False, "reason": str(exc)}
     rep.log(f"activated {best.version}")
     return {"activated": True, "reason": "at least as good as the active model on " + ", ".join(engine.PRIMARY_METRICS)}
 
 
+class EvaluationRefused(Exception):
+    """Nothing to evaluate on (no held-out events)."""
+
+
+def model_version_evaluate(mv: ModelVersion, data_path: str = "") -> dict:
+    """A registered version and the baselines on the held-out last day of ``data_path`` (or of the
+    shop's own events). Raises ``ArtifactError`` for an unusable artifact, ValueError / OSError for
+    unreadable or missing events, :class:`EvaluationRefused` when the held-out day is empty."""
+    model = artifacts.model_load(mv)
+    with tempfile.TemporaryDirectory() as tmp:
+        train, test, stats = events_for_run(TrainingRun(data_path=data_path), Path(tmp))
+    if not stats["test"].get("events"):
+        raise EvaluationRefused("no held-out data to evaluate on: the last day has no events; import events or "
+                                "pass --data FILE")
+    out = {"version": mv.version, "held_out": stats["test"], mv.kind: engine.evaluate(mv.kind, model, test)}
+    for b in ("popularity", "itemknn"):
+        out[b] = engine.evaluate(b, engine.baseline_train(b, train), test)
+    return out
+
+
 def _epochs(params: str) -> int:
     try:
-        from .gru4rec.params import parse_params
-
         return parse_params(params).n_epochs
     except Exception:
         return 0

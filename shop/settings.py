@@ -169,7 +169,7 @@ CELERY_TASK_DEFAULT_QUEUE = "default"
 CELERY_TASK_ROUTES = {
     "recommendations.tasks.model_train": {"queue": "training"},
     "recommendations.tasks.model_train_scheduled": {"queue": "training"},
-    "recommendations.tasks.clusters_build": {"queue": "training"},
+    "recommendations.clusters.tasks.clusters_build": {"queue": "training"},
 }
 CELERY_TASK_TIME_LIMIT = env.int("CELERY_TASK_TIME_LIMIT", default=600)
 CELERY_TASK_SOFT_TIME_LIMIT = env.int("CELERY_TASK_SOFT_TIME_LIMIT", default=540)
@@ -199,7 +199,7 @@ CELERY_BEAT_SCHEDULE = {
         "schedule": timedelta(minutes=env.int("POPULARITY_REFRESH_MINUTES", default=5)),
     },
     "popular-pools-refresh": {
-        "task": "recommendations.tasks.popular_pools_refresh",
+        "task": "recommendations.clusters.tasks.popular_pools_refresh",
         "schedule": timedelta(minutes=env.int("POPULARITY_REFRESH_MINUTES", default=5)),
     },
     "event-batch-keys-expire": {
@@ -267,6 +267,10 @@ STORAGES = {
         if DEBUG
         else "whitenoise.storage.CompressedManifestStaticFilesStorage"
     },
+    # Model artifacts (recommendations.artifacts): written once under content-addressed names. A
+    # FileSystemStorage without a location keeps them under MODEL_DIR; another backend (S3, ...)
+    # shares them between hosts, each process keeping a local copy under MODEL_CACHE_DIR.
+    "models": {"BACKEND": env.str("MODEL_STORAGE_BACKEND", default="django.core.files.storage.FileSystemStorage")},
 }
 
 LANGUAGE_CODE = "en-us"
@@ -352,6 +356,7 @@ POPULARITY_WINDOWS_DAYS = (1, 7, 30)
 
 # recommendations
 MODEL_DIR = Path(env.str("MODEL_DIR", default=str(VAR_DIR / "models")))
+MODEL_CACHE_DIR = Path(env.str("MODEL_CACHE_DIR", default=str(VAR_DIR / "model-cache")))
 TORCH_NUM_THREADS = env.int("TORCH_NUM_THREADS", default=1)
 MODEL_RELOAD_INTERVAL_SECONDS = env.float("MODEL_RELOAD_INTERVAL_SECONDS", default=2.0)
 MODEL_ACTIVATE_REQUIRES_BETTER = env.bool("MODEL_ACTIVATE_REQUIRES_BETTER", default=True)

@@ -13,7 +13,7 @@ from django.core.cache import cache
 from django.urls import reverse
 
 from catalog.models import Category, Product
-from recommendations import serving, services
+from recommendations import registry, serving
 from recommendations.clusters import synthetic
 from recommendations.clusters import services as cluster_services
 from recommendations.models import TrainingRun
@@ -45,10 +45,10 @@ def shop_data(db, settings, tmp_path, django_capture_on_commit_callbacks):
     for i, p in enumerate(products):
         tracking_services.event_record(visit, "view", p, source="grid", position=i)
     tracking_services.popularity_refresh()
-    mv = services.model_version_register(kind="gru4rec", model=synthetic.structured_gru4rec(syn), version="v-walk",
+    mv = registry.model_version_register(kind="gru4rec", model=synthetic.structured_gru4rec(syn), version="v-walk",
                                          parameters={}, metrics={"model": {"recall@20": 0.5, "mrr@20": 0.2}})
     with django_capture_on_commit_callbacks(execute=True):
-        services.model_activate(mv)
+        registry.model_activate(mv)
     cluster_services.clusters_build(mv, k=4)
     cluster_services.retrieval_index_build(mv)
     TrainingRun.objects.create(status=TrainingRun.Status.SUCCEEDED, params="n_epochs=1")

@@ -59,7 +59,7 @@ def shop_data(django_db_setup, django_db_blocker, tmp_path_factory):
     from rest_framework.authtoken.models import Token
 
     from catalog.models import Category, Product
-    from recommendations import serving, services
+    from recommendations import registry, serving
     from recommendations.clusters import services as cluster_services, synthetic
     from recommendations.models import TrainingRun
     from tracking.models import Visit
@@ -78,9 +78,9 @@ def shop_data(django_db_setup, django_db_blocker, tmp_path_factory):
                     category=cats[int(syn.category[i])] if i % 10 else None, is_active=i != 7)
             for i in range(60)
         )
-        mv = services.model_version_register(kind="gru4rec", model=synthetic.structured_gru4rec(syn), version="v-fuzz",
+        mv = registry.model_version_register(kind="gru4rec", model=synthetic.structured_gru4rec(syn), version="v-fuzz",
                                              parameters={}, metrics={})
-        services.model_activate(mv)  # activated by nobody: activated_by is null
+        registry.model_activate(mv)  # activated by nobody: activated_by is null
         cluster_services.clusters_build(mv, k=3)
         TrainingRun.objects.create(params="layers=8")  # queued: not started, no duration
         staff = User.objects.create_user("fuzz-staff", "staff@example.com", "x", is_staff=True)

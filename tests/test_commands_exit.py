@@ -111,14 +111,14 @@ def test_inspect_model_shows_neighbours_with_product_names(tmp_path, settings, c
     from django.core.management import call_command
 
     from catalog.models import Product
-    from recommendations import services
+    from recommendations import registry
     from recommendations.clusters import synthetic
 
     settings.MODEL_DIR = tmp_path / "models"
     syn = synthetic.structured_output(40, hidden=8, n_topics=4, n_categories=2, seed=0)
     model = synthetic.structured_gru4rec(syn)
     Product.objects.bulk_create(Product(external_id=str(i), name=f"Lamp {i}", slug=f"lamp-{i}") for i in range(40))
-    services.model_version_register(kind="gru4rec", model=model, version="v-syn", parameters={}, metrics={})
+    registry.model_version_register(kind="gru4rec", model=model, version="v-syn", parameters={}, metrics={})
     call_command("inspect_model", "v-syn", "--items", "3,7", "--neighbours", "2")
     out = capsys.readouterr().out.splitlines()
     start = out.index("neighbours by item embedding (cosine), 2 each:")
@@ -133,7 +133,7 @@ def test_inspect_model_shows_neighbours_with_product_names(tmp_path, settings, c
     from recommendations import engine
 
     clicks = pd.DataFrame({"SessionId": [1, 1, 2, 2], "ItemId": ["3", "7", "3", "7"], "Time": [1.0, 2.0, 3.0, 4.0]})
-    services.model_version_register(kind="vsknn", model=engine.vsknn_train(clicks), version="v-knn", parameters={},
+    registry.model_version_register(kind="vsknn", model=engine.vsknn_train(clicks), version="v-knn", parameters={},
                                     metrics={})
     call_command("inspect_model", "v-knn")
     assert ("neighbours  none per item: vsknn finds neighbours per session (the sessions most like the shopper's), "

@@ -6,7 +6,7 @@ import pytest
 from catalog import cache as catalog_cache
 from catalog.models import Product
 from catalog.services import products_set_active
-from recommendations import services as recommendation_services
+from recommendations import caches
 from tests.faults import connections_drop, stallable_cache  # noqa: F401 (stallable_cache: a fixture)
 
 
@@ -16,8 +16,8 @@ def test_a_catalogue_change_during_a_stall_invalidates_every_process_once_redis_
     chair = Product.objects.create(external_id="chair", name="Chair", slug="chair")
     before = catalog_cache.version()
     assert {p["id"] for p in client.get("/api/products/").json()["results"]} == {lamp.pk, chair.pk}  # now cached
-    assert recommendation_services.products_known([lamp.pk]) == {lamp.pk}
-    assert recommendation_services._products_in_order([lamp.pk, chair.pk]).keys() == {lamp.pk, chair.pk}
+    assert caches.products_known([lamp.pk]) == {lamp.pk}
+    assert caches.products_active([lamp.pk, chair.pk]).keys() == {lamp.pk, chair.pk}
     connections_drop()  # the bump's write during the stall is lost, not applied late
     with stallable_cache.stalled():
         assert products_set_active([lamp.pk], False) == 1
@@ -25,7 +25,7 @@ def test_a_catalogue_change_during_a_stall_invalidates_every_process_once_redis_
     catalog_cache.forget()
     assert catalog_cache.version() != before
     assert [p["id"] for p in client.get("/api/products/").json()["results"]] == [chair.pk]
-    assert recommendation_services._products_in_order([lamp.pk, chair.pk]).keys() == {chair.pk}
+    assert caches.products_active([lamp.pk, chair.pk]).keys() == {chair.pk}
 
 
 @pytest.mark.django_db

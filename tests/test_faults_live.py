@@ -160,7 +160,7 @@ def test_a_run_the_broker_took_but_no_worker_started_is_failed_by_the_reaper(fau
     assert run.error == (f"not started: no training worker took it within {grace} s (the broker lost the message, "
                          "or no worker consumes the training queue); start a new run")
     # a worker that finally gets the message leaves the given-up run alone
-    from recommendations.services import training_run_execute
+    from recommendations.training import training_run_execute
 
     assert training_run_execute(run.pk).status == "failed"
 
@@ -205,7 +205,7 @@ def _all_workers_serve(shop, version, token, pk) -> bool:
 def test_activation_during_a_stall_is_bounded_and_every_worker_serves_it_within_the_reload_bound(
         fault_shop, redis_up, settings):
     from catalog.models import Category, Product
-    from recommendations import services
+    from recommendations import registry
     from recommendations.demo import sessions_generate
     from recommendations.tests.conftest import version_register
 
@@ -217,7 +217,7 @@ def test_activation_during_a_stall_is_bounded_and_every_worker_serves_it_within_
     sessions = sessions_generate([(p.external_id, p.category_id) for p in products], n_sessions=600, days=4, seed=3)
     old = version_register("vsknn", sessions, "live-old")
     new = version_register("gru4rec", sessions, "live-new")  # a GRU4Rec activation also queues its clusters build
-    services.model_activate(old)
+    registry.model_activate(old)
     token = _staff_token("activate_modelversion")
     wait_until(lambda: _all_workers_serve(fault_shop, "live-old", token, products[0].pk), 60,
                "the workers never all served the first version")

@@ -336,9 +336,9 @@ def phase_postgres(report: dict) -> None:
 CORRUPT_PROBE = """
 import hashlib, time
 from django.conf import settings
-from recommendations import services
+from recommendations import registry
 from recommendations.models import ModelVersion
-from recommendations.serving import artifact_path
+from recommendations.artifacts import local_path as artifact_path
 active = ModelVersion.objects.get(status="active")
 data = artifact_path(active).read_bytes()
 data = data[: len(data) // 2]  # truncated
@@ -348,9 +348,9 @@ mv = ModelVersion.objects.create(version=f"corrupt-{int(time.time())}", kind=act
     artifact=name, artifact_sha256=hashlib.sha256(data).hexdigest(), artifact_size=len(data),
     n_items=active.n_items, metrics=active.metrics, parameters=active.parameters)
 try:
-    services.model_activate(mv)
+    registry.model_activate(mv)
     refused, reason = False, ""
-except services.ActivationRefused as exc:
+except registry.ActivationRefused as exc:
     refused, reason = True, str(exc)
 out = {"active_before": active.version, "candidate": mv.version, "refused": refused, "reason": reason,
        "active_in_db_after": ModelVersion.objects.get(status="active").version}
@@ -397,8 +397,8 @@ def run_state_wait(run_id: int, status: str, timeout: float, interval: float) ->
         time.sleep(interval)
 
 
-QUEUE_RUN = ("from recommendations import services\n"
-             f"run = services.training_run_queue(params={STRESS_TRAIN_PARAMS!r}, activate=False)\n"
+QUEUE_RUN = ("from recommendations import training\n"
+             f"run = training.training_run_queue(params={STRESS_TRAIN_PARAMS!r}, activate=False)\n"
              "out = {'run_id': run.pk}")
 
 

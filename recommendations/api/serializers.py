@@ -6,9 +6,11 @@ from django.core.validators import MaxValueValidator, MinValueValidator
 from rest_framework import serializers
 from rest_framework.fields import empty
 
+from catalog.api.serializers import ProductSerializer  # a recommended product looks the same everywhere
 from catalog.models import Product
+from recommendations.caches import products_known
+from recommendations.gru4rec.params import parse_params
 from recommendations.models import ModelVersion, TrainingRun
-from recommendations.services import products_known
 from shop.validators import (
     BIGINT_MAX,
     CANONICAL_UUID,
@@ -18,14 +20,6 @@ from shop.validators import (
     JsonCharField,
     JsonIntegerField,
 )
-
-try:  # the products API's own serializer, so a recommended product looks the same everywhere
-    from catalog.api.serializers import ProductSerializer
-except ImportError:  # pragma: no cover - only before the catalogue API exists
-    class ProductSerializer(serializers.ModelSerializer):
-        class Meta:
-            model = Product
-            fields = ["id", "external_id", "name", "slug", "price", "currency", "category", "brand"]
 
 
 class RecommendationQuerySerializer(serializers.Serializer):
@@ -177,8 +171,6 @@ class TrainRequestSerializer(serializers.Serializer):
     def validate_params(self, value):
         if not value:
             return value
-        from recommendations.gru4rec.params import parse_params
-
         try:
             parse_params(value)
         except ValueError as exc:

@@ -1,4 +1,4 @@
-"""Recommendations API: validation and orchestration only; the services do the work."""
+"""Recommendations API: validation and orchestration only; ranking, registry and training do the work."""
 from django.shortcuts import get_object_or_404
 from drf_spectacular.utils import extend_schema, inline_serializer
 from rest_framework import serializers
@@ -7,7 +7,7 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from catalog.models import Product
-from recommendations import selectors, services
+from recommendations import caches, ranking, registry, selectors, training
 from tracking.attribution import served_token
 from tracking.services import VISIT_SESSION_KEY
 
@@ -28,10 +28,10 @@ from .serializers import (
 def _product_data(product) -> dict:
     """The products API representation, cached per process with the product itself (both are
     dropped when the catalogue's cache version changes): no serializer work on the hot path."""
-    cached = services._product_cache.serialized.get(product.pk)
+    cached = caches.product_serialized(product.pk)
     if cached is None:
         cached = ProductSerializer(product).data
-        services._product_cache.serialized[product.pk] = cached
+        caches.product_serialized_put(product.pk, cached)
     return cached
 
 
@@ -77,7 +77,7 @@ class RecommendationView(APIView):
     @extend_schema(parameters=[RecommendationQuerySerializer], responses=RecommendationResultSerializer)
     def get(self, request):
         v = _query(RecommendationQuerySerializer, request)
-        result = services.recommend_for_session(
+        result = ranking.recommend_for_session(
             session=v.get("session"), k=v["k"], exclude_seen=v["exclude_seen"], explain=v["explain"],
             category=v.get("category"),
         )
@@ -88,7 +88,7 @@ class RecommendationView(APIView):
         q = RecommendationRequestSerializer(data=request.data)
         q.is_valid(raise_exception=True)
         v = q.validated_data
-        result = services.recommend_for_session(
+        result = ranking.recommend_for_session(
             items=v["items"], k=v["k"], exclude_seen=v["exclude_seen"], explain=v["explain"],
             category=v.get("category"),
         )
@@ -102,7 +102,7 @@ class SimilarItemsView(APIView):
     def get(self, request, pk: int):
         k = _query(SimilarQuerySerializer, request)["k"]
         product = get_object_or_404(Product.objects.only("pk", "category_id"), pk=pk, is_active=True)
-        return _answer(services.similar_items(product, k=k), request, _own_visit(request), "similar")
+        return _answer(ranking.similar_items(product, k=k), request, _own_visit(request), "similar")
 
 
 class ModelVersionListView(APIView):
@@ -121,8 +121,8 @@ class ModelVersionActivateView(APIView):
     def post(self, request, pk: int):
         mv = get_object_or_404(selectors.model_version_list(), pk=pk)
         try:
-            mv = services.model_activate(mv, user=request.user)
-        except services.ActivationRefused as exc:
+            mv = registry.model_activate(mv, user=request.user)
+        except registry.ActivationRefused as exc:
             return Response({"detail": str(exc)}, status=status.HTTP_409_CONFLICT)
         return Response(ModelVersionSerializer(mv).data)
 
@@ -137,10 +137,10 @@ class ModelTrainView(APIView):
         q = TrainRequestSerializer(data=request.data)
         q.is_valid(raise_exception=True)
         try:
-            run = services.training_run_queue(
+            run = training.training_run_queue(
                 user=request.user, params=q.validated_data.get("params") or None, activate=q.validated_data["activate"]
             )
-        except services.TrainingNotQueued as exc:  # the broker is down: the run is failed, say so now
+        except training.TrainingNotQueued as exc:  # the broker is down: the run is failed, say so now
             return Response({"detail": str(exc), "run": exc.run.pk}, status=status.HTTP_503_SERVICE_UNAVAILABLE)
         run.refresh_from_db()
         return Response(TrainingRunSerializer(run).data, status=status.HTTP_202_ACCEPTED)

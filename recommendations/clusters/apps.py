@@ -8,11 +8,16 @@ class ClustersConfig(AppConfig):
     default_auto_field = "django.db.models.BigAutoField"
 
     def ready(self):
-        # Load each model version's ANN index and clusters together with the model (hot reload).
-        from recommendations import serving
+        # why: hooks are wired once every app's models are loaded (services imports models), and
+        # the tasks must be in Celery's registry in every process (they are queued by name).
+        from recommendations import ranking, registry, selectors, serving
 
-        from .services import retrieval_extras_load
+        from . import services, tasks  # noqa: F401
 
-        register = getattr(serving, "extra_loader_register", None)
-        if register is not None:
-            register("retrieval", retrieval_extras_load)
+        # The core never imports this app: it offers hooks, and the app registers itself here.
+        serving.extra_loader_register("retrieval", services.retrieval_extras_load)
+        ranking.candidate_source_register("ann", services.ann_candidates)
+        ranking.diversifier_register(services.diversify_bundle)
+        registry.activation_hook_register("clusters", services.activation_extras_queue)
+        # looked up at call time, so a test that replaces services.popular_pool reaches the ranking
+        selectors.popular_source_register(lambda *args, **kwargs: services.popular_pool(*args, **kwargs))

@@ -1,23 +1,24 @@
 """Services: build a model version's clusters and ANN index, load them with the model, and answer
 candidate / diversity questions for the recommendation service.
 
-Integration points for ``recommendations.services`` / ``serving`` / ``tasks``:
+The core never imports this app; apps.py registers these with the core's hooks:
 
-- :func:`retrieval_extras_load` ``(bundle, row) -> dict`` is registered with
-  ``serving.extra_loader_register("retrieval", ...)`` (apps.py), so the index and the cluster
-  assignment are loaded with every model version, hot reload included: ``bundle.extras["retrieval"]``.
-- :func:`ann_applies` ``(bundle) -> bool`` and :func:`model_candidates_ann`
-  ``(bundle, idx, n, exclude_seen) -> (indices, scores)``: the large-catalogue path of
-  ``services._model_candidates``; :func:`candidates_for` ``(hidden, extras, n)`` is the bare search.
-- :func:`diversify_bundle` ``(bundle, indices, scores, k, cap_per_cluster)``: the per-cluster cap.
-- :func:`version_extras_build` ``(model_version, k=None)``: clusters + index after an activation
-  (the Celery task ``recommendations.tasks.clusters_build`` calls it; queue it with
-  :func:`version_extras_queue` after the activation commits).
+- :func:`retrieval_extras_load` ``(bundle, row) -> dict`` with
+  ``serving.extra_loader_register("retrieval", ...)``, so the index and the cluster assignment are
+  loaded with every model version, hot reload included: ``bundle.extras["retrieval"]``.
+- :func:`ann_candidates` ``(bundle, idx, n, exclude_seen) -> (indices, scores) | None`` with
+  ``ranking.candidate_source_register``: the large-catalogue path of ``ranking._model_candidates``;
+  :func:`candidates_for` ``(hidden, extras, n)`` is the bare search.
+- :func:`diversify_bundle` ``(bundle, indices, scores, k, cap_per_cluster)`` with
+  ``ranking.diversifier_register``: the per-cluster cap.
+- :func:`activation_extras_queue` with ``registry.activation_hook_register``: clusters + index
+  after an activation (the Celery task ``recommendations.clusters.tasks.clusters_build`` runs
+  :func:`version_extras_build`).
+- :func:`popular_pool` with ``selectors.popular_source_register``: the cold paths' pools.
 """
 from __future__ import annotations
 
 import logging
-import os
 import threading
 import time
 from contextlib import contextmanager
@@ -25,13 +26,16 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
+from celery import current_app
 from django.conf import settings
 from django.core.cache import cache
 from django.db import transaction
 
 from catalog.models import Category, Product
-from recommendations import engine
+from recommendations import artifacts
 from recommendations.models import ModelVersion
+from recommendations.selectors import POPULAR_POOL
+from tracking.models import ProductPopularity
 
 from . import clustering, naming, retrieval
 from .models import ItemCluster, ItemClustering, ItemClusterMember, RetrievalIndex
@@ -53,16 +57,10 @@ class BuildReport:
 
 
 # ----------------------------------------------------------------------------------- helpers
-def _model_dir() -> Path:
-    return Path(settings.MODEL_DIR)
-
-
 def _engine_load(mv: ModelVersion):
     if mv.kind != ModelVersion.Kind.GRU4REC:
         raise ClustersUnavailable(f"{mv.version}: a {mv.kind} model has no item embeddings")
-    from recommendations.serving import artifact_path
-
-    return engine.artifact_load(mv.kind, artifact_path(mv), sha256=mv.artifact_sha256)
+    return artifacts.model_load(mv)
 
 
 def _sidecar_name(mv: ModelVersion, suffix: str, digest: str) -> str:
@@ -71,29 +69,13 @@ def _sidecar_name(mv: ModelVersion, suffix: str, digest: str) -> str:
 
 
 def _write_content_addressed(mv: ModelVersion, suffix: str, ext: str, write) -> tuple[str, str, int]:
-    """``write(tmp_path)`` then rename to ``<artifact stem>.<suffix>-<sha16><ext>``; read-only."""
-    d = _model_dir()
-    d.mkdir(parents=True, exist_ok=True)
-    tmp = d / f".tmp-{os.getpid()}-{time.time_ns()}{ext}"
-    try:
-        write(tmp)
-        digest = engine.sha256_file(tmp)
-        name = _sidecar_name(mv, suffix, digest) + ext
-        os.replace(tmp, d / name)
-        os.chmod(d / name, 0o444)
-    finally:
-        if tmp.exists():
-            tmp.unlink()
-    return name, digest, (d / name).stat().st_size
+    """``write(tmp_path)``, stored as ``<artifact stem>.<suffix>-<sha16><ext>`` by ``artifacts``."""
+    return artifacts.file_write(lambda digest: _sidecar_name(mv, suffix, digest) + ext, write, ext)
 
 
 def _sidecar_remove(name: str) -> None:
     """Delete a replaced index / assignment file (processes that loaded it keep their copy)."""
-    path = _model_dir() / Path(name).name
-    try:
-        path.unlink(missing_ok=True)
-    except OSError:
-        logger.warning("could not remove %s", path)
+    artifacts.delete(name)
 
 
 @contextmanager
@@ -270,9 +252,9 @@ def version_extras_build(model_version: ModelVersion | int, k: int | None = None
     with _build_lock(mv):
         cl = ItemClustering.objects.filter(model_version=mv).first() if missing_only else None
         idx = RetrievalIndex.objects.filter(model_version=mv).first() if missing_only else None
-        if cl is not None and not (_model_dir() / cl.assignment).is_file():
+        if cl is not None and not artifacts.exists(cl.assignment):
             cl = None
-        if idx is not None and not (_model_dir() / idx.path).is_file():
+        if idx is not None and not artifacts.exists(idx.path):
             idx = None
         if cl is not None and idx is not None:
             return BuildReport(cl, idx)
@@ -284,11 +266,26 @@ def version_extras_build(model_version: ModelVersion | int, k: int | None = None
     return BuildReport(cl, idx)
 
 
+CLUSTERS_BUILD_TASK = "recommendations.clusters.tasks.clusters_build"
+
+
 def version_extras_queue(model_version: ModelVersion, k: int | None = None, missing_only: bool = False) -> None:
     """Queue the build after the surrounding transaction commits."""
-    from .tasks import clusters_build as task
-
+    # By name from Celery's registry: tasks.py calls this module, so importing it here would be a cycle.
+    task = current_app.tasks[CLUSTERS_BUILD_TASK]
     transaction.on_commit(lambda: task.delay(model_version.pk, k, missing_only))
+
+
+def activation_extras_queue(mv: ModelVersion) -> None:
+    """Activation hook (registry): the newly active GRU4Rec version's missing clusters and ANN index
+    (training queue); a failure to queue never undoes the activation (the broker's timeouts bound
+    the wait)."""
+    if mv.kind != ModelVersion.Kind.GRU4REC:
+        return
+    try:
+        current_app.tasks[CLUSTERS_BUILD_TASK].delay(mv.pk, None, True)
+    except Exception:
+        logger.exception("could not queue the clusters build of model version %s", mv.pk)
 
 
 # --------------------------------------------------------------------------------- loading
@@ -302,17 +299,15 @@ def retrieval_extras_load(bundle, row: ModelVersion) -> dict:
     out = {"index": None, "nprobe": None, "cluster_of_item": None, "_checked": time.monotonic(), "_small": small}
     idx_row = None if small else RetrievalIndex.objects.filter(model_version_id=row.pk).first()
     if idx_row is not None and idx_row.n_items == bundle.n_items:
-        path = _model_dir() / idx_row.path
-        if path.is_file() and engine.sha256_file(path) == idx_row.sha256:
-            out["index"] = retrieval.index_read(path, nprobe=idx_row.nprobe)
+        if artifacts.file_matches(idx_row.path, idx_row.sha256):
+            out["index"] = retrieval.index_read(artifacts.local_path(idx_row.path), nprobe=idx_row.nprobe)
             out["nprobe"] = idx_row.nprobe
         else:
             logger.error("ANN index of %s missing or its sha256 does not match; exact scoring", row.version)
     cl = ItemClustering.objects.filter(model_version_id=row.pk).first()
     if cl is not None and cl.assignment:
-        path = _model_dir() / cl.assignment
-        if path.is_file() and engine.sha256_file(path) == cl.assignment_sha256:
-            labels = np.load(path, allow_pickle=False)
+        if artifacts.file_matches(cl.assignment, cl.assignment_sha256):
+            labels = np.load(artifacts.local_path(cl.assignment), allow_pickle=False)
             if len(labels) == bundle.n_items:
                 out["cluster_of_item"] = labels
         else:
@@ -377,8 +372,15 @@ def candidates_for(hidden, extras: dict, n: int) -> tuple[np.ndarray, np.ndarray
     return ids[0][keep], scores[0][keep]
 
 
+def ann_candidates(bundle, idx: list[int], n: int, exclude_seen: bool):
+    """Candidate source for ``ranking``: ANN candidates when they apply to the bundle, else None."""
+    if "retrieval" not in bundle.extras or not ann_applies(bundle):
+        return None
+    return model_candidates_ann(bundle, idx, n, exclude_seen)
+
+
 def model_candidates_ann(bundle, idx: list[int], n: int, exclude_seen: bool) -> tuple[list[int], list[float]]:
-    """The large-catalogue twin of ``services._model_candidates``: GRU state for the session,
+    """The large-catalogue twin of ``ranking._model_candidates``: GRU state for the session,
     ANN candidates (scores are exact: IVF-Flat), unavailable and seen items dropped, top ``n``."""
     return retrieval.session_topk(bundle.engine, _extras(bundle)["index"], idx, n, exclude_seen,
                                   unavailable=_unavailable_mask(bundle))
@@ -410,11 +412,11 @@ POOLS_KEY = "clusters:popular_pools"
 POOLS_TTL = 600
 
 
-def popular_pools_build(limit: int = 50) -> dict[int, list[int]]:
+def popular_pools_build(limit: int = POPULAR_POOL) -> dict[int, list[int]]:
     """Popular active products per category (ancestors included), best first, from tracking's
-    popularity of the longest window; stored in the cache for the cold paths. Key 0: all."""
-    from tracking.models import ProductPopularity
-
+    popularity of the longest window; stored in the cache for the cold paths. Key 0: all.
+    ``limit`` is the pool size the reader asks for (selectors.POPULAR_POOL): a smaller pool made
+    every read run the catalogue fill query."""
     window = max(getattr(settings, "POPULARITY_WINDOWS_DAYS", (30,)))
     parent = dict(Category.objects.values_list("pk", "parent_id"))
     n_cats = max(1, len(parent))

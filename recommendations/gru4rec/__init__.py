@@ -1,7 +1,7 @@
 """GRU4Rec session-based recommender: a plain PyTorch engine with no Django import.
 
 Data in (session/item/time events), tensors and files out; the Django side wraps it in
-``recommendations.services``. Main entry points: :class:`GRU4Rec` (model, serving, checkpoints),
+``recommendations.engine``. Main entry points: :class:`GRU4Rec` (model, serving, checkpoints),
 :func:`fit` (training), :func:`evaluate` (Recall@N / MRR@N), :func:`parse_params`.
 
 The names are loaded on first use (PEP 562): a web worker that only serves a model imports

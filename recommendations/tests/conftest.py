@@ -5,7 +5,7 @@ import pytest
 import torch
 
 from catalog.models import Category, Product
-from recommendations import engine, serving, services
+from recommendations import caches, engine, registry
 from recommendations.demo import sessions_generate
 
 torch.set_num_threads(1)  # as TORCH_NUM_THREADS does in every shop process
@@ -17,18 +17,9 @@ SMALL_PARAMS = "loss=cross-entropy,layers=16,batch_size=16,n_sample=32,learning_
 def _isolated_serving(settings, tmp_path):
     settings.MODEL_DIR = Path(tmp_path) / "models"
     settings.MODEL_RELOAD_INTERVAL_SECONDS = 0.0
-    serving.model_unload()
-    _process_caches_clear()
+    caches.reset()
     yield
-    serving.model_unload()
-
-
-def _process_caches_clear():
-    from recommendations import selectors
-
-    selectors._popular_memo.clear()
-    services._product_cache.products.clear()
-    services._product_cache.version = None
+    caches.reset()
 
 
 @pytest.fixture
@@ -52,7 +43,7 @@ def version_register(kind: str, df, name: str, metrics=None):
     else:
         model = engine.vsknn_train(train)
     m = metrics if metrics is not None else {"model": engine.evaluate(kind, model, test)}
-    return services.model_version_register(kind=kind, model=model, version=name, parameters={}, metrics=m,
+    return registry.model_version_register(kind=kind, model=model, version=name, parameters={}, metrics=m,
                                            train_range=stats["train"], test_range=stats["test"])
 
 
@@ -72,6 +63,6 @@ def activate(django_capture_on_commit_callbacks):
 
     def _activate(mv, **kwargs):
         with django_capture_on_commit_callbacks(execute=True):
-            return services.model_activate(mv, **kwargs)
+            return registry.model_activate(mv, **kwargs)
 
     return _activate

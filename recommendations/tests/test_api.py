@@ -100,9 +100,10 @@ def test_registry_endpoints_are_staff_only(client, gru_version, sknn_version, ac
 
 @pytest.mark.django_db(transaction=True)  # the check runs in a worker thread with its own connection
 def test_health_reports_the_loaded_model(client, gru_version):
-    from recommendations import services
+    from recommendations import registry
 
-    services.model_activate(gru_version)
+    registry.model_activate(gru_version)
+    serving.warm_up()  # what shop/wsgi.py does when a web worker starts: the check itself only reports
     r = client.get("/health/", HTTP_ACCEPT="application/json")
     assert r.status_code == 200, r.content
     assert serving.model_version_loaded() == "v-gru"

@@ -7,7 +7,7 @@ import pytest
 from django.contrib.auth.models import User
 
 from catalog.models import Product
-from recommendations import serving, services
+from recommendations import artifacts, registry, serving
 from recommendations.models import ModelActivation, ModelVersion, TrainingRun
 
 from .conftest import version_register
@@ -36,12 +36,12 @@ def test_each_activation_is_recorded_and_roll_back_walks_the_history(three, acti
     assert [(h.version_name, h.previous_name, h.action, h.undone, h.by) for h in ModelActivation.objects.order_by("id")] == [
         ("v-a", "", "activate", False, ops), ("v-b", "v-a", "activate", False, ops), ("v-c", "v-b", "activate", False, ops),
     ]
-    services.model_rollback(user=ops)
+    registry.model_rollback(user=ops)
     assert _active() == "v-b"
-    services.model_rollback(user=ops)
+    registry.model_rollback(user=ops)
     assert _active() == "v-a"  # a second roll back goes further back, not back to v-c
-    with pytest.raises(services.ActivationRefused, match="v-a is the first activated version"):
-        services.model_rollback(user=ops)
+    with pytest.raises(registry.ActivationRefused, match="v-a is the first activated version"):
+        registry.model_rollback(user=ops)
     assert _active() == "v-a"
     history = list(ModelActivation.objects.order_by("id").values_list("version_name", "previous_name", "action", "undone"))
     assert history == [
@@ -54,23 +54,23 @@ def test_an_activation_after_a_roll_back_is_the_new_top(three, activate):
     a, b, c = three
     activate(a)
     activate(b)
-    services.model_rollback()
+    registry.model_rollback()
     assert _active() == "v-a"
     activate(c)
-    services.model_rollback()
+    registry.model_rollback()
     assert _active() == "v-a"  # c's previous, not b (b's activation was undone)
-    with pytest.raises(services.ActivationRefused):
-        services.model_rollback()
+    with pytest.raises(registry.ActivationRefused):
+        registry.model_rollback()
 
 
 def test_a_refused_roll_back_leaves_the_history_as_it_was(three, activate, settings):
     a, b, _ = three
     activate(a)
     activate(b)
-    serving.artifact_path(a).write_bytes(b"not a model")
+    artifacts.local_path(a).write_bytes(b"not a model")
     before = list(ModelActivation.objects.values_list("id", "undone"))
-    with pytest.raises(services.ActivationRefused, match="artifact refused"):
-        services.model_rollback()
+    with pytest.raises(registry.ActivationRefused, match="artifact refused"):
+        registry.model_rollback()
     assert _active() == "v-b"
     assert list(ModelActivation.objects.values_list("id", "undone")) == before
 
@@ -79,19 +79,19 @@ def test_the_active_version_cannot_be_deleted(three, activate, django_capture_on
     a, b, _ = three
     activate(a)
     activate(b)
-    with pytest.raises(services.ActivationRefused, match="v-b is the active version"):
-        services.model_version_delete(b)
+    with pytest.raises(registry.ActivationRefused, match="v-b is the active version"):
+        registry.model_version_delete(b)
     assert ModelVersion.objects.filter(pk=b.pk).exists()
-    path = serving.artifact_path(a)
+    path = artifacts.local_path(a)
     assert path.exists()
     with django_capture_on_commit_callbacks(execute=True):  # the file goes once the delete commits
-        services.model_version_delete(a)
+        registry.model_version_delete(a)
     assert not ModelVersion.objects.filter(pk=a.pk).exists()
     assert not path.exists()  # the artifact goes with its row
     # The history keeps the deleted version's name, and roll back says why it cannot return to it.
     assert ModelActivation.objects.filter(version_name="v-b").first().previous_name == "v-a"
-    with pytest.raises(services.ActivationRefused, match=r"v-b is the first activated version \(v-a was deleted\)"):
-        services.model_rollback()
+    with pytest.raises(registry.ActivationRefused, match=r"v-b is the first activated version \(v-a was deleted\)"):
+        registry.model_rollback()
 
 
 def test_admin_refuses_to_delete_the_active_version_single_and_bulk(client, three, activate, ops,
@@ -108,7 +108,7 @@ def test_admin_refuses_to_delete_the_active_version_single_and_bulk(client, thre
     assert "v-b: the active version (activate another version first)" in bulk.content.decode()
     assert set(ModelVersion.objects.values_list("version", flat=True)) == {"v-a", "v-b", "v-c"}
     # A version that is not active goes, with its artifact.
-    path = serving.artifact_path(a)
+    path = artifacts.local_path(a)
     with django_capture_on_commit_callbacks(execute=True):
         assert client.post(f"/admin/recommendations/modelversion/{a.pk}/delete/", {"post": "yes"}).status_code == 302
     assert not ModelVersion.objects.filter(pk=a.pk).exists() and not path.exists()

@@ -10,7 +10,7 @@ import pytest
 from django.conf import settings
 from django.db import IntegrityError, connection, transaction
 
-from recommendations import serving, services
+from recommendations import artifacts, ranking, registry, serving
 from recommendations.tests.conftest import version_register
 from tests.faults import connections_drop, stallable_cache  # noqa: F401 (stallable_cache: a fixture)
 
@@ -23,7 +23,7 @@ SERVER = """
 import sys, time, django
 django.setup()
 from recommendations.serving import model_current, model_version_refused
-from recommendations.services import recommend_for_session
+from recommendations.ranking import recommend_for_session
 from catalog.models import Product
 pk = Product.objects.order_by("pk").values_list("pk", flat=True).first()
 end = time.time() + 120
@@ -98,21 +98,21 @@ def test_second_process_follows_activations_and_refuses_a_corrupt_artifact(catal
     v1 = version_register("vsknn", sessions, "v1")
     v2 = version_register("gru4rec", sessions, "v2")
     v3 = version_register("vsknn", sessions.iloc[::-1].reset_index(drop=True), "v3")
-    services.model_activate(v1)
+    registry.model_activate(v1)
     follower = Follower()
     try:
         follower.wait_for("v1", timeout=60)  # process start-up and first load
         follower.lines.clear()
-        services.model_activate(v2)
+        registry.model_activate(v2)
         follower.wait_for("v2")
         # one switch, v1 then v2, and every answer in between a full answer from v1 or v2, never an error
         assert _served(follower.lines) in (["v1", "v2"], ["v2"])
         assert all(f[1] in ("v1", "v2") and f[2] == "3" for f in (line.split() for line in follower.lines))
         # A corrupt artifact is refused and v2 keeps serving. The activation is committed only once the
         # file is corrupt: the follower can never load v3 while it is intact.
-        path = serving.artifact_path(v3)
+        path = artifacts.local_path(v3)
         with transaction.atomic():
-            services.model_activate(v3)  # digest checked here while the file is intact
+            registry.model_activate(v3)  # digest checked here while the file is intact
             os.chmod(path, 0o644)
             data = bytearray(path.read_bytes())
             data[len(data) // 2] ^= 0xFF
@@ -123,7 +123,7 @@ def test_second_process_follows_activations_and_refuses_a_corrupt_artifact(catal
         follower.wait_until(lambda fields: len(follower.lines) >= refused_at + 10, FOLLOW_BOUND, "answers after it")
         assert {(f[0], f[1], f[2]) for f in (line.split() for line in follower.lines)} == {("v2", "v2", "3")}
         # roll back = activate the previous version
-        services.model_activate(v1)
+        registry.model_activate(v1)
         follower.wait_for("v1")
     finally:
         follower.stop()
@@ -134,16 +134,16 @@ def test_truncated_or_corrupt_artifact_refused_in_process(gru_version, sknn_vers
     activate(gru_version)
     assert serving.model_reload().version == "v-gru"
     activate(sknn_version)
-    path = serving.artifact_path(sknn_version)
+    path = artifacts.local_path(sknn_version)
     os.chmod(path, 0o644)
     path.write_bytes(path.read_bytes()[:100])  # truncated
     assert serving.model_reload().version == "v-gru"
     assert serving.model_version_refused() == ["v-sknn"]
-    result = services.recommend_for_session(items=[], k=2)
+    result = ranking.recommend_for_session(items=[], k=2)
     assert len(result.items) == 2
     # activating a version whose artifact no longer matches its digest is refused up front
-    with pytest.raises(services.ActivationRefused, match="sha256"):
-        services.model_activate(sknn_version)
+    with pytest.raises(registry.ActivationRefused, match="sha256"):
+        registry.model_activate(sknn_version)
 
 
 @pytest.mark.django_db
@@ -151,7 +151,7 @@ def test_incompatible_artifact_with_valid_digest_refused(gru_version, sknn_versi
     """A file the engine rejects (CheckpointError) is refused even when its sha256 is the registered one."""
     activate(gru_version)
     serving.model_reload()
-    path = serving.artifact_path(sknn_version)
+    path = artifacts.local_path(sknn_version)
     os.chmod(path, 0o644)
     path.write_bytes(b"PK\x03\x04 not really a zip")
     from recommendations.engine import sha256_file
@@ -159,7 +159,7 @@ def test_incompatible_artifact_with_valid_digest_refused(gru_version, sknn_versi
     type(sknn_version).objects.filter(pk=sknn_version.pk).update(artifact_sha256=sha256_file(path))
     sknn_version.refresh_from_db()
     # refused up front: activation loads the artifact before it changes the database
-    with pytest.raises(services.ActivationRefused, match="refused by the engine"):
+    with pytest.raises(registry.ActivationRefused, match="refused by the engine"):
         activate(sknn_version)
     assert type(sknn_version).objects.get(status="active").version == "v-gru"
     assert serving.model_reload().version == "v-gru"
@@ -178,8 +178,8 @@ def test_activation_rule_requires_at_least_the_active_metrics(catalogue, session
     equal = version_register("vsknn", sessions, "equal", metrics={
         "model": {"recall@20": 0.5, "mrr@20": 0.2}, "active": {"version": "good", "metrics": {"recall@20": 0.5, "mrr@20": 0.2}}})
     activate(good)
-    with pytest.raises(services.ActivationRefused, match="worse than the active good"):
-        services.model_activate(worse, require_better=True)
+    with pytest.raises(registry.ActivationRefused, match="worse than the active good"):
+        registry.model_activate(worse, require_better=True)
     assert type(good).objects.get(pk=good.pk).status == "active"
     activate(equal, require_better=True)
     assert serving.active_version() == "equal"
@@ -216,9 +216,9 @@ def test_health_fails_when_this_process_serves_another_version_than_the_database
     from recommendations.models import ModelVersion
 
     activate(sknn_version)
-    assert serving.model_reload().version == "v-sknn"
+    assert serving.warm_up().version == "v-sknn"  # a web worker's start (shop/wsgi.py)
     # v-gru is made active in the database, but its file no longer matches: this process cannot load it
-    path = serving.artifact_path(gru_version)
+    path = artifacts.local_path(gru_version)
     os.chmod(path, 0o644)
     path.write_bytes(path.read_bytes()[:100])
     ModelVersion.objects.filter(pk=sknn_version.pk).update(status="retired")
@@ -226,6 +226,8 @@ def test_health_fails_when_this_process_serves_another_version_than_the_database
     key = "ActiveModelLoaded()"
     r = client.get("/health/?format=json")
     assert (r.status_code, r.json()[key]) == (200, "OK")  # within the reload bound: catching up
+    assert serving.model_version_loaded() == "v-sknn"  # the check only reports: it loaded nothing
+    serving.model_reload()  # the reload timer's work in this process: v-gru is refused
     assert serving.model_version_loaded() == "v-sknn" and serving.model_version_refused() == ["v-gru"]
     bound = serving.reload_bound_seconds()
     assert bound == settings.MODEL_RELOAD_INTERVAL_SECONDS + serving.LOAD_GRACE_SECONDS

@@ -12,10 +12,10 @@ from celery import Celery
 from django.conf import settings
 from django.db import connection
 
-from recommendations import serving
+from recommendations import artifacts, serving
 from recommendations.gru4rec.data import write_tsv
 from recommendations.models import ModelVersion, TrainingRun
-from recommendations.services import training_run_execute
+from recommendations.training import training_run_execute
 from recommendations.tests.conftest import SMALL_PARAMS
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -72,7 +72,7 @@ def test_training_task_through_real_broker_and_worker_killed_mid_run(catalogue, 
         assert active.version == run.result["best"]
         assert set(active.metrics["baselines"]) == {"popularity", "itemknn"}
         assert 0.0 <= active.metrics["model"]["recall@20"] <= 1.0
-        assert serving.artifact_path(active).name.startswith(f"{active.kind}-")
+        assert artifacts.local_path(active).name.startswith(f"{active.kind}-")
         assert active.artifact_sha256[:16] in active.artifact
         # a long run, killed mid-training (SIGKILL: no cleanup at all)
         slow = TrainingRun.objects.create(params=SMALL_PARAMS.replace("n_epochs=2", "n_epochs=400"),
@@ -251,25 +251,25 @@ def test_a_run_is_published_after_commit_and_failed_when_the_broker_refuses_it(m
     from django.db import transaction
     from kombu.exceptions import OperationalError
 
-    from recommendations import services
+    from recommendations import training
     from recommendations.tasks import model_train
 
     sent = []
-    monkeypatch.setattr(model_train, "apply_async", lambda args, task_id=None: sent.append((args, task_id)))
+    monkeypatch.setattr(model_train, "apply_async", lambda args: sent.append(args))
     with django_capture_on_commit_callbacks(execute=True) as callbacks:
         with transaction.atomic():
-            run = services.training_run_queue(params=SMALL_PARAMS, activate=False)
+            run = training.training_run_queue(params=SMALL_PARAMS, activate=False)
             assert sent == []  # nothing is published before the run is committed
-    assert len(callbacks) == 1 and sent == [((run.pk,), run.task_id)] and len(run.task_id) == 36
+    assert len(callbacks) == 1 and sent == [(run.pk,)]
     assert TrainingRun.objects.get(pk=run.pk).status == "queued"
 
-    def refuse(args, task_id=None):  # what kombu raises when Redis refuses the connection
+    def refuse(args):  # what kombu raises when Redis refuses the connection
         raise OperationalError("Error 111 connecting to 127.0.0.1:6379. Connection refused.")
 
     monkeypatch.setattr(model_train, "apply_async", refuse)
     with django_capture_on_commit_callbacks(execute=True):
         with transaction.atomic():
-            run = services.training_run_queue(params=SMALL_PARAMS, activate=False)
+            run = training.training_run_queue(params=SMALL_PARAMS, activate=False)
     run.refresh_from_db()  # inside a transaction the caller learns it from the run
     assert (run.status, run.stage) == ("failed", "not queued")
     assert run.error == ("not queued: the task broker did not take it (OperationalError: Error 111 connecting to "

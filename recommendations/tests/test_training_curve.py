@@ -4,7 +4,7 @@ import pytest
 
 from recommendations.gru4rec.data import write_tsv
 from recommendations.models import TrainingRun
-from recommendations.services import training_run_execute
+from recommendations.training import training_run_execute
 from recommendations.tests.conftest import SMALL_PARAMS
 
 pytestmark = pytest.mark.django_db

@@ -8,7 +8,7 @@ from django.contrib.auth.models import Permission, User
 from django.urls import reverse
 from rest_framework.test import APIClient
 
-from recommendations import services
+from recommendations import training
 from recommendations.models import TrainingRun
 
 pytestmark = pytest.mark.django_db(transaction=True)  # the run's thread has its own connection
@@ -37,7 +37,7 @@ def held_training(monkeypatch, settings):
         TrainingRun.objects.filter(pk=run_id).update(status=TrainingRun.Status.SUCCEEDED, stage="done")
         return TrainingRun.objects.get(pk=run_id)
 
-    monkeypatch.setattr(services, "training_run_execute", execute)
+    monkeypatch.setattr(training, "training_run_execute", execute)
     yield started, release, seen
     release.set()
     if "thread" in seen:

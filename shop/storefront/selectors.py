@@ -8,6 +8,7 @@ from decimal import Decimal
 
 from catalog import selectors as catalog_selectors
 from catalog.models import Product
+from recommendations import ranking
 from shop.models import Cart, CartItem, Order
 
 logger = logging.getLogger(__name__)
@@ -138,8 +139,6 @@ class RecommendedProducts(list):
 
 def recommended_for_you(request, product: Product, limit: int = 8) -> RecommendedProducts:
     """The visit's next products from the active recommender (popular ones of this category as fallback)."""
-    from recommendations.services import recommend_for_session
-
     items = None
     visit_id = None
     try:
@@ -148,11 +147,9 @@ def recommended_for_you(request, product: Product, limit: int = 8) -> Recommende
         visit_id = visit_for_request(request).uuid
     except Exception:  # no tracking: this product is the session
         items = [product.pk]
-    return RecommendedProducts(recommend_for_session(session=visit_id, items=items, k=limit, explain=True,
-                                                     category=product.category_id))
+    return RecommendedProducts(ranking.recommend_for_session(session=visit_id, items=items, k=limit, explain=True,
+                                                             category=product.category_id))
 
 
 def similar_items(product: Product, limit: int = 8) -> RecommendedProducts:
-    from recommendations.services import similar_items as recommendations_similar
-
-    return RecommendedProducts(recommendations_similar(product, k=limit))
+    return RecommendedProducts(ranking.similar_items(product, k=limit))

@@ -77,7 +77,7 @@ def shot(page, name: str, full_page: bool = False) -> None:
 def shop(settings, tmp_path):
     """Demo catalogue, generated browsing sessions imported as events, a small model trained and active."""
     from catalog.models import Product
-    from recommendations import engine, serving, services
+    from recommendations import engine, registry, serving
     from recommendations.demo import sessions_generate
     from recommendations.gru4rec.data import write_tsv
     from shop.demo import demo_catalogue_generate
@@ -95,10 +95,10 @@ def shop(settings, tmp_path):
     events_import(str(path))
     train, test, stats = engine.events_split(sessions)
     model = engine.gru4rec_train(train, SMALL_PARAMS)
-    mv = services.model_version_register(kind="gru4rec", model=model, version="e2e-v1", parameters={},
+    mv = registry.model_version_register(kind="gru4rec", model=model, version="e2e-v1", parameters={},
                                          metrics={"model": engine.evaluate("gru4rec", model, test)},
                                          train_range=stats["train"], test_range=stats["test"])
-    services.model_activate(mv)
+    registry.model_activate(mv)
     yield mv
     serving.model_unload()
 

@@ -5,7 +5,7 @@ import pytest
 from django.core.cache import cache
 
 from catalog.models import Category, Product
-from recommendations import serving, services
+from recommendations import registry, serving
 from recommendations.clusters import synthetic
 
 N_ITEMS = 600
@@ -44,12 +44,12 @@ def model(syn):
 
 @pytest.fixture
 def version(catalogue, model):
-    return services.model_version_register(kind="gru4rec", model=model, version="v-syn", parameters={}, metrics={})
+    return registry.model_version_register(kind="gru4rec", model=model, version="v-syn", parameters={}, metrics={})
 
 
 @pytest.fixture
 def active_version(version, django_capture_on_commit_callbacks):
     with django_capture_on_commit_callbacks(execute=True):
-        services.model_activate(version)
+        registry.model_activate(version)
     version.refresh_from_db()
     return version

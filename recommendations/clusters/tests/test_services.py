@@ -4,7 +4,7 @@ import pytest
 from django.core.management import call_command
 
 from catalog.models import Product
-from recommendations import serving
+from recommendations import artifacts, serving
 from recommendations.clusters import selectors, services
 from recommendations.clusters.models import ItemCluster, ItemClustering, ItemClusterMember, RetrievalIndex
 
@@ -33,7 +33,7 @@ def test_clusters_build_stores_clusters_members_and_quality(version, syn):
     assert all("%" not in c.label and c.label for c in clusters)
     assert cl.n_categorised == N_ITEMS
     # the assignment file matches the member rows
-    labels = np.load(services._model_dir() / cl.assignment, allow_pickle=False)
+    labels = np.load(artifacts.local_path(cl.assignment), allow_pickle=False)
     member = ItemClusterMember.objects.select_related("cluster").get(product__external_id="5")
     assert labels[5] == member.cluster.cluster_id and member.item_index == 5
 
@@ -43,7 +43,7 @@ def test_rebuild_replaces_the_clustering(version, django_capture_on_commit_callb
     first = services.clusters_build(version, k=8).assignment
     with django_capture_on_commit_callbacks(execute=True):
         second = services.clusters_build(version, k=5).assignment
-    assert not (services._model_dir() / first).exists() and (services._model_dir() / second).exists()
+    assert not artifacts.exists(first) and artifacts.exists(second)
     assert ItemClustering.objects.filter(model_version=version).count() == 1
     assert ItemCluster.objects.filter(model_version=version).count() == 5
     assert ItemClusterMember.objects.count() == N_ITEMS
@@ -57,7 +57,7 @@ def test_task_builds_clusters_and_index(version):
     assert out == {"model_version": version.pk, "clusters": 6, "index": "IVF15,Flat,IP"}
     row = RetrievalIndex.objects.get(model_version=version)
     assert (row.n_items, row.nlist, row.nprobe) == (N_ITEMS, 15, 15)
-    assert (services._model_dir() / row.path).is_file() and len(row.sha256) == 64
+    assert artifacts.local_path(row.path).is_file() and len(row.sha256) == 64
 
 
 @pytest.mark.django_db
@@ -112,7 +112,7 @@ def test_tampered_index_is_not_loaded(active_version, settings):
 def test_ann_candidates_match_exact_scoring(active_version, settings, syn):
     services.version_extras_build(active_version, k=6)
     bundle = serving.model_reload()
-    from recommendations.services import _model_candidates
+    from recommendations.ranking import _model_candidates
 
     session = [3, 17, 42, 99]
     exact_i, exact_s = _model_candidates(bundle, session, 20, True)
@@ -242,7 +242,7 @@ def test_index_built_after_activation_is_picked_up_without_reload(active_version
 
 @pytest.mark.django_db
 def test_recommendation_service_switches_to_ann_by_catalogue_size(active_version, settings, monkeypatch, catalogue):
-    from recommendations import services as rec_services
+    from recommendations import ranking
 
     services.version_extras_build(active_version, k=6)
     serving.model_reload()
@@ -252,21 +252,21 @@ def test_recommendation_service_switches_to_ann_by_catalogue_size(active_version
     session = [catalogue[str(i)].pk for i in (3, 17, 42, 99)]
 
     settings.ANN_MIN_CATALOGUE = N_ITEMS + 1  # catalogue below the threshold: exact scoring
-    exact = rec_services.recommend_for_session(items=session, k=10)
+    exact = ranking.recommend_for_session(items=session, k=10)
     assert exact.strategy == "gru4rec" and calls == []
 
     settings.ANN_MIN_CATALOGUE = N_ITEMS  # at the threshold: ANN candidates
-    ann = rec_services.recommend_for_session(items=session, k=10)
+    ann = ranking.recommend_for_session(items=session, k=10)
     assert ann.strategy == "gru4rec" and len(calls) == 1
     assert len(set(ann.product_ids) & set(exact.product_ids)) >= 9
 
 
 @pytest.mark.django_db
 def test_activation_builds_clusters_and_index_once(version, django_capture_on_commit_callbacks):
-    from recommendations import services as rec_services
+    from recommendations import registry
 
     with django_capture_on_commit_callbacks(execute=True):  # eager Celery: the task runs on commit
-        rec_services.model_activate(version)
+        registry.model_activate(version)
     cl = ItemClustering.objects.get(model_version=version)
     idx = RetrievalIndex.objects.get(model_version=version)
     report = services.version_extras_build(version, missing_only=True)  # a roll back: nothing rebuilt
@@ -275,14 +275,14 @@ def test_activation_builds_clusters_and_index_once(version, django_capture_on_co
 
 @pytest.mark.django_db
 def test_recommendation_service_diversity_cap(active_version, catalogue):
-    from recommendations import services as rec_services
+    from recommendations import ranking
 
     services.version_extras_build(active_version, k=6)
     bundle = serving.model_reload()
     labels = bundle.extras["retrieval"]["cluster_of_item"]
     session = [catalogue[str(i)].pk for i in (3, 17, 42, 99)]
-    plain = rec_services.recommend_for_session(items=session, k=6)
-    capped = rec_services.recommend_for_session(items=session, k=6, cap_per_cluster=2)
+    plain = ranking.recommend_for_session(items=session, k=6)
+    capped = ranking.recommend_for_session(items=session, k=6, cap_per_cluster=2)
     clusters = [labels[bundle.pk_index[pk]] for pk in capped.product_ids]
     assert len(capped.product_ids) == 6 and max(np.bincount(clusters)) <= 2
     assert capped.product_ids[0] == plain.product_ids[0]

@@ -1,7 +1,7 @@
 """Activate a model version (roll back = activate the previous one); every process follows within seconds."""
 from django.core.management.base import BaseCommand, CommandError
 
-from recommendations import services
+from recommendations import registry
 from shop.management.base import model_version_or_fail, operator_output
 
 
@@ -20,9 +20,9 @@ class Command(BaseCommand):
         try:
             with operator_output(opts["verbosity"]):
                 if opts["rollback"]:
-                    mv = services.model_rollback()
+                    mv = registry.model_rollback()
                 else:
-                    mv = services.model_activate(model_version_or_fail(opts["version"]))
-        except services.ActivationRefused as exc:
+                    mv = registry.model_activate(model_version_or_fail(opts["version"]))
+        except registry.ActivationRefused as exc:
             raise CommandError(str(exc)) from None
         self.stdout.write(self.style.SUCCESS(f"active: {mv.version} ({mv.kind}, {mv.n_items} items)"))

@@ -4,9 +4,10 @@ import json
 
 from django.core.management.base import BaseCommand, CommandError
 
-from recommendations import engine
-from recommendations.serving import artifact_path
+from catalog.models import Product
+from recommendations import artifacts, engine
 from shop.management.base import model_version_or_fail, operator_output
+from tracking.selectors import popular_products
 
 
 class Command(BaseCommand):
@@ -41,7 +42,7 @@ class Command(BaseCommand):
         for label, m in rows:
             w(f"  {label:<28}" + "".join(f"{float(m.get(n, 0)):>11.4f}" for n in names))
         try:
-            model = engine.artifact_load(mv.kind, artifact_path(mv), mv.artifact_sha256)
+            model = artifacts.model_load(mv)
         except engine.ArtifactError as exc:
             raise CommandError(f"artifact refused: {exc}") from None
         if opts["neighbours"]:
@@ -54,8 +55,6 @@ class Command(BaseCommand):
             w(f"neighbours  none per item: {mv.kind} finds neighbours per session (the sessions most like the "
               "shopper's), not per item")
             return
-        from catalog.models import Product
-
         known = model.item_index
         if items:
             wanted = [i.strip() for i in items.split(",") if i.strip()]
@@ -65,8 +64,6 @@ class Command(BaseCommand):
                                    f"{len(model.item_ids):,} items, e.g. {', '.join(model.item_ids[:3])})")
         else:
             with operator_output(self.verbosity):
-                from tracking.selectors import popular_products
-
                 wanted = [p.external_id for p in popular_products(20) if p.external_id in known][:3]
             wanted = wanted or list(model.item_ids[:3])
         pairs = {i: model.similar_items(i, k) for i in wanted}

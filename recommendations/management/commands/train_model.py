@@ -4,6 +4,8 @@ from pathlib import Path
 from django.conf import settings
 from django.core.management.base import BaseCommand, CommandError
 
+from recommendations import training
+from recommendations.gru4rec.params import parse_params
 from recommendations.models import TrainingRun
 from shop.management.base import operator_output, progress_wanted
 
@@ -20,8 +22,6 @@ class Command(BaseCommand):
                             help="no epoch progress bar (none unless on a terminal)")
 
     def handle(self, *args, **opts):
-        from recommendations.gru4rec.params import parse_params
-
         try:
             parse_params(opts["params"])
         except ValueError as exc:
@@ -29,14 +29,12 @@ class Command(BaseCommand):
         if opts["data"] and not Path(opts["data"]).is_file():
             raise CommandError(f"--data {opts['data']}: no such file; give an event file (YOOCHOOSE, GRU4Rec TSV, "
                                "REES46 CSV) or leave --data out to train on the shop's own events")
-        run = TrainingRun.objects.create(params=opts["params"], activate=opts["activate"], data_path=opts["data"])
-        from recommendations.training import run_execute
-
         # Each stage line once: the command echoes it on stdout; the training log, which repeated every
         # line on stderr through the console handler, is held back below -v 2 (the run keeps its log).
         echo = (lambda line: self.stdout.write(line)) if opts["verbosity"] >= 1 else None
         with operator_output(opts["verbosity"]):
-            run = run_execute(run.pk, progress=progress_wanted(opts["no_progress"]), echo=echo)
+            run = training.training_run_now(params=opts["params"], activate=opts["activate"], data_path=opts["data"],
+                                            progress=progress_wanted(opts["no_progress"]), echo=echo)
         if run.status != TrainingRun.Status.SUCCEEDED:
             raise CommandError(f"training run {run.pk} failed: {run.error} (the run's log is in the admin)")
         r = run.result

@@ -1,10 +1,10 @@
-"""recommend_for_session, similar_items, popular_items: strategies, fallbacks, exclude-seen, explanations."""
+"""recommend_for_session, similar_items: strategies, the popular fallback, exclude-seen, explanations."""
 import uuid
 
 import pytest
 
 from catalog.models import Product
-from recommendations import selectors, serving, services
+from recommendations import caches, ranking, selectors, serving
 
 
 def _ext(pks):
@@ -12,7 +12,7 @@ def _ext(pks):
 
 
 def test_no_model_falls_back_to_popular(catalogue):
-    result = services.recommend_for_session(items=[catalogue[0].pk, catalogue[1].pk], k=6, explain=True)
+    result = ranking.recommend_for_session(items=[catalogue[0].pk, catalogue[1].pk], k=6, explain=True)
     assert result.strategy == "popular"
     assert result.model_version is None
     assert len(result.items) == 6
@@ -23,7 +23,7 @@ def test_no_model_falls_back_to_popular(catalogue):
 
 def test_popular_of_the_current_category_first(catalogue):
     cat = catalogue[0].category_id
-    result = services.recommend_for_session(items=[], k=6, category=cat)
+    result = ranking.recommend_for_session(items=[], k=6, category=cat)
     assert {p.product.category_id for p in result.items} == {cat}
 
 
@@ -49,7 +49,7 @@ def test_active_model_answers_and_excludes_seen(kind, request, activate):
     activate(mv)
     bundle = serving.model_reload()
     seen = [int(bundle.index_pk[i]) for i in (0, 1, 2)]
-    result = services.recommend_for_session(items=seen, k=10, explain=True)
+    result = ranking.recommend_for_session(items=seen, k=10, explain=True)
     assert result.strategy == kind
     assert result.model_version == mv.version
     assert len(result.items) == 10
@@ -63,7 +63,7 @@ def test_active_model_answers_and_excludes_seen(kind, request, activate):
     assert [e["product"] for e in ex["scores"]] == result.product_ids
     assert ex["scores"][0]["score"] == scores[0]
     # without exclude_seen the seen items may come back, and the ranking is the model's
-    again = services.recommend_for_session(items=seen, k=60, exclude_seen=False)
+    again = ranking.recommend_for_session(items=seen, k=60, exclude_seen=False)
     assert len(again.items) == 60 if kind == "gru4rec" else len(again.items) == 60
 
 
@@ -72,15 +72,15 @@ def test_unknown_items_skipped_and_all_unknown_falls_back(gru_version, catalogue
     bundle = serving.model_reload()
     unknown = Product.objects.create(external_id="not-in-model", name="New", slug="new").pk
     known = int(bundle.index_pk[5])
-    result = services.recommend_for_session(items=[unknown, known], k=4, explain=True)
+    result = ranking.recommend_for_session(items=[unknown, known], k=4, explain=True)
     assert result.strategy == "gru4rec"
     assert result.used == [known] and result.skipped == [unknown]
     assert result.explanation["session_items_skipped"] == [unknown]
-    only_unknown = services.recommend_for_session(items=[unknown], k=4, explain=True)
+    only_unknown = ranking.recommend_for_session(items=[unknown], k=4, explain=True)
     assert only_unknown.strategy == "popular"
     assert only_unknown.model_version == gru_version.version
     assert only_unknown.explanation["reason"] == "no item of the session is known to the model"
-    empty = services.recommend_for_session(items=[], k=4, explain=True)
+    empty = ranking.recommend_for_session(items=[], k=4, explain=True)
     assert empty.strategy == "popular" and empty.explanation["reason"] == "empty session"
     assert len(empty.items) == 4
 
@@ -88,11 +88,11 @@ def test_unknown_items_skipped_and_all_unknown_falls_back(gru_version, catalogue
 def test_inactive_products_filtered_still_exactly_k(gru_version, catalogue, activate):
     activate(gru_version)
     serving.model_reload()
-    first = services.recommend_for_session(items=[catalogue[0].pk], k=5)
+    first = ranking.recommend_for_session(items=[catalogue[0].pk], k=5)
     from catalog.services import products_set_active
 
     products_set_active(first.product_ids[:3], False)
-    second = services.recommend_for_session(items=[catalogue[0].pk], k=5)
+    second = ranking.recommend_for_session(items=[catalogue[0].pk], k=5)
     assert len(second.items) == 5
     assert not set(first.product_ids[:3]) & set(second.product_ids)
     assert second.product_ids[:2] == first.product_ids[3:5]
@@ -105,8 +105,8 @@ def test_model_failure_never_raises(gru_version, catalogue, monkeypatch, activat
     def boom(*a, **k):
         raise RuntimeError("engine exploded")
 
-    monkeypatch.setattr(services, "_model_candidates", boom)
-    result = services.recommend_for_session(items=[catalogue[0].pk], k=3, explain=True)
+    monkeypatch.setattr(ranking, "_model_candidates", boom)
+    result = ranking.recommend_for_session(items=[catalogue[0].pk], k=3, explain=True)
     assert result.strategy == "popular" and len(result.items) == 3
     assert result.explanation["reason"] == "the model failed; popular items answer"
 
@@ -115,15 +115,15 @@ def test_similar_items_by_embedding_and_itemknn(gru_version, sknn_version, catal
     activate(gru_version)
     bundle = serving.model_reload()
     product = Product.objects.get(pk=int(bundle.index_pk[0]))
-    result = services.similar_items(product, k=5)
+    result = ranking.similar_items(product, k=5)
     assert result.strategy == "embedding" and len(result.items) == 5 and product.pk not in result.product_ids
     activate(sknn_version)
     bundle = serving.model_reload()
     product = Product.objects.get(pk=int(bundle.index_pk[0]))
-    result = services.similar_items(product, k=5)
+    result = ranking.similar_items(product, k=5)
     assert result.strategy == "itemknn" and len(result.items) == 5 and product.pk not in result.product_ids
     new = Product.objects.create(external_id="zzz", name="Z", slug="z", category=product.category)
-    fallback = services.similar_items(new, k=3)
+    fallback = ranking.similar_items(new, k=3)
     assert fallback.strategy == "popular" and {p.product.category_id for p in fallback.items} == {product.category_id}
 
 
@@ -165,8 +165,8 @@ def test_recommend_for_a_visit_reads_its_history(gru_version, catalogue, activat
     seen = [int(bundle.index_pk[i]) for i in (1, 2, 3)]
     visit = uuid.uuid4()
     events_record_for_api(visit, [{"type": "view", "product": pk} for pk in seen])
-    by_visit = services.recommend_for_session(session=str(visit), k=5, explain=True)
-    by_items = services.recommend_for_session(items=seen, k=5)
+    by_visit = ranking.recommend_for_session(session=str(visit), k=5, explain=True)
+    by_items = ranking.recommend_for_session(items=seen, k=5)
     assert by_visit.strategy == "gru4rec" and by_visit.used == seen
     assert by_visit.product_ids == by_items.product_ids and not set(seen) & set(by_visit.product_ids)
 
@@ -175,10 +175,10 @@ def test_products_known_from_the_cache(catalogue, django_assert_num_queries):
     catalogue[1].is_active = False
     catalogue[1].save()
     pks = [catalogue[0].pk, catalogue[1].pk, 10**9]
-    assert services.products_known(pks) == {catalogue[0].pk, catalogue[1].pk}  # inactive is still known
+    assert caches.products_known(pks) == {catalogue[0].pk, catalogue[1].pk}  # inactive is still known
     with django_assert_num_queries(0):
-        assert services.products_known(pks[::-1]) == {catalogue[0].pk, catalogue[1].pk}
-    assert services.products_known([]) == set()
+        assert caches.products_known(pks[::-1]) == {catalogue[0].pk, catalogue[1].pk}
+    assert caches.products_known([]) == set()
 
 
 @pytest.mark.django_db(transaction=True)  # the prepared statement is used outside transactions only

@@ -1,0 +1,92 @@
+"""The recommender's process caches behind one module: products by pk (with their API
+representation) and whatever other modules register (the served model, the popular pools).
+Tests and the CLI call :func:`reset`; nobody pokes another module's privates to clear a cache."""
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from catalog.cache import version as catalog_version
+from catalog.models import Product
+
+
+class _ProductCache:
+    """Products by pk, kept in this process and dropped whenever the catalogue's cache version
+    changes (catalog.cache.bump() on every product change), so a steady stream of requests does no
+    ORM work at all; misses cost one query. Inactive products are cached as such."""
+
+    MAX_ENTRIES = 100_000
+
+    def __init__(self):
+        self.version = None
+        self.products: dict[int, Product | None] = {}
+        self.serialized: dict[int, dict] = {}  # API representation, same lifetime as the products
+
+    def clear(self) -> None:
+        self.version = None
+        self.products = {}
+        self.serialized = {}
+
+    def _lookup(self, pks) -> dict[int, Product | None]:
+        try:
+            current = catalog_version()
+        except Exception:  # no catalogue cache version: never trust the cache
+            current = object()
+        if current != self.version or len(self.products) > self.MAX_ENTRIES:
+            self.products = {}
+            self.serialized = {}
+            self.version = current
+        products = self.products
+        missing = [pk for pk in pks if pk not in products]
+        if missing:
+            found = {p.pk: p for p in Product.objects.filter(pk__in=missing).select_related("category")}
+            for pk in missing:
+                products[pk] = found.get(pk)
+        return products
+
+    def get(self, pks: list[int]) -> dict[int, Product]:
+        products = self._lookup(pks)
+        return {pk: p for pk in pks if (p := products.get(pk)) is not None and p.is_active}
+
+    def known(self, pks) -> set[int]:
+        """The pks among ``pks`` that name a product, active or not."""
+        products = self._lookup(pks)
+        return {pk for pk in pks if products.get(pk) is not None}
+
+
+_products = _ProductCache()
+_resets: dict[str, Callable[[], None]] = {}
+
+
+def products_active(pks: list[int]) -> dict[int, Product]:
+    """The active products among ``pks`` (at most one query, none when cached)."""
+    if not pks:
+        return {}
+    return _products.get(pks)
+
+
+def products_known(pks) -> set[int]:
+    """The pks among ``pks`` that name a product (active or not): input validation of the API,
+    answered from the process's product cache (no query once the products were seen)."""
+    return _products.known(list(dict.fromkeys(int(pk) for pk in pks))) if pks else set()
+
+
+def product_serialized(pk: int) -> dict | None:
+    """The API representation of a product cached with it (None when not cached yet)."""
+    return _products.serialized.get(pk)
+
+
+def product_serialized_put(pk: int, data: dict) -> None:
+    _products.serialized[pk] = data
+
+
+def reset_register(name: str, fn: Callable[[], None]) -> None:
+    """Register a process cache's clear function with :func:`reset` (modules above this one:
+    serving's loaded model, selectors' popular memo), so this module needs not import them."""
+    _resets[name] = fn
+
+
+def reset() -> None:
+    """Forget every process cache (tests, after a restore): the next request reads afresh."""
+    _products.clear()
+    for fn in list(_resets.values()):
+        fn()

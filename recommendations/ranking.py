@@ -1,0 +1,267 @@
+"""Ranking: what the shop shows. Next products for a live session, similar products, and the
+popular fallback when no model answers. Reads the served model (``serving``), the catalogue
+through the process cache (``caches``) and tracking's inputs (``selectors``).
+
+Extension hooks (the clusters app registers itself; this module never imports it):
+:func:`candidate_source_register` adds a faster candidate search for large catalogues (ANN), and
+:func:`diversifier_register` the per-cluster cap behind ``cap_per_cluster``.
+"""
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+import numpy as np
+import torch
+
+from catalog.models import Product
+
+from . import caches, selectors
+from .serving import LoadedModel, model_current
+
+logger = logging.getLogger(__name__)
+
+# Extra candidates asked of the model so that products deactivated since the model was loaded
+# can be dropped and exactly k still come back.
+CANDIDATE_MARGIN = 8
+
+# name -> fn(bundle, idx, n, exclude_seen) -> (indices, scores) or None when it does not apply
+_CANDIDATE_SOURCES: dict[str, Callable] = {}
+# fn(bundle, indices, scores, k, cap_per_cluster) -> (indices, scores)
+_DIVERSIFIER: Callable | None = None
+
+
+def candidate_source_register(name: str, source: Callable) -> None:
+    """Register ``source(bundle, idx, n, exclude_seen)``: model candidates found faster than by
+    scoring the whole catalogue, or None when it does not apply (the exact path answers then)."""
+    _CANDIDATE_SOURCES[name] = source
+
+
+def diversifier_register(fn: Callable | None) -> None:
+    """Register ``fn(bundle, indices, scores, k, cap_per_cluster) -> (indices, scores)``; without
+    one, ``cap_per_cluster`` is ignored (no clusters to cap by)."""
+    global _DIVERSIFIER
+    _DIVERSIFIER = fn
+
+
+@dataclass
+class ScoredProduct:
+    product: Product
+    score: float
+
+
+@dataclass
+class RecommendationResult:
+    strategy: str  # "gru4rec", "vsknn", "embedding", "itemknn" or "popular"
+    model_version: str | None
+    items: list[ScoredProduct]
+    explanation: dict | None = None
+    used: list[int] = field(default_factory=list)  # session product pks the model knew
+    skipped: list[int] = field(default_factory=list)  # session product pks unknown to the model
+
+    @property
+    def product_ids(self) -> list[int]:
+        return [s.product.pk for s in self.items]
+
+
+def _category_id(category) -> int | None:
+    if category is None or category == "":
+        return None
+    return getattr(category, "pk", None) or int(category)
+
+
+# ---------------------------------------------------------------------------- recommending
+def _ann_candidates(bundle: LoadedModel, idx: list[int], n: int, exclude_seen: bool):
+    """The large-catalogue path: a registered candidate source (the clusters app's ANN index in
+    ``bundle.extras["retrieval"]``) answers instead of scoring every item; None when none applies."""
+    for name, source in list(_CANDIDATE_SOURCES.items()):
+        try:
+            found = source(bundle, idx, n, exclude_seen)
+        except Exception:  # the exact path below always works
+            logger.exception("%s candidates failed for %s; scoring the whole catalogue", name, bundle.version)
+            continue
+        if found is not None:
+            return found
+    return None
+
+
+def _model_candidates(bundle: LoadedModel, idx: list[int], n: int, exclude_seen: bool) -> tuple[list[int], list[float]]:
+    """Top ``n`` model item indices (and scores) for a session given as model item indices."""
+    ann = _ann_candidates(bundle, idx, n, exclude_seen)
+    if ann is not None:
+        return ann
+    eng = bundle.engine
+    if bundle.kind == "gru4rec":
+        # the engine's exact top n for one session (int8 candidates, fp32 re-scoring on CPU)
+        return eng.top_items(idx, n, exclude=idx if exclude_seen else None, mask=bundle.unavailable)
+    with torch.inference_mode():
+        scores = torch.from_numpy(eng.score_sessions([idx])[0])
+        # zero = "no neighbour voted": not a recommendation (the popular fallback fills)
+        scores = scores.masked_fill(scores <= 0, -torch.inf)
+        if bundle.unavailable is not None:
+            scores.add_(bundle.unavailable)
+        if exclude_seen:
+            scores[torch.as_tensor(idx)] = -torch.inf
+        top = torch.topk(scores, min(n, bundle.n_items))
+        values, positions = top.values.tolist(), top.indices.tolist()
+    out_i, out_s = [], []
+    for v, j in zip(values, positions):
+        if v == -np.inf:
+            break
+        out_i.append(j)
+        out_s.append(float(v))
+    return out_i, out_s
+
+
+def recommend_for_session(
+    session=None,
+    items: list[int] | None = None,
+    k: int = 6,
+    exclude_seen: bool = True,
+    explain: bool = False,
+    category=None,
+    cap_per_cluster: int | None = None,
+) -> RecommendationResult:
+    """Next products for a live session: ``session`` (a tracking visit id) or ``items`` (product
+    pks in order). Unknown items are skipped; with no known item or no active model the popular
+    products (of ``category`` when given) answer. Never raises: failures log and fall back.
+    ``cap_per_cluster``: at most that many items of one item cluster (diversity; clusters app)."""
+    k = max(1, int(k))
+    category_id = None
+    try:
+        category_id = _category_id(category)
+        if items is None:
+            items = selectors.session_product_ids(session) if session else []
+        items = [int(i) for i in items]
+        bundle = model_current()
+        if bundle is not None:
+            return _recommend_model(bundle, items, k, exclude_seen, explain, category_id, cap_per_cluster)
+        reason = "no active model"
+        used, skipped = [], list(items)
+    except Exception:
+        logger.exception("recommendation failed; answering with popular items")
+        reason = "the model failed; popular items answer"
+        used, skipped = [], list(items or [])
+    return _recommend_popular(k, items or [], exclude_seen, explain, category_id, reason, None, used, skipped)
+
+
+def _recommend_model(bundle, items, k, exclude_seen, explain, category_id, cap_per_cluster=None) -> RecommendationResult:
+    idx, used, skipped = [], [], []
+    for pk in items:
+        i = bundle.pk_index.get(pk)
+        if i is None:
+            skipped.append(pk)
+        else:
+            idx.append(i)
+            used.append(pk)
+    if not idx:
+        reason = "no item of the session is known to the model" if items else "empty session"
+        return _recommend_popular(k, items, exclude_seen, explain, category_id, reason, bundle.version, used, skipped)
+    n = k + CANDIDATE_MARGIN
+    cand, scores = _model_candidates(bundle, idx, 4 * n if cap_per_cluster else n, exclude_seen)
+    if cap_per_cluster and _DIVERSIFIER is not None:  # a wider list, then at most cap_per_cluster per cluster
+        cand, scores = _DIVERSIFIER(bundle, cand, scores, n, cap_per_cluster)
+    pks = [int(bundle.index_pk[i]) for i in cand]
+    products = caches.products_active(pks)
+    chosen = [ScoredProduct(products[pk], s) for pk, s in zip(pks, scores) if pk in products][:k]
+    strategy = bundle.kind
+    reason = f"{bundle.kind} scored the catalogue after {len(used)} session item(s)"
+    if len(chosen) < k:
+        seen = set(items) if exclude_seen else set()
+        fill = _popular_scored(k - len(chosen), category_id, seen | {s.product.pk for s in chosen})
+        if fill:
+            reason += f"; {len(fill)} popular item(s) filled the rest"
+        chosen += fill
+    result = RecommendationResult(strategy, bundle.version, chosen, used=used, skipped=skipped)
+    if explain:
+        result.explanation = _explanation(result, reason, exclude_seen)
+    return result
+
+
+def _popular_scored(k: int, category_id: int | None, exclude: set[int]) -> list[ScoredProduct]:
+    pks = selectors.popular_product_ids(k, category_id=category_id, exclude=exclude)
+    products = caches.products_active(pks)
+    ordered = [products[pk] for pk in pks if pk in products]
+    if len(ordered) < k:  # some popular ones were inactive: top up from the catalogue
+        more = selectors.popular_product_ids(k - len(ordered), None, exclude | {p.pk for p in ordered} | set(pks))
+        extra = caches.products_active(more)
+        ordered += [extra[pk] for pk in more if pk in extra]
+    # Popularity rank as the score: 1, 1/2, 1/3, ... (tracking's counts are not comparable across windows).
+    return [ScoredProduct(p, round(1.0 / (r + 1), 6)) for r, p in enumerate(ordered[:k])]
+
+
+def _recommend_popular(k, items, exclude_seen, explain, category_id, reason, version, used, skipped):
+    exclude = set(items) if exclude_seen else set()
+    chosen = _popular_scored(k, category_id, exclude)
+    if category_id:
+        reason += "; popular items of the current category first"
+    result = RecommendationResult("popular", version, chosen, used=used, skipped=skipped)
+    if explain:
+        result.explanation = _explanation(result, reason, exclude_seen)
+    return result
+
+
+def _explanation(result: RecommendationResult, reason: str, exclude_seen: bool) -> dict:
+    return {
+        "strategy": result.strategy,
+        "reason": reason,
+        "model_version": result.model_version,
+        "session_items_used": result.used,
+        "session_items_skipped": result.skipped,
+        "exclude_seen": exclude_seen,
+        "scores": [{"product": s.product.pk, "name": s.product.name, "score": s.score} for s in result.items],
+    }
+
+
+def similar_items(product: Product | int, k: int = 6) -> RecommendationResult:
+    """Nearest products by the active model's item embeddings (cosine); item-kNN co-occurrence for
+    V-SKNN models; popular items of the product's category when the model does not know it."""
+    k = max(1, int(k))
+    pk = product.pk if isinstance(product, Product) else int(product)
+    category_id = product.category_id if isinstance(product, Product) else None
+    bundle = None
+    try:
+        bundle = model_current()
+        i = bundle.pk_index.get(pk) if bundle is not None else None
+        if i is not None:
+            cand, scores, strategy = _similar_candidates(bundle, i, k + CANDIDATE_MARGIN)
+            pks = [int(bundle.index_pk[j]) for j in cand]
+            products = caches.products_active(pks)
+            chosen = [ScoredProduct(products[p], s) for p, s in zip(pks, scores) if p in products][:k]
+            if len(chosen) < k:
+                chosen += _popular_scored(k - len(chosen), category_id, {pk} | {s.product.pk for s in chosen})
+            return RecommendationResult(strategy, bundle.version, chosen, used=[pk])
+    except Exception:
+        logger.exception("similar items failed; answering with popular items")
+    if category_id is None:
+        category_id = Product.objects.filter(pk=pk).values_list("category_id", flat=True).first()
+    chosen = _popular_scored(k, category_id, {pk})
+    return RecommendationResult("popular", bundle.version if bundle else None, chosen, skipped=[pk])
+
+
+def _similar_candidates(bundle: LoadedModel, i: int, n: int) -> tuple[list[int], list[float], str]:
+    with torch.inference_mode():
+        unit = bundle.unit_embeddings()
+        if unit is not None:
+            sims = unit @ unit[i]
+            strategy = "embedding"
+        else:
+            # Item-kNN on the V-SKNN session matrix: cosine of the items' session occurrence vectors.
+            eng = bundle.engine
+            co = np.asarray((eng.item_sess[i] @ eng.sess_items).todense()).ravel().astype(np.float32)
+            support = np.maximum(np.diff(eng.item_sess.indptr).astype(np.float32), 1.0)
+            sims = torch.from_numpy(co / np.sqrt(support[i] * support))
+            sims = sims.masked_fill(sims <= 0, -torch.inf)
+            strategy = "itemknn"
+        if bundle.unavailable is not None:
+            sims = sims + bundle.unavailable
+        sims[i] = -torch.inf
+        top = torch.topk(sims, min(n, bundle.n_items))
+    out_i, out_s = [], []
+    for v, j in zip(top.values.tolist(), top.indices.tolist()):
+        if v == -np.inf:
+            break
+        out_i.append(j)
+        out_s.append(float(v))
+    return out_i, out_s, strategy
