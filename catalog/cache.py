@@ -13,6 +13,8 @@ import uuid
 
 from django.conf import settings
 
+from .models import CatalogVersion
+
 ROW = 1  # the primary key of the one CatalogVersion row
 
 # The version is read several times per request (page, count, anchors keys); a process keeps it for
@@ -37,8 +39,6 @@ def version() -> str:
     now = time.monotonic()
     if _memo is not None and now - _memo[0] < VERSION_MEMO_SECONDS:
         return _memo[1]
-    from .models import CatalogVersion
-
     value = next(iter(CatalogVersion.objects.filter(pk=ROW).values_list("token", flat=True)), None)
     if value is None:  # a new database; get_or_create: processes starting at once agree on one
         value = CatalogVersion.objects.get_or_create(pk=ROW, defaults={"token": _token()})[0].token
@@ -49,8 +49,6 @@ def version() -> str:
 def bump() -> str:
     """A new version, in the caller's transaction (if any): it becomes visible with the change."""
     global _memo
-    from .models import CatalogVersion
-
     value = _token()
     if not CatalogVersion.objects.filter(pk=ROW).update(token=value):
         CatalogVersion.objects.update_or_create(pk=ROW, defaults={"token": value})

@@ -6,6 +6,6 @@ class RecommendationsConfig(AppConfig):
     verbose_name = "Recommendations"
 
     def ready(self):
-        # why: the tasks must be in Celery's registry in every process (training publishes by task
-        # name), and a module that defines Celery tasks reads settings, so it loads once apps are ready.
+        # The tasks must be in Celery's registry in every process: training publishes them by name.
+        # why: tasks imports training and models, which need the app registry loaded
         from . import tasks  # noqa: F401

@@ -76,11 +76,11 @@ def artifact_load(kind: str, path: str | os.PathLike, sha256: str | None = None)
             raise ArtifactError(f"{path}: sha256 mismatch (expected {sha256[:16]}..., file has {got[:16]}...)")
     try:
         if kind == "gru4rec":
-            from .gru4rec.model import GRU4Rec
+            from .gru4rec.model import GRU4Rec  # why: first use: web workers skip training modules (pandas)
 
             return GRU4Rec.load(path)
         if kind == "vsknn":
-            from .gru4rec.baselines import SessionKNN
+            from .gru4rec.baselines import SessionKNN  # why: first use: web workers skip training modules (pandas)
 
             with tempfile.TemporaryDirectory() as tmp, zipfile.ZipFile(path) as zf:
                 for name in zf.namelist():
@@ -97,14 +97,14 @@ def artifact_load(kind: str, path: str | os.PathLike, sha256: str | None = None)
 
 # ------------------------------------------------------------------------------------- data
 def events_read(path: str | os.PathLike) -> pd.DataFrame:
-    from .gru4rec.data import read_events
+    from .gru4rec.data import read_events  # why: first use: web workers skip training modules (pandas)
 
     return read_events(path)
 
 
 def events_split(df: pd.DataFrame, test_days: float = 1, min_item_support: int = 2) -> tuple[pd.DataFrame, pd.DataFrame, dict]:
     """Standard preprocessing and the held-out last day(s); returns (train, test, stats)."""
-    from .gru4rec.data import preprocess, split_by_time, split_stats
+    from .gru4rec.data import preprocess, split_by_time, split_stats  # why: first use: web workers skip training modules (pandas)
 
     df = preprocess(df, min_item_support=min_item_support, min_session_length=2)
     train, test = split_by_time(df, days=test_days)
@@ -118,20 +118,20 @@ def gru4rec_train(train: pd.DataFrame, params: str, log: Callable[[str], None] |
                   on_progress: Callable[[int, int, float, float], None] | None = None):
     """Train GRU4Rec; ``log`` gets a line per epoch, ``on_progress(epoch, n_epochs, fraction, loss)``
     the epoch's progress and mean loss so far (see ``Trainer.train``)."""
-    from .gru4rec.trainer import fit
+    from .gru4rec.trainer import fit  # why: first use: web workers skip training modules (pandas)
 
     model, history = fit(train, params, device="cpu", seed=0, progress=progress, log=log, on_progress=on_progress)
     return model
 
 
 def vsknn_train(train: pd.DataFrame, **params):
-    from .gru4rec.baselines import SessionKNN
+    from .gru4rec.baselines import SessionKNN  # why: first use: web workers skip training modules (pandas)
 
     return SessionKNN(**params).fit(train)
 
 
 def baseline_train(kind: str, train: pd.DataFrame):
-    from .gru4rec.baselines import ItemKNN, Popularity
+    from .gru4rec.baselines import ItemKNN, Popularity  # why: first use: web workers skip training modules (pandas)
 
     return {"popularity": Popularity, "itemknn": ItemKNN}[kind]().fit(train)
 
@@ -143,11 +143,11 @@ def evaluate(kind: str, model, test: pd.DataFrame, cutoffs=CUTOFFS) -> dict:
         out["n_events"] = 0
         return out
     if kind == "gru4rec":
-        from .gru4rec.evaluation import evaluate as gru_evaluate
+        from .gru4rec.evaluation import evaluate as gru_evaluate  # why: first use: web workers skip training modules (pandas)
 
         out = gru_evaluate(model, test, cutoffs=cutoffs)
     else:
-        from .gru4rec.baselines import evaluate_baseline
+        from .gru4rec.baselines import evaluate_baseline  # why: first use: web workers skip training modules (pandas)
 
         out = evaluate_baseline(model, test, cutoffs=cutoffs)
     return {k: (float(v) if isinstance(v, (float, np.floating)) else v) for k, v in out.items()}

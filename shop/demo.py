@@ -154,6 +154,7 @@ def demo_setup(stdout=None, data: DemoData | None = None) -> dict:
                "data": data.label if data else "generated"}
     say(f"demo catalogue: {summary['products']} products in {summary['categories']} categories"
         f" ({added} added now; {source})")
+    # why: the recommender's demo pulls pandas and torch; only `make demo` needs them here
     from recommendations.demo import demo_model_ensure
 
     summary["recommendations"] = demo_model_ensure(

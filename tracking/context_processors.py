@@ -6,15 +6,15 @@ session row for any client, crawlers included. It gives the visit the view alrea
 the one this browser's session holds; pages without one send no events (tracking.js stays idle)."""
 from django.urls import reverse
 
+from .gate import VisitDeferred
+from .services import VISIT_SESSION_KEY, visit_for_request
+
 
 def visit(request):
     # The storefront's base template puts these in window.SHOP for tracking.js.
     context = {"tracking_visit_id": "", "tracking_events_url": reverse("tracking-events")}
     current = getattr(request, "_tracking_visit", None)
     if current is None and hasattr(request, "session"):
-        from .gate import VisitDeferred
-        from .services import VISIT_SESSION_KEY, visit_for_request
-
         if request.session.get(VISIT_SESSION_KEY):
             try:
                 current = visit_for_request(request)  # the session exists: a browser, renewed as before

@@ -22,6 +22,8 @@ from django.conf import settings
 from django.core import signing
 from django.utils import timezone
 
+from catalog.models import Product
+
 PENDING_COOKIE = "shop_pending"
 PENDING_SALT = "tracking.gate.pending"
 # At most this many events wait in the cookie (a browser returns it on its next request; only
@@ -116,8 +118,7 @@ def pending_record(request, visit) -> int:
     request._visit_pending_done = True
     if not events:
         return 0
-    from catalog.models import Product
-
+    # why: services imports this module (services <-> gate is a cycle left to untangle in tracking)
     from . import services
 
     known = set(Product.objects.filter(pk__in={e["product"] for e in events}).values_list("pk", flat=True))

@@ -421,6 +421,7 @@ def events_import(path, fmt: str = "auto", *, strict: bool = False, progress: bo
     row is bad. Re-importing a file adds nothing; blocks the import ledger records as imported are
     skipped unless ``ledger`` is False (after events were deleted on purpose). Returns
     ``tracking.importers.ImportStats``."""
+    # why: the importer pulls pandas and psycopg2 bulk code; web processes never import a file
     from .importers import import_file
 
     return import_file(str(path), fmt, strict=strict, progress=progress, ledger=ledger)
@@ -564,6 +565,7 @@ def sessions_split(session, item, time_us, *, test_days: float = 1, min_item_sup
     uniq, inverse = np.unique(s, return_inverse=True)
     session_end = np.full(len(uniq), np.iinfo(np.int64).min, dtype=np.int64)
     np.maximum.at(session_end, inverse, t)
+    # why: known exception to "tracking never imports recommendations" (.importlinter), to remove
     from recommendations.gru4rec.data import holdout_boundary  # the engine's rule, short logs included
 
     threshold = holdout_boundary(t, int(round(test_days * 86400 * 1_000_000)))

@@ -8,10 +8,10 @@ class ClustersConfig(AppConfig):
     default_auto_field = "django.db.models.BigAutoField"
 
     def ready(self):
-        # why: hooks are wired once every app's models are loaded (services imports models), and
-        # the tasks must be in Celery's registry in every process (they are queued by name).
+        # why: the core's modules and this app's services import models: only once apps are loaded
         from recommendations import ranking, registry, selectors, serving
 
+        # why: as above; tasks too, so they are in Celery's registry in every process (queued by name)
         from . import services, tasks  # noqa: F401
 
         # The core never imports this app: it offers hooks, and the app registers itself here.

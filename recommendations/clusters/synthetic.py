@@ -13,6 +13,9 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
+from recommendations.gru4rec.model import GRU4Rec
+from recommendations.gru4rec.params import GRU4RecParams
+
 
 @dataclass
 class Synthetic:
@@ -51,9 +54,6 @@ def structured_output(n_items: int, hidden: int = 100, n_topics: int | None = No
 
 def structured_gru4rec(syn: Synthetic, input_gain: float = 3.0):
     """A GRU4Rec (shared embedding, one layer of H) whose output is ``[syn.Wy | syn.By]``."""
-    from recommendations.gru4rec.model import GRU4Rec
-    from recommendations.gru4rec.params import GRU4RecParams
-
     n, h = syn.Wy.shape
     params = GRU4RecParams(layers=[h], constrained_embedding=True)
     # Build a tiny model and swap in the big output matrix: no 1M-row random init to throw away.

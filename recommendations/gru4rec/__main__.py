@@ -28,7 +28,7 @@ def _emit(obj: dict) -> None:
 
 
 def _read(path: str):
-    from .data import read_events
+    from .data import read_events  # why: each subcommand loads only its modules
 
     return read_events(path)
 
@@ -43,10 +43,10 @@ def _is_gru4rec_file(path: str) -> bool:
 
 def _load(path: str, device: str = "cpu"):
     if _is_gru4rec_file(path):
-        from .model import GRU4Rec
+        from .model import GRU4Rec  # why: each subcommand loads only its modules
 
         return "gru4rec", GRU4Rec.load(path, device=device)
-    from .baselines import load_baseline
+    from .baselines import load_baseline  # why: each subcommand loads only its modules
 
     model = load_baseline(path)
     return model.kind, model
@@ -54,10 +54,10 @@ def _load(path: str, device: str = "cpu"):
 
 def _evaluate(kind: str, model, test, cutoffs, ties: str) -> dict:
     if kind == "gru4rec":
-        from .evaluation import evaluate
+        from .evaluation import evaluate  # why: each subcommand loads only its modules
 
         return evaluate(model, test, cutoffs=cutoffs, ties=ties)
-    from .baselines import evaluate_baseline
+    from .baselines import evaluate_baseline  # why: each subcommand loads only its modules
 
     t0 = time.perf_counter()
     out = evaluate_baseline(model, test, cutoffs=cutoffs, ties=ties)
@@ -66,7 +66,7 @@ def _evaluate(kind: str, model, test, cutoffs, ties: str) -> dict:
 
 
 def cmd_prep(args) -> dict:
-    from .data import preprocess, split_by_time, split_stats, write_tsv
+    from .data import preprocess, split_by_time, split_stats, write_tsv  # why: each subcommand loads only its modules
 
     df = _read(args.raw)
     _log(f"read {len(df):,} events from {args.raw}")
@@ -91,8 +91,8 @@ def cmd_train(args) -> dict:
     result: dict = {"model": args.model}
     t0 = time.perf_counter()
     if args.model == "gru4rec":
-        from .params import parse_params
-        from .trainer import fit
+        from .params import parse_params  # why: each subcommand loads only its modules
+        from .trainer import fit  # why: each subcommand loads only its modules
 
         params = parse_params(args.params)
         if args.epochs is not None:
@@ -102,7 +102,7 @@ def cmd_train(args) -> dict:
         result["params"] = params.to_string()
         result["epochs"] = [_round(h) for h in history]
     else:
-        from . import baselines
+        from . import baselines  # why: each subcommand loads only its modules
 
         if args.params:
             raise SystemExit("-p/--params applies to --model gru4rec only")

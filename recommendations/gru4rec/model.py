@@ -406,6 +406,7 @@ class _ServeCache:
     """See :meth:`GRU4Rec._serving`."""
 
     def __init__(self, key: tuple, model: GRU4Rec):
+        # why: candidates is the serving-only int8 path; training and evaluation never load it
         from .candidates import Int8Scorer
 
         self.key = key

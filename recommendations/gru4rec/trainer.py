@@ -18,7 +18,7 @@ import torch
 from .iterator import EncodedSessions, device_plan, encode_sessions
 from .losses import loss_and_grad
 from .model import GRU4Rec
-from .params import GRU4RecParams
+from .params import GRU4RecParams, parse_params
 
 ADAGRAD_EPS = 1e-6
 
@@ -448,8 +448,6 @@ def _time_range(df: pd.DataFrame) -> dict:
 def fit(train: pd.DataFrame, params: GRU4RecParams | str, device: str = "cpu", seed: int | None = 0,
         progress: bool = True, log=None, on_progress=None) -> tuple[GRU4Rec, list[dict]]:
     """Build the item map from ``train`` (SessionId, ItemId, Time), create and train a model."""
-    from .params import parse_params
-
     if isinstance(params, str):
         params = parse_params(params)
     item_ids = pd.unique(train["ItemId"].astype(str))

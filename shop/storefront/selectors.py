@@ -9,6 +9,8 @@ from decimal import Decimal
 from catalog import selectors as catalog_selectors
 from catalog.models import Product
 from recommendations import ranking
+from tracking import selectors as tracking_selectors
+from tracking.services import visit_for_request
 from shop.models import Cart, CartItem, Order
 
 logger = logging.getLogger(__name__)
@@ -99,10 +101,6 @@ def _tracking_popular(category_id: int | None, limit: int, exclude=()) -> list[P
     Written defensively: tracking is built concurrently and its selector's final name and
     signature may differ; anything unexpected means "no popularity data" rather than a broken page.
     """
-    try:
-        from tracking import selectors as tracking_selectors
-    except ImportError:
-        return None
     fn = getattr(tracking_selectors, "popular_products", None)
     if fn is None:
         return None
@@ -142,8 +140,6 @@ def recommended_for_you(request, product: Product, limit: int = 8) -> Recommende
     items = None
     visit_id = None
     try:
-        from tracking.services import visit_for_request
-
         visit_id = visit_for_request(request).uuid
     except Exception:  # no tracking: this product is the session
         items = [product.pk]

@@ -4,6 +4,7 @@ from rest_framework import generics
 from rest_framework.exceptions import NotFound
 
 from .. import selectors
+from ..models import ItemCluster
 from .serializers import (
     ClusterProductSerializer,
     ClusterProductsPageSerializer,
@@ -29,8 +30,6 @@ class ClusterListView(generics.ListAPIView):
 
     def get_queryset(self):
         if getattr(self, "swagger_fake_view", False):  # schema generation: no request data, no DB
-            from recommendations.clusters.models import ItemCluster
-
             return ItemCluster.objects.none()
         return selectors.cluster_list(_clustering(self.request))
 
