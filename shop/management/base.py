@@ -48,20 +48,3 @@ def operator_output(verbosity: int = 1):
         for handler in handlers:
             handler.removeFilter(quiet)
 
-
-def model_version_or_fail(name: str):
-    """The model version named (or numbered) ``name``; a CommandError naming the latest ones otherwise."""
-    from django.core.management.base import CommandError
-
-    from recommendations import selectors
-    from recommendations.models import ModelVersion
-
-    mv = selectors.model_version_get(name)
-    if mv is not None:
-        return mv
-    latest = list(ModelVersion.objects.order_by("-created", "-pk").values_list("version", flat=True)[:3])
-    if not latest:
-        raise CommandError(f"no model version {name!r}: none is registered yet; train one with "
-                           "manage.py train_model")
-    raise CommandError(f"no model version {name!r}: the latest are {', '.join(latest)} (a version name or id; "
-                       "the admin's model versions page lists all)")

@@ -5,7 +5,8 @@ from pathlib import Path
 from django.core.management.base import BaseCommand, CommandError
 
 from recommendations import engine, training
-from shop.management.base import model_version_or_fail, operator_output
+from recommendations.management.base import model_version_or_fail
+from shop.management.base import operator_output
 
 
 class Command(BaseCommand):

@@ -6,7 +6,8 @@ from django.core.management.base import BaseCommand, CommandError
 
 from catalog.models import Product
 from recommendations import artifacts, engine
-from shop.management.base import model_version_or_fail, operator_output
+from recommendations.management.base import model_version_or_fail
+from shop.management.base import operator_output
 from tracking.selectors import popular_products
 
 
