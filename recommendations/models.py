@@ -9,7 +9,7 @@ class ModelVersion(models.Model):
 
     The artifact file name carries its content hash and the row keeps the full sha256, so a
     process never loads a file that changed after it was registered. Exactly one row is active:
-    it is the source of truth for what every process serves (Redis only mirrors it).
+    it is the source of truth for what every process serves.
     """
 
     class Kind(models.TextChoices):
@@ -17,7 +17,6 @@ class ModelVersion(models.Model):
         VSKNN = "vsknn", "V-SKNN (session kNN)"
 
     class Status(models.TextChoices):
-        TRAINING = "training", "Training"
         READY = "ready", "Ready"
         ACTIVE = "active", "Active"
         RETIRED = "retired", "Retired"
@@ -25,7 +24,8 @@ class ModelVersion(models.Model):
     version = models.CharField(max_length=64, unique=True)
     kind = models.CharField(max_length=16, choices=Kind.choices)
     status = models.CharField(max_length=16, choices=Status.choices, default=Status.READY, db_index=True)
-    # Path relative to settings.MODEL_DIR, e.g. "gru4rec-20250101-030000-1a2b3c4d5e6f7a8b.safetensors".
+    # The storage name in STORAGES["models"] (recommendations.artifacts), never a host path, e.g.
+    # "gru4rec-20250101-030000-1a2b3c4d5e6f7a8b.safetensors".
     artifact = models.CharField(max_length=255)
     artifact_sha256 = models.CharField(max_length=64)
     artifact_size = models.BigIntegerField(default=0)
@@ -115,7 +115,6 @@ class TrainingRun(models.Model):
     loss_curve = models.JSONField(default=dict, blank=True)
     error = models.TextField(blank=True)
     result = models.JSONField(default=dict, blank=True)
-    task_id = models.CharField(max_length=64, blank=True)
     requested_by = models.ForeignKey(
         settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
     )
