@@ -67,16 +67,18 @@ def _name(name_or_row) -> str:
     return getattr(name_or_row, "artifact", name_or_row)
 
 
+def _cache_dir() -> Path:
+    return Path(getattr(settings, "MODEL_CACHE_DIR", Path(tempfile.gettempdir()) / "shop-models"))
+
+
 def local_path(name_or_row) -> Path:
     """A local file with the stored content (a registry row's artifact, or a storage name)."""
     name = _name(name_or_row)
     st = storage()
-    try:
+    if isinstance(st, FileSystemStorage):  # the file itself (other backends' path() is no local file)
         return Path(st.path(name))
-    except NotImplementedError:  # a remote storage: this process keeps a local copy
-        pass
-    cache_dir = Path(getattr(settings, "MODEL_CACHE_DIR", Path(tempfile.gettempdir()) / "shop-models"))
-    local = cache_dir / name
+    # a remote storage (or an in-memory one): this process keeps a local copy
+    local = _cache_dir() / name
     if not local.is_file():
         local.parent.mkdir(parents=True, exist_ok=True)
         tmp = local.with_name(f".tmp-{os.getpid()}-{local.name}")
@@ -111,7 +113,10 @@ def file_matches(name: str, sha256: str) -> bool:
 
 def delete(name: str) -> None:
     """Remove a stored file (processes that loaded it keep their copy in memory)."""
+    st = storage()
     try:
-        storage().delete(name)
+        st.delete(name)
+        if not isinstance(st, FileSystemStorage):
+            (_cache_dir() / name).unlink(missing_ok=True)
     except OSError:
         logger.warning("could not remove the stored file %s", name)

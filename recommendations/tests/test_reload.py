@@ -238,3 +238,24 @@ def test_health_fails_when_this_process_serves_another_version_than_the_database
         f"Unavailable: the database's active model is v-gru but this process serves v-sknn (its artifact was "
         f"refused) {bound + 5:.0f} s after the activation; the reload bound is {bound:.0f} s"
     )
+
+
+@pytest.mark.django_db(transaction=True)  # the check runs in a worker thread with its own connection
+def test_health_gives_a_process_just_started_the_reload_bound_to_warm_up(gru_version, activate, client, monkeypatch):
+    activate(gru_version)
+    key = "ActiveModelLoaded()"
+    monkeypatch.setattr(serving._state, "warmed_up", False)
+    monkeypatch.setattr(serving._state, "started_at", time.monotonic())  # a worker that has just started
+    r = client.get("/health/?format=json")
+    assert (r.status_code, r.json()[key]) == (200, "OK")
+    assert serving.model_version_loaded() is None  # the check only reported: it loaded nothing
+    monkeypatch.setattr(serving._state, "started_at", time.monotonic() - serving.reload_bound_seconds() - 1)
+    from datetime import timedelta
+
+    from django.utils import timezone
+
+    type(gru_version).objects.filter(pk=gru_version.pk).update(
+        activated_at=timezone.now() - timedelta(seconds=serving.reload_bound_seconds() + 5))
+    assert client.get("/health/?format=json").status_code == 500  # never warmed up, beyond the bound
+    assert serving.warm_up().version == "v-gru"  # what shop/wsgi.py does at start
+    assert client.get("/health/?format=json").status_code == 200

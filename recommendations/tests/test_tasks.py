@@ -275,3 +275,17 @@ def test_a_run_is_published_after_commit_and_failed_when_the_broker_refuses_it(m
     assert run.error == ("not queued: the task broker did not take it (OperationalError: Error 111 connecting to "
                          "127.0.0.1:6379. Connection refused.); nothing will run it, start a new run when the broker "
                          "is back")
+
+
+def test_every_scheduled_and_routed_task_is_registered_under_the_module_it_lives_in():
+    from celery import current_app
+
+    # recommendations' tasks are registered in every process (apps.ready): training and the clusters
+    # app publish them by name
+    names = {entry["task"] for entry in settings.CELERY_BEAT_SCHEDULE.values()} | set(settings.CELERY_TASK_ROUTES)
+    names = {n for n in names if n.startswith("recommendations.")}
+    assert {"recommendations.clusters.tasks.clusters_build", "recommendations.clusters.tasks.popular_pools_refresh",
+            "recommendations.tasks.model_train", "recommendations.tasks.training_runs_reap"} <= names
+    for name in names:
+        task = current_app.tasks[name]
+        assert name == f"{task.run.__module__}.{task.run.__name__}", name

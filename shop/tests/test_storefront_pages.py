@@ -116,13 +116,13 @@ def test_popular_in_category_uses_tracking_popularity_when_it_exists(catalogue, 
 
 def test_widgets_survive_a_broken_popularity_source(client, catalogue, monkeypatch, caplog):
     """The product page's widgets fall back to popular products, which come from the precomputed
-    popular pools (recommendations.clusters.services.popular_pool, through
-    recommendations.selectors.popular_product_ids): when that source breaks, the page still shows
+    popular pools (recommendations.clusters.services.popular_pool, registered as
+    recommendations.selectors' popular source): when that source breaks, the page still shows
     both widgets, filled with the newest products of the category."""
-    from recommendations import selectors as recommendation_selectors
+    from recommendations import caches
     from recommendations.clusters import services as cluster_services
 
-    monkeypatch.setattr(recommendation_selectors, "_popular_memo", {})  # no pool memoised by an earlier test
+    caches.reset()  # no pool memoised by an earlier test
     calls = []
 
     def popular_pool(*args, **kwargs):

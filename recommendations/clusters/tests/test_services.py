@@ -286,3 +286,21 @@ def test_recommendation_service_diversity_cap(active_version, catalogue):
     clusters = [labels[bundle.pk_index[pk]] for pk in capped.product_ids]
     assert len(capped.product_ids) == 6 and max(np.bincount(clusters)) <= 2
     assert capped.product_ids[0] == plain.product_ids[0]
+
+
+@pytest.mark.django_db
+def test_popular_pools_hold_what_the_fallback_reads_so_no_fill_query_runs(catalogue, django_assert_num_queries):
+    # The pools were built with 50 products and read expecting selectors.POPULAR_POOL (100): every
+    # fallback of a process then ran the catalogue fill query although popularity had enough.
+    from recommendations import caches
+    from recommendations import selectors as rec_selectors
+    from tracking.models import ProductPopularity
+
+    products = list(Product.objects.order_by("pk")[: rec_selectors.POPULAR_POOL + 20])
+    ProductPopularity.objects.bulk_create(
+        ProductPopularity(product=p, window_days=30, views=1000 - i, score=1000 - i) for i, p in enumerate(products))
+    pools = services.popular_pools_build()
+    assert pools[0] == [p.pk for p in products[: rec_selectors.POPULAR_POOL]]
+    caches.reset()  # no pool memoised by this process yet
+    with django_assert_num_queries(0):  # the pool comes from the cache, complete: nothing to fill
+        assert rec_selectors.popular_product_ids(6) == [p.pk for p in products[:6]]
