@@ -9,3 +9,8 @@ application = get_asgi_application()
 from shop.debug_guard import debug_server_refuse  # noqa: E402 - needs the settings loaded above
 
 debug_server_refuse()
+
+from recommendations import serving  # noqa: E402 - needs the apps loaded above
+
+# Load the active model before the first request (and before /health/ asks): the check only reports.
+serving.warm_up()

@@ -335,15 +335,13 @@ def phase_postgres(report: dict) -> None:
 
 CORRUPT_PROBE = """
 import hashlib, time
-from django.conf import settings
-from recommendations import registry
+from django.core.files.base import ContentFile
+from recommendations import artifacts, registry
 from recommendations.models import ModelVersion
-from recommendations.artifacts import local_path as artifact_path
 active = ModelVersion.objects.get(status="active")
-data = artifact_path(active).read_bytes()
+data = artifacts.local_path(active).read_bytes()
 data = data[: len(data) // 2]  # truncated
-name = f"{active.kind}-corrupt-{int(time.time())}.bin"
-(settings.MODEL_DIR / name).write_bytes(data)
+name = artifacts.storage().save(f"{active.kind}-corrupt-{int(time.time())}.bin", ContentFile(data))
 mv = ModelVersion.objects.create(version=f"corrupt-{int(time.time())}", kind=active.kind, status="ready",
     artifact=name, artifact_sha256=hashlib.sha256(data).hexdigest(), artifact_size=len(data),
     n_items=active.n_items, metrics=active.metrics, parameters=active.parameters)
