@@ -11,12 +11,13 @@ PG_URL      ?= postgres://postgres@127.0.0.1:5432/shop
 REDIS_BASE  ?= redis://127.0.0.1:6379
 export PYTHONUNBUFFERED := 1
 
-.PHONY: help venv dev demo test screenshots serve stop services browser migrate stress clean
+.PHONY: help venv dev demo test contracts screenshots serve stop services browser migrate stress clean
 
 help:
 	@echo "make demo    - install, migrate, load demo data, serve http://$(HOST):$(PORT) (embedded: SQLite, no servers)"
 	@echo "               DATA=rees46: real products and shoppers (REES46 sample) on var/demo-rees46.sqlite3"
 	@echo "make test    - run the test suite against PostgreSQL and Redis (starts them if needed)"
+	@echo "make contracts - the import contracts of .importlinter (also checked by tests/test_architecture.py)"
 	@echo "make serve   - gunicorn + Celery worker + beat on PostgreSQL/Redis in the background (logs in var/log)"
 	@echo "make stop    - stop what make serve started"
 	@echo "make stress  - load + fault injection on the real stack; report in var/reports/"
@@ -62,6 +63,10 @@ browser:
 test: dev services browser
 	DATABASE_URL=$(PG_URL) REDIS_URL=$(REDIS_BASE)/1 TEST_BROKER_URL=$(REDIS_BASE)/2 \
 		$(PY) -m pytest $(PYTEST_ARGS)
+
+# The house rules as import contracts (docs/architecture.md); no database needed.
+contracts: dev
+	$(VENV)/bin/lint-imports
 
 # Refresh the README's screenshots (docs/screenshots/) from the end-to-end run; tests never write there.
 screenshots: dev services browser

@@ -5,7 +5,7 @@ import pytest
 from django.core.cache import cache
 
 from catalog.models import Category, Product
-from recommendations import registry, serving
+from recommendations import caches, registry
 from recommendations.clusters import synthetic
 
 N_ITEMS = 600
@@ -16,9 +16,9 @@ def _isolated(settings, tmp_path):
     settings.MODEL_DIR = Path(tmp_path) / "models"
     settings.MODEL_RELOAD_INTERVAL_SECONDS = 0.0
     cache.clear()
-    serving.model_unload()
+    caches.reset()
     yield
-    serving.model_unload()
+    caches.reset()
     cache.clear()
 
 
