@@ -159,7 +159,7 @@ def demo_model_ensure(stdout=None, n_sessions: int = 3000, data_path: str | None
             return {"active": None, "trained": False}
         path = Path(settings.VAR_DIR) / "demo-sessions.tsv"
         path.parent.mkdir(parents=True, exist_ok=True)
-        from .gru4rec.data import write_tsv
+        from .gru4rec.formats import write_tsv
 
         # the last 8 days up to now, so tracking's popularity windows (1/7/30 days) see them
         start = time.time() - 8 * 86400

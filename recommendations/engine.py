@@ -101,14 +101,14 @@ def artifact_load(kind: str, path: str | os.PathLike, sha256: str | None = None)
 
 # ------------------------------------------------------------------------------------- data
 def events_read(path: str | os.PathLike) -> pd.DataFrame:
-    from .gru4rec.data import read_events
+    from .gru4rec.formats import read_events
 
     return read_events(path)
 
 
 def events_split(df: pd.DataFrame, test_days: float = 1, min_item_support: int = 2) -> tuple[pd.DataFrame, pd.DataFrame, dict]:
     """Standard preprocessing and the held-out last day(s); returns (train, test, stats)."""
-    from .gru4rec.data import preprocess, split_by_time, split_stats
+    from .gru4rec.sessions import preprocess, split_by_time, split_stats
 
     df = preprocess(df, min_item_support=min_item_support, min_session_length=2)
     train, test = split_by_time(df, days=test_days)

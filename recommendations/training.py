@@ -191,7 +191,7 @@ def events_for_run(run: TrainingRun, workdir: Path) -> tuple[pd.DataFrame, pd.Da
     train_file, test_file = Path(workdir) / "train.tsv", Path(workdir) / "test.tsv"
     if train_file.is_file() and test_file.is_file():
         # tracking already filtered and split off the held-out day: keep its split
-        from .gru4rec.data import split_stats
+        from .gru4rec.sessions import split_stats
 
         train, test = engine.events_read(train_file), engine.events_read(test_file)
         if len(train) == 0:

@@ -1,18 +1,11 @@
-"""Reading, preprocessing and splitting click logs (recommendations.gru4rec.data)."""
+"""Reading click logs, one reader per format, and writing the TSV (recommendations.gru4rec.formats)."""
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 import pytest
 
-from recommendations.gru4rec.data import (
-    DataFormatError,
-    preprocess,
-    read_events,
-    split_by_time,
-    split_stats,
-    write_tsv,
-)
+from recommendations.gru4rec.formats import DataFormatError, read_events, write_tsv
 
 SHARED = Path(__file__).resolve().parents[3].parent / "shared" / "data"
 
@@ -155,50 +148,6 @@ def test_unrecognised_and_empty_files(tmp_path):
         read_events(_write(tmp_path, "SessionId\tItemId\tTime\n1\t2\t3\n", "x.tsv"), event_types=["view"])
 
 
-# ------------------------------------------------------------------------------ preprocessing
-def test_preprocess_filters_in_the_standard_order():
-    df = _events(
-        [
-            (1, "A", 1), (1, "B", 2),
-            (2, "A", 3),  # length 1: dropped first, so it does not count for A's support
-            (3, "A", 4), (3, "C", 5), (3, "A", 6), (3, "B", 7),
-            (4, "B", 8), (4, "C", 9),
-            (5, "D", 10), (5, "A", 11),
-            (6, "E", 12), (7, "E", 13),  # length 1: E's support is then 1, not 3
-            (8, "E", 14), (8, "B", 15),
-        ]
-    )
-    out = preprocess(df, min_item_support=3)
-    # C (2 events) and D, E (1 each after step 1) go; sessions 4, 5, 8 are then single events.
-    # The repeated click on A in session 3 is kept.
-    assert _triples(out) == [(1, "A", 1.0), (1, "B", 2.0), (3, "A", 4.0), (3, "A", 6.0), (3, "B", 7.0)]
-
-
-def test_split_by_time_last_day_by_session_end():
-    day = 86400.0
-    df = _events(
-        [
-            (1, "A", 0), (1, "B", 100),
-            (2, "B", 200), (2, "C", day - 1),  # ends just before the boundary: train
-            (3, "A", day), (3, "B", day + 100),
-            (4, "A", day - 400), (4, "X", day + 3600), (4, "B", 2 * day),  # X unseen in train
-            (5, "X", day + 7200), (5, "A", day + 7300),  # only one known event left: dropped
-            (6, "C", day - 300), (6, "A", day),  # ends exactly on the boundary: test
-        ]
-    )
-    train, test = split_by_time(df, days=1)
-    assert train.SessionId.unique().tolist() == [1, 2]
-    assert _triples(test) == [
-        (3, "A", day), (3, "B", day + 100),
-        (4, "A", day - 400), (4, "B", 2 * day),
-        (6, "C", day - 300), (6, "A", day),
-    ]
-    stats = split_stats(train, test)
-    assert stats["train"]["events"] == 4 and stats["train"]["sessions"] == 2 and stats["train"]["items"] == 3
-    assert stats["test"]["events"] == 6 and stats["test"]["sessions"] == 3 and stats["test"]["items_not_in_train"] == 0
-    assert stats["test"]["time_max"] == 2 * day and stats["train"]["start"] == "1970-01-01T00:00:00Z"
-
-
 def test_write_tsv_round_trip(tmp_path):
     ints = _events([(1, "A", 1400000000), (1, "B", 1400000001)])
     write_tsv(ints, tmp_path / "i.tsv")
@@ -215,34 +164,6 @@ def _need(*parts):
         pytest.skip(f"shared data set not available: {path} (only inside the project workspace)")
     return path
 
-
-def _assert_same_events(ours, theirs):
-    assert len(ours) == len(theirs)
-    assert (ours.SessionId.to_numpy() == theirs.SessionId.to_numpy()).all()
-    assert (ours.ItemId.to_numpy() == theirs.ItemId.to_numpy()).all()
-    assert (ours.Time.to_numpy() == theirs.Time.to_numpy()).all()
-
-
-def test_reproduces_the_yoochoose_week_split():
-    raw = _need("yoochoose-week", "yoochoose-clicks-week.dat")
-    split = _need("splits", "yoochoose-week")
-    train, test = split_by_time(preprocess(read_events(raw)), days=1)
-    stats = split_stats(train, test)
-    assert (stats["train"]["events"], stats["train"]["sessions"], stats["train"]["items"]) == (152462, 37877, 4869)
-    assert (stats["test"]["events"], stats["test"]["sessions"]) == (27952, 7122)
-    _assert_same_events(train, read_events(split / "train.tsv"))
-    _assert_same_events(test, read_events(split / "test.tsv"))
-
-
-def test_reproduces_the_retailrocket_split():
-    folder = _need("retailrocket-views")
-    split = _need("splits", "retailrocket")
-    raw = [folder / "retailrocket_processed_view_train_valid.tsv", folder / "retailrocket_processed_view_test.tsv"]
-    train, test = split_by_time(preprocess(read_events(raw)), days=7)
-    assert (len(train), len(test)) == (17297, 13605)
-    assert (train.SessionId.nunique(), train.ItemId.nunique(), test.SessionId.nunique()) == (5014, 3361, 3968)
-    _assert_same_events(train, read_events(split / "train.tsv"))
-    _assert_same_events(test, read_events(split / "test.tsv"))
 
 
 def test_reads_the_rees46_head():

@@ -1,7 +1,9 @@
-"""Reading click logs into ``(SessionId, ItemId, Time)`` events and the standard GRU4Rec split.
+"""The one reader per click-log format, into ``(SessionId, ItemId, Time)`` events, and the TSV writer.
 
-Formats: YOOCHOOSE raw clicks, GRU4Rec TSV (seconds or milliseconds, detected) and the REES46
-event log. ``preprocess`` + ``split_by_time`` reproduce the benchmark splits in ``shared/data``.
+Formats: YOOCHOOSE raw clicks, GRU4Rec TSV (RetailRocket's processed views, the shop's own export;
+seconds, ms, us or ns, detected) and the REES46 event log. The engine CLI, the benchmarks and
+training read files here; tracking's importer shares the layout detection and the value parsing
+(``detect_layout``, ``parse_datetimes``, ``TIME_UNIT_SCALE``) for its streaming, line-numbered import.
 """
 from __future__ import annotations
 
@@ -10,18 +12,14 @@ import io
 import os
 import re
 from collections.abc import Iterable, Sequence
-from datetime import datetime, timezone
 
 import numpy as np
 import pandas as pd
 
-COLUMNS = ("SessionId", "ItemId", "Time")
+from .sessions import COLUMNS, session_time_order, validate_columns
+from .types import DataFormatError
+
 FORMATS = ("auto", "yoochoose", "tsv", "rees46")
-DAY = 86400.0
-# A log no longer than the held-out window (a few hours of a sample: "the last day" is all of it and
-# nothing would be left to train on) holds out the sessions ending in its last SHORT_LOG_FRACTION of
-# events instead. Longer logs keep the papers' split, the benchmark splits in shared/data included.
-SHORT_LOG_FRACTION = 0.2
 
 _ISO_RE = re.compile(r"^\d{4}-\d{2}-\d{2}[T ]\d{2}:\d{2}")
 # Names accepted for the three columns of a GRU4Rec-style file (compared lower-case, '_' removed).
@@ -31,20 +29,6 @@ _HEADER_NAMES = {
     "Time": ("time", "timestamp", "ts"),
 }
 _REES46_COLUMNS = ("event_time", "event_type", "product_id", "user_session")
-
-
-class DataFormatError(ValueError):
-    """Input that is not a readable event log; says where (file, 1-based line) when it can."""
-
-    def __init__(self, message: str, path=None, line: int | None = None):
-        self.path = None if path is None else str(path)
-        self.line = line
-        where = ""
-        if self.path is not None:
-            where = self.path + (f", line {line}" if line is not None else "") + ": "
-        elif line is not None:
-            where = f"line {line}: "
-        super().__init__(where + message)
 
 
 # --------------------------------------------------------------------------------------- reading
@@ -372,7 +356,7 @@ def _assemble(accs: list[_Chunks]) -> pd.DataFrame:
     sess = np.concatenate(parts_s)
     items = np.concatenate(parts_i)
     times = np.concatenate(parts_t)
-    order = _session_time_order(sess, times)
+    order = session_time_order(sess, times)
     return pd.DataFrame(
         {
             "SessionId": pd.Series(sess[order], dtype=np.int64 if all_int else str),
@@ -382,101 +366,17 @@ def _assemble(accs: list[_Chunks]) -> pd.DataFrame:
     )
 
 
-def _session_time_order(sess: np.ndarray, times: np.ndarray) -> np.ndarray:
+def session_time_order(sess: np.ndarray, times: np.ndarray) -> np.ndarray:
     """Stable order by session id, then time (ties keep the file order)."""
     codes, _ = pd.factorize(sess, sort=True)
     return np.lexsort((times, codes))
 
 
-# ---------------------------------------------------------------------------- preprocessing
-def _validate(df: pd.DataFrame) -> None:
-    missing = [c for c in COLUMNS if c not in df.columns]
-    if missing:
-        raise DataFormatError(f"events lack columns {missing}; need {list(COLUMNS)}")
-
-
-def _sorted(df: pd.DataFrame) -> pd.DataFrame:
-    order = _session_time_order(df["SessionId"].to_numpy(), df["Time"].to_numpy())
-    return df.iloc[order].reset_index(drop=True)
-
-
-def _keep_sessions(df: pd.DataFrame, min_length: int) -> pd.DataFrame:
-    lengths = df.groupby("SessionId", sort=False)["SessionId"].transform("size")
-    return df[lengths.to_numpy() >= min_length]
-
-
-def preprocess(df: pd.DataFrame, min_item_support: int = 5, min_session_length: int = 2) -> pd.DataFrame:
-    """The standard GRU4Rec filtering, one pass, repeated clicks kept: drop sessions of length 1,
-    then items with fewer than ``min_item_support`` events, then sessions shorter than
-    ``min_session_length``. Returns the events sorted by session, then time."""
-    _validate(df)
-    df = df[list(COLUMNS)]
-    df = _keep_sessions(df, 2)
-    support = df.groupby("ItemId", sort=False)["ItemId"].transform("size")
-    df = df[support.to_numpy() >= min_item_support]
-    df = _keep_sessions(df, min_session_length)
-    return _sorted(df)
-
-
-def holdout_boundary(times: np.ndarray, window):
-    """Where the held-out part of a log begins, in the unit of ``times``: ``window`` (the papers'
-    last day, in that unit) before the last event, unless the log spans no more than ``window`` (all
-    of it would be held out); then the time by which all but the last ``SHORT_LOG_FRACTION`` of its
-    events had happened (by events, not by clock: a few hours of a sample can be quiet at first and
-    busy at the end)."""
-    times = np.asarray(times)
-    t_max = times.max()
-    if t_max - times.min() > window:
-        return t_max - window
-    ordered = np.sort(times, kind="stable")
-    return ordered[min(int(len(ordered) * (1.0 - SHORT_LOG_FRACTION)), len(ordered) - 1)]
-
-
-def split_by_time(df: pd.DataFrame, days: float = 1) -> tuple[pd.DataFrame, pd.DataFrame]:
-    """Train/test split of the GRU4Rec papers: the test set is the sessions whose last event is
-    at or after ``max(Time) - days * 86400``; test events on items absent from train are dropped,
-    then test sessions shorter than 2. A log spanning no more than ``days`` holds out the sessions
-    ending in its last fifth of events instead (``holdout_boundary``)."""
-    _validate(df)
-    if len(df) == 0:
-        return df.copy(), df.copy()
-    end = df.groupby("SessionId", sort=False)["Time"].transform("max").to_numpy()
-    boundary = float(holdout_boundary(df["Time"].to_numpy(), float(days) * DAY))
-    is_test = end >= boundary
-    train = df[~is_test]
-    test = df[is_test]
-    test = test[test["ItemId"].isin(pd.unique(train["ItemId"])).to_numpy()]
-    test = _keep_sessions(test, 2)
-    return _sorted(train), _sorted(test)
-
-
-def _iso(t: float) -> str:
-    return datetime.fromtimestamp(t, tz=timezone.utc).isoformat().replace("+00:00", "Z")
-
-
-def _stats(df: pd.DataFrame) -> dict:
-    out = {
-        "events": int(len(df)),
-        "sessions": int(df["SessionId"].nunique()),
-        "items": int(df["ItemId"].nunique()),
-    }
-    if len(df):
-        t0, t1 = float(df["Time"].min()), float(df["Time"].max())
-        out.update(time_min=t0, time_max=t1, start=_iso(t0), end=_iso(t1), days=round((t1 - t0) / DAY, 4))
-    return out
-
-
-def split_stats(train: pd.DataFrame, test: pd.DataFrame) -> dict:
-    """Counts and time ranges of a split, JSON-ready."""
-    out = {"train": _stats(train), "test": _stats(test)}
-    out["test"]["items_not_in_train"] = int((~pd.Index(pd.unique(test["ItemId"])).isin(pd.unique(train["ItemId"]))).sum())
-    return out
-
 
 def write_tsv(df: pd.DataFrame, path: str | os.PathLike) -> None:
     """Write ``SessionId<TAB>ItemId<TAB>Time`` with a header; Time as integer seconds when every
     value is integral, else in the shortest text that reads back as the same float."""
-    _validate(df)
+    validate_columns(df)
     out = df[list(COLUMNS)]
     t = out["Time"].to_numpy(dtype=np.float64)
     if len(t) and np.all(np.isfinite(t)) and np.all(t == np.floor(t)):
