@@ -117,6 +117,27 @@ def events_split(df: pd.DataFrame, test_days: float = 1, min_item_support: int =
     return train, test, split_stats(train, test)
 
 
+def events_from_products(train, test, external_ids: dict[int, str]) -> tuple[pd.DataFrame, pd.DataFrame, dict]:
+    """(train, test, stats) frames from tracking's split (``session``, ``item`` product pks,
+    ``time_us`` arrays, already preprocessed and split by the engine): ItemId is the product's
+    external id (the name the models keep), Time unix seconds, the same values the TSV export holds."""
+    import pandas as pd
+
+    from .gru4rec.sessions import split_stats
+
+    names = pd.Series(external_ids, dtype=object)
+
+    def frame(part) -> pd.DataFrame:
+        return pd.DataFrame({
+            "SessionId": np.asarray(part.session, dtype=np.int64),
+            "ItemId": pd.Series(names.reindex(part.item).to_numpy(), dtype=str),
+            "Time": np.asarray(part.time_us, dtype=np.int64) / 1_000_000,
+        })
+
+    train_df, test_df = frame(train), frame(test)
+    return train_df, test_df, split_stats(train_df, test_df)
+
+
 # ------------------------------------------------------------------------------- training
 def gru4rec_train(train: pd.DataFrame, params: str, log: Callable[[str], None] | None = None, progress: bool = False,
                   on_progress: Callable[[int, int, float, float], None] | None = None):
