@@ -172,3 +172,36 @@ def test_reads_the_rees46_head():
     assert len(df) == 17434  # 17,435 rows, one without a user_session
     assert df.Time.min() == 1569888000.0
     assert len(read_events(path, event_types=["view"])) < len(df)
+
+
+# ------------------------------------------------------------------ the import reader (blocks)
+from recommendations.gru4rec.formats import EVENT_NAMES, detect_layout, parse_block  # noqa: E402
+
+
+def test_import_block_yoochoose_valid_rows_and_bad_lines_by_number(tmp_path):
+    p = _write(tmp_path, "1,2014-04-07T10:51:09.277Z,214536502,0\n1,2014-04-07T10:54:09.868Z,214536500,0\n"
+                         "x,2014-04-07T10:54:09.868Z,1,0\n1,2,3\n", "clicks.dat")
+    layout = detect_layout(str(p))
+    assert (layout.fmt, layout.sep, layout.header) == ("yoochoose", ",", False)
+    chunk, errors, rows = parse_block(p.read_bytes(), 1, layout)
+    assert chunk.session.tolist() == [1, 1]
+    assert chunk.item.tolist() == [214536502, 214536500]
+    assert chunk.time_us.tolist() == [1396867869277000, 1396868049868000]
+    assert [EVENT_NAMES[c] for c in chunk.type_code] == ["view", "view"]
+    assert [str(e) for e in errors] == ["line 3: bad session id (expected an integer)", "line 4: expected 4 fields, got 3"]
+    assert rows == 4
+
+
+def test_import_block_rees46_event_types(tmp_path):
+    header = "event_time,event_type,product_id,category_id,category_code,brand,price,user_id,user_session\n"
+    body = ("2019-10-01 00:00:00 UTC,view,44600062,21,,shiseido,35.79,541312140,72d76fde\n"
+            "2019-10-01 00:00:01 UTC,cart,3900821,20,appliances.water_heater,aqua,33.20,554748717,9333dfbd\n"
+            "2019-10-01 00:00:02 UTC,wishlist,3900821,20,,aqua,33.20,554748717,9333dfbd\n")
+    p = _write(tmp_path, header + body, "rees.csv")
+    layout = detect_layout(str(p))
+    assert (layout.fmt, layout.header) == ("rees46", True)
+    chunk, errors, rows = parse_block(body.encode(), 2, layout)
+    assert chunk.session.tolist() == ["72d76fde", "9333dfbd"]
+    assert chunk.time_us.tolist() == [1569888000000000, 1569888001000000]
+    assert [EVENT_NAMES[c] for c in chunk.type_code] == ["view", "add_to_cart"]
+    assert [str(e) for e in errors] == ["line 4: unknown event_type"] and rows == 3
