@@ -35,6 +35,8 @@ _HEADER_NAMES = {
     "Time": ("time", "timestamp", "ts"),
 }
 _REES46_COLUMNS = ("event_time", "event_type", "product_id", "user_session")
+# REES46's event_time, e.g. "2019-10-01 00:00:00 UTC" (both readers parse it with this format).
+REES46_TIME_FORMAT = "%Y-%m-%d %H:%M:%S UTC"
 
 
 # --------------------------------------------------------------------------------------- reading
@@ -298,7 +300,7 @@ def _chunk_rees46(chunk: pd.DataFrame, lines, lay: _Layout, path, event_types, a
     acc.session_is_int = False
     acc.time_kind = "datetime"
     items = _item_column(chunk.iloc[:, lay.cols["product_id"]], lines, path)
-    times = _parse_datetimes(chunk.iloc[:, lay.cols["event_time"]], lines, path, "%Y-%m-%d %H:%M:%S UTC")
+    times = _parse_datetimes(chunk.iloc[:, lay.cols["event_time"]], lines, path, REES46_TIME_FORMAT)
     acc.sessions.append(sess.to_numpy(dtype=object))
     acc.items.append(items)
     acc.times.append(times)
@@ -662,7 +664,7 @@ def _time_us(df: pd.DataFrame, layout: FileLayout) -> np.ndarray:
     if layout.fmt == "yoochoose":
         parsed = pd.to_datetime(col, format="ISO8601", errors="coerce", utc=True)
     else:
-        parsed = pd.to_datetime(col, format="%Y-%m-%d %H:%M:%S UTC", errors="coerce", utc=True)
+        parsed = pd.to_datetime(col, format=REES46_TIME_FORMAT, errors="coerce", utc=True)
     return parsed.dt.tz_convert(None).dt.as_unit("us").to_numpy(dtype="datetime64[us]").view(np.int64)
 
 
