@@ -190,19 +190,12 @@ def events_for_run(run: TrainingRun) -> tuple[pd.DataFrame, pd.DataFrame, dict]:
     data = sessions_training_data(test_days=1, event_types=("view", "click"))
     if len(data.train) == 0:
         raise ValueError(f"no training events in the shop's sessions ({data.events_read} events read)")
-    return engine.events_from_products(data.train, data.test, _external_ids(data))
+    # The models name items by external id, so an artifact stays valid across catalogue
+    # re-imports (serving maps the names back to pks when it loads one).
+    from catalog.selectors import product_external_ids
 
-
-def _external_ids(data) -> dict[int, str]:
-    """Product pk -> external id of the products in the split: the models name items by external
-    id, so an artifact stays valid across catalogue re-imports (serving maps them to pks on load)."""
-    from catalog.models import Product
-
-    used = np.unique(np.concatenate([data.train.item, data.test.item])).tolist()
-    out: dict[int, str] = {}
-    for start in range(0, len(used), 5000):
-        out.update(Product.objects.filter(pk__in=used[start : start + 5000]).values_list("pk", "external_id"))
-    return out
+    names = product_external_ids(np.unique(np.concatenate([data.train.item, data.test.item])))
+    return engine.events_from_products(data.train, data.test, names)
 
 
 def run_execute(run_id: int, progress: bool = False, echo=None) -> TrainingRun:

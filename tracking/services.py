@@ -502,14 +502,11 @@ def sessions_export(
     outdir = Path(outdir)
     outdir.mkdir(parents=True, exist_ok=True)
     train, test = data.train, data.test
-    used = np.unique(np.concatenate([train.item, test.item]))
-    external: dict[int, str] = {}
-    for start in range(0, len(used), 5000):
-        ids = used[start : start + 5000].tolist()
-        external.update(Product.objects.filter(pk__in=ids).values_list("pk", "external_id"))
     import pandas as pd
 
-    lookup = pd.Series(external, dtype=object)
+    from catalog.selectors import product_external_ids
+
+    lookup = pd.Series(product_external_ids(np.unique(np.concatenate([train.item, test.item]))), dtype=object)
     for part, name in ((train, "train.tsv"), (test, "test.tsv")):
         _write_tsv(outdir / name, part.session, lookup.reindex(part.item).to_numpy(), part.time_us)
 
