@@ -15,7 +15,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from recommendations.gru4rec.baselines import ItemKNN, Popularity, SessionKNN, evaluate_baseline  # noqa: E402
-from recommendations.gru4rec.data import read_events  # noqa: E402
+from recommendations.gru4rec.formats import read_events  # noqa: E402
 
 CUTOFFS = (1, 5, 10, 20)
 # Figures reported for these splits (Recall@20, MRR@20), for comparison.

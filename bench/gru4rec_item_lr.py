@@ -20,7 +20,7 @@ from gru4rec_accuracy import SETTINGS, SPLITS, read  # noqa: I001  (puts the rep
 
 import torch
 
-from recommendations.gru4rec.data import split_by_time
+from recommendations.gru4rec.sessions import split_by_time
 from recommendations.gru4rec.evaluation import evaluate
 from recommendations.gru4rec.trainer import fit
 

@@ -128,3 +128,13 @@ def products_by_ids(ids) -> list[Product]:
     ids = [int(x) for x in ids]
     found = Product.objects.select_related("category").in_bulk(ids)
     return [found[pk] for pk in ids if pk in found]
+
+
+def product_external_ids(pks) -> dict[int, str]:
+    """Product pk -> external id for ``pks`` (unknown pks are absent): the names the training data
+    and the models give products. IN lists of 5,000, so a large catalogue is a few queries."""
+    pks = [int(pk) for pk in pks]
+    out: dict[int, str] = {}
+    for start in range(0, len(pks), 5000):
+        out.update(Product.objects.filter(pk__in=pks[start : start + 5000]).values_list("pk", "external_id"))
+    return out

@@ -16,7 +16,7 @@ from tracking.models import Event
 from tracking.services import events_import, popularity_refresh
 
 from .engine import events_read
-from .gru4rec.data import write_tsv
+from .gru4rec.formats import write_tsv
 from .models import ModelVersion, TrainingRun
 from .training import training_run_now
 

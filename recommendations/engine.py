@@ -97,20 +97,41 @@ def artifact_load(kind: str, path: str | os.PathLike, sha256: str | None = None)
 
 # ------------------------------------------------------------------------------------- data
 def events_read(path: str | os.PathLike) -> pd.DataFrame:
-    from .gru4rec.data import read_events  # why: first use: web workers skip training modules (pandas)
+    from .gru4rec.formats import read_events  # why: first use: web workers skip training modules (pandas)
 
     return read_events(path)
 
 
 def events_split(df: pd.DataFrame, test_days: float = 1, min_item_support: int = 2) -> tuple[pd.DataFrame, pd.DataFrame, dict]:
     """Standard preprocessing and the held-out last day(s); returns (train, test, stats)."""
-    from .gru4rec.data import preprocess, split_by_time, split_stats  # why: first use: web workers skip training modules (pandas)
+    from .gru4rec.sessions import preprocess, split_by_time, split_stats  # why: first use: web workers skip training modules (pandas)
 
     df = preprocess(df, min_item_support=min_item_support, min_session_length=2)
     train, test = split_by_time(df, days=test_days)
     if len(train) == 0:
         raise ValueError("no training events after preprocessing (too few sessions or items)")
     return train, test, split_stats(train, test)
+
+
+def events_from_products(train, test, external_ids: dict[int, str]) -> tuple[pd.DataFrame, pd.DataFrame, dict]:
+    """(train, test, stats) frames from tracking's split (``session``, ``item`` product pks,
+    ``time_us`` arrays, already preprocessed and split by the engine): ItemId is the product's
+    external id (the name the models keep), Time unix seconds, the same values the TSV export holds."""
+    import pandas as pd
+
+    from .gru4rec.sessions import split_stats
+
+    names = pd.Series(external_ids, dtype=object)
+
+    def frame(part) -> pd.DataFrame:
+        return pd.DataFrame({
+            "SessionId": np.asarray(part.session, dtype=np.int64),
+            "ItemId": pd.Series(names.reindex(part.item).to_numpy(), dtype=str),
+            "Time": np.asarray(part.time_us, dtype=np.int64) / 1_000_000,
+        })
+
+    train_df, test_df = frame(train), frame(test)
+    return train_df, test_df, split_stats(train_df, test_df)
 
 
 # ------------------------------------------------------------------------------- training

@@ -12,8 +12,6 @@ import logging
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
-import numpy as np
-import torch
 
 from catalog.models import Product
 
@@ -91,27 +89,9 @@ def _model_candidates(bundle: LoadedModel, idx: list[int], n: int, exclude_seen:
     ann = _ann_candidates(bundle, idx, n, exclude_seen)
     if ann is not None:
         return ann
-    eng = bundle.engine
-    if bundle.kind == "gru4rec":
-        # the engine's exact top n for one session (int8 candidates, fp32 re-scoring on CPU)
-        return eng.top_items(idx, n, exclude=idx if exclude_seen else None, mask=bundle.unavailable)
-    with torch.inference_mode():
-        scores = torch.from_numpy(eng.score_sessions([idx])[0])
-        # zero = "no neighbour voted": not a recommendation (the popular fallback fills)
-        scores = scores.masked_fill(scores <= 0, -torch.inf)
-        if bundle.unavailable is not None:
-            scores.add_(bundle.unavailable)
-        if exclude_seen:
-            scores[torch.as_tensor(idx)] = -torch.inf
-        top = torch.topk(scores, min(n, bundle.n_items))
-        values, positions = top.values.tolist(), top.indices.tolist()
-    out_i, out_s = [], []
-    for v, j in zip(values, positions):
-        if v == -np.inf:
-            break
-        out_i.append(j)
-        out_s.append(float(v))
-    return out_i, out_s
+    # Both kinds answer through the engine's top_items (GRU4Rec: int8 candidates, fp32 re-scoring
+    # on CPU; V-SKNN: items no neighbour voted for are not answers, the popular fallback fills).
+    return bundle.engine.top_items(idx, n, exclude=idx if exclude_seen else None, mask=bundle.unavailable)
 
 
 def recommend_for_session(
@@ -241,27 +221,6 @@ def similar_items(product: Product | int, k: int = 6) -> RecommendationResult:
 
 
 def _similar_candidates(bundle: LoadedModel, i: int, n: int) -> tuple[list[int], list[float], str]:
-    with torch.inference_mode():
-        unit = bundle.unit_embeddings()
-        if unit is not None:
-            sims = unit @ unit[i]
-            strategy = "embedding"
-        else:
-            # Item-kNN on the V-SKNN session matrix: cosine of the items' session occurrence vectors.
-            eng = bundle.engine
-            co = np.asarray((eng.item_sess[i] @ eng.sess_items).todense()).ravel().astype(np.float32)
-            support = np.maximum(np.diff(eng.item_sess.indptr).astype(np.float32), 1.0)
-            sims = torch.from_numpy(co / np.sqrt(support[i] * support))
-            sims = sims.masked_fill(sims <= 0, -torch.inf)
-            strategy = "itemknn"
-        if bundle.unavailable is not None:
-            sims = sims + bundle.unavailable
-        sims[i] = -torch.inf
-        top = torch.topk(sims, min(n, bundle.n_items))
-    out_i, out_s = [], []
-    for v, j in zip(top.values.tolist(), top.indices.tolist()):
-        if v == -np.inf:
-            break
-        out_i.append(j)
-        out_s.append(float(v))
-    return out_i, out_s, strategy
+    # GRU4Rec: cosine of item embeddings; V-SKNN: item-kNN on its session matrix (both in the engine).
+    out_i, out_s = bundle.engine.similar(i, n, mask=bundle.unavailable)
+    return out_i, out_s, "embedding" if bundle.kind == "gru4rec" else "itemknn"

@@ -65,23 +65,11 @@ class LoadedModel:
     loaded_at: float = field(default_factory=time.time)
     load_seconds: float = 0.0
     extras: dict = field(default_factory=dict)
-    _unit_embeddings: torch.Tensor | None = None
     _lock: threading.Lock = field(default_factory=threading.Lock)
 
     @property
     def n_items(self) -> int:
         return len(self.item_ids)
-
-    def unit_embeddings(self) -> torch.Tensor | None:
-        """Row-normalised item embeddings (GRU4Rec only), computed on first use."""
-        if self.kind != "gru4rec":
-            return None
-        if self._unit_embeddings is None:
-            with self._lock:
-                if self._unit_embeddings is None:
-                    emb = torch.from_numpy(self.engine.item_embeddings())
-                    self._unit_embeddings = emb / emb.norm(dim=1, keepdim=True).clamp_min(1e-12)
-        return self._unit_embeddings
 
 
 # ------------------------------------------------------------------------------ extension hook

@@ -15,11 +15,10 @@ from __future__ import annotations
 
 import contextlib
 import logging
-import tempfile
 import threading
 import time
-from pathlib import Path
 
+import numpy as np
 import pandas as pd
 from celery import current_app
 from django import db
@@ -28,10 +27,10 @@ from django.db import connections, transaction
 from django.db.models import Max
 from django.utils import timezone
 
-from tracking.services import sessions_export
+from catalog.selectors import product_external_ids
+from tracking.selectors import sessions_training_data
 
 from . import artifacts, engine, registry
-from .gru4rec.data import split_stats
 from .gru4rec.params import parse_params
 from .models import ModelVersion, TrainingRun
 from .serving import torch_threads_cap
@@ -258,20 +257,18 @@ def training_runs_reap() -> int:
         return stale_runs_fail(lock_held=False)
 
 
-def events_for_run(run: TrainingRun, workdir: Path) -> tuple[pd.DataFrame, pd.DataFrame, dict]:
+def events_for_run(run: TrainingRun) -> tuple[pd.DataFrame, pd.DataFrame, dict]:
     """(train, test, split stats) from the run's event file or the shop's own tracked sessions."""
     if run.data_path:
         return engine.events_split(engine.events_read(run.data_path))
-    exported = sessions_export(str(workdir), test_days=1, event_types=("view", "click")) or {}
-    train_file, test_file = Path(workdir) / "train.tsv", Path(workdir) / "test.tsv"
-    if train_file.is_file() and test_file.is_file():
-        # tracking already filtered and split off the held-out day: keep its split
-        train, test = engine.events_read(train_file), engine.events_read(test_file)
-        if len(train) == 0:
-            raise ValueError(f"no training events in the shop's sessions ({exported!r})")
-        test = test[test["ItemId"].isin(train["ItemId"].unique())]
-        return train, test, split_stats(train, test)
-    raise ValueError(f"the session export wrote no event file ({exported!r})")
+    # tracking reads the events and cuts them with the engine's split, in memory (no files)
+    data = sessions_training_data(test_days=1, event_types=("view", "click"))
+    if len(data.train) == 0:
+        raise ValueError(f"no training events in the shop's sessions ({data.events_read} events read)")
+    # The models name items by external id, so an artifact stays valid across catalogue
+    # re-imports (serving maps the names back to pks when it loads one).
+    names = product_external_ids(np.unique(np.concatenate([data.train.item, data.test.item])))
+    return engine.events_from_products(data.train, data.test, names)
 
 
 def training_run_execute(run_id: int, progress: bool = False, echo=None) -> TrainingRun:
@@ -316,69 +313,68 @@ def _run(run: TrainingRun, progress: bool, echo) -> TrainingRun:
         logger.warning("training run %s is no longer queued; not starting it", run.pk)
         return TrainingRun.objects.get(pk=run.pk)
     try:
-        with tempfile.TemporaryDirectory(prefix="shop-train-") as tmp:
-            rep.stage("export sessions", 0.02)
-            train, test, stats = events_for_run(run, Path(tmp))
-            rep.log(
-                f"train: {stats['train']['events']} events, {stats['train']['sessions']} sessions, "
-                f"{stats['train']['items']} items; held-out day: {stats['test']['events']} events"
-            )
-            models: dict[str, object] = {}
-            params: dict[str, dict] = {}
-            n_epochs = _epochs(run.params)
+        rep.stage("export sessions", 0.02)
+        train, test, stats = events_for_run(run)
+        rep.log(
+            f"train: {stats['train']['events']} events, {stats['train']['sessions']} sessions, "
+            f"{stats['train']['items']} items; held-out day: {stats['test']['events']} events"
+        )
+        models: dict[str, object] = {}
+        params: dict[str, dict] = {}
+        n_epochs = _epochs(run.params)
 
-            rep.stage(f"train gru4rec ({n_epochs} epochs)", TRAIN_PROGRESS[0])
-            rep.epoch_started = time.monotonic()
+        rep.stage(f"train gru4rec ({n_epochs} epochs)", TRAIN_PROGRESS[0])
+        rep.epoch_started = time.monotonic()
+        try:
+            models["gru4rec"] = engine.gru4rec_train(train, run.params, log=rep.log, progress=progress,
+                                                     on_progress=rep.epoch_progress)
+            params["gru4rec"] = {"params": parse_params(run.params).to_string()}
+        except Exception as exc:  # V-SKNN still gives the shop a model
+            logger.exception("GRU4Rec training failed in run %s", run.pk)
+            rep.log(f"gru4rec training failed: {type(exc).__name__}: {exc}")
+        rep.stage("train vsknn", 0.68)
+        models["vsknn"] = engine.vsknn_train(train, **VSKNN_PARAMS)
+        params["vsknn"] = {"params": VSKNN_PARAMS}
+
+        rep.stage("evaluate on the held-out day", 0.75)
+        baselines = {b: engine.evaluate(b, engine.baseline_train(b, train), test) for b in ("popularity", "itemknn")}
+        evaluated = {kind: engine.evaluate(kind, m, test) for kind, m in models.items()}
+        active = ModelVersion.objects.filter(status=ModelVersion.Status.ACTIVE).first()
+        active_eval = None
+        if active is not None:
             try:
-                models["gru4rec"] = engine.gru4rec_train(train, run.params, log=rep.log, progress=progress,
-                                                         on_progress=rep.epoch_progress)
-                params["gru4rec"] = {"params": parse_params(run.params).to_string()}
-            except Exception as exc:  # V-SKNN still gives the shop a model
-                logger.exception("GRU4Rec training failed in run %s", run.pk)
-                rep.log(f"gru4rec training failed: {type(exc).__name__}: {exc}")
-            rep.stage("train vsknn", 0.68)
-            models["vsknn"] = engine.vsknn_train(train, **VSKNN_PARAMS)
-            params["vsknn"] = {"params": VSKNN_PARAMS}
+                old = artifacts.model_load(active)
+                active_eval = {"version": active.version, "metrics": engine.evaluate(active.kind, old, test)}
+            except Exception as exc:
+                rep.log(f"could not evaluate the active model {active.version}: {exc}")
+        for kind, m in evaluated.items():
+            rep.log(f"{kind}: " + ", ".join(f"{n} {m[n]:.4f}" for n in engine.PRIMARY_METRICS))
+        for kind, m in baselines.items():
+            rep.log(f"{kind} baseline: " + ", ".join(f"{n} {m[n]:.4f}" for n in engine.PRIMARY_METRICS))
 
-            rep.stage("evaluate on the held-out day", 0.75)
-            baselines = {b: engine.evaluate(b, engine.baseline_train(b, train), test) for b in ("popularity", "itemknn")}
-            evaluated = {kind: engine.evaluate(kind, m, test) for kind, m in models.items()}
-            active = ModelVersion.objects.filter(status=ModelVersion.Status.ACTIVE).first()
-            active_eval = None
-            if active is not None:
-                try:
-                    old = artifacts.model_load(active)
-                    active_eval = {"version": active.version, "metrics": engine.evaluate(active.kind, old, test)}
-                except Exception as exc:
-                    rep.log(f"could not evaluate the active model {active.version}: {exc}")
-            for kind, m in evaluated.items():
-                rep.log(f"{kind}: " + ", ".join(f"{n} {m[n]:.4f}" for n in engine.PRIMARY_METRICS))
-            for kind, m in baselines.items():
-                rep.log(f"{kind} baseline: " + ", ".join(f"{n} {m[n]:.4f}" for n in engine.PRIMARY_METRICS))
-
-            rep.stage("register versions", 0.9)
-            registered = {}
-            for kind, model in models.items():
-                metrics = {"model": evaluated[kind], "baselines": baselines, "active": active_eval,
-                           "others": {o: evaluated[o] for o in evaluated if o != kind}, "data": stats}
-                registered[kind] = registry.model_version_register(
-                    kind=kind, model=model, version=registry.model_version_new_name(kind), parameters=params[kind],
-                    metrics=metrics, train_range=stats["train"], test_range=stats["test"], training_run=run,
-                )
-                rep.log(f"registered {registered[kind].version} ({registered[kind].artifact})")
-            best_kind = max(evaluated, key=lambda kk: (engine.metrics_key(evaluated[kk]), kk == "gru4rec"))
-            best = registered[best_kind]
-            decision = _activate(run, best, rep)
-            run.result = {
-                "versions": {k: v.version for k, v in registered.items()},
-                "best": best.version,
-                "activated": decision["activated"],
-                "decision": decision["reason"],
-                "metrics": evaluated,
-                "baselines": baselines,
-                "active_before": active_eval,
-                "data": stats,
-            }
+        rep.stage("register versions", 0.9)
+        registered = {}
+        for kind, model in models.items():
+            metrics = {"model": evaluated[kind], "baselines": baselines, "active": active_eval,
+                       "others": {o: evaluated[o] for o in evaluated if o != kind}, "data": stats}
+            registered[kind] = registry.model_version_register(
+                kind=kind, model=model, version=registry.model_version_new_name(kind), parameters=params[kind],
+                metrics=metrics, train_range=stats["train"], test_range=stats["test"], training_run=run,
+            )
+            rep.log(f"registered {registered[kind].version} ({registered[kind].artifact})")
+        best_kind = max(evaluated, key=lambda kk: (engine.metrics_key(evaluated[kk]), kk == "gru4rec"))
+        best = registered[best_kind]
+        decision = _activate(run, best, rep)
+        run.result = {
+            "versions": {k: v.version for k, v in registered.items()},
+            "best": best.version,
+            "activated": decision["activated"],
+            "decision": decision["reason"],
+            "metrics": evaluated,
+            "baselines": baselines,
+            "active_before": active_eval,
+            "data": stats,
+        }
         run.status = TrainingRun.Status.SUCCEEDED
         run.progress = 1.0
         run.stage = "done"
@@ -416,8 +412,7 @@ def model_version_evaluate(mv: ModelVersion, data_path: str = "") -> dict:
     shop's own events). Raises ``ArtifactError`` for an unusable artifact, ValueError / OSError for
     unreadable or missing events, :class:`EvaluationRefused` when the held-out day is empty."""
     model = artifacts.model_load(mv)
-    with tempfile.TemporaryDirectory() as tmp:
-        train, test, stats = events_for_run(TrainingRun(data_path=data_path), Path(tmp))
+    train, test, stats = events_for_run(TrainingRun(data_path=data_path))
     if not stats["test"].get("events"):
         raise EvaluationRefused("no held-out data to evaluate on: the last day has no events; import events or "
                                 "pass --data FILE")

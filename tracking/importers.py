@@ -11,11 +11,9 @@ item id -> product pk map and 8 bytes per distinct session.
 """
 from __future__ import annotations
 
-import csv
 import hashlib
 import io
 import os
-import re
 import time
 import uuid
 from collections.abc import Callable, Iterator
@@ -31,64 +29,32 @@ from django.db.models import Max
 from catalog.models import Product
 from catalog.services import product_stubs_ensure
 
+# The file formats are the engine's (plain numpy/pandas, no Django): one parser per format.
+from recommendations.gru4rec.formats import (  # noqa: F401 (parse_block, iter_blocks: tests and callers)
+    BLOCK_BYTES,
+    EVENT_NAMES,
+    IMPORT_FORMATS,
+    Chunk,
+    FileLayout,
+    ImportFormatError,
+    RowError,
+    detect_layout,
+    iter_blocks,
+    parse_block,
+    read_blocks,
+)
+
 from .models import Event, EventType, Visit
 
-FORMATS = ("yoochoose", "gru4rec", "rees46")
+FORMATS = IMPORT_FORMATS
 EVENT_TYPES = [value for value, _ in EventType.choices]
 TYPE_CODE = {value: i for i, value in enumerate(EVENT_TYPES)}
+# The formats' event names -> this app's event type codes (the order is kept: the importer's row
+# order sorts by type code).
+_SHOP_TYPE_CODE = np.array([TYPE_CODE[name] for name in EVENT_NAMES], dtype=np.int16)
 # Namespace of the deterministic visit uuids of imported sessions: uuid5(NS, "format:session").
 VISIT_NAMESPACE = uuid.UUID("6b1d4c52-8f0a-5e0e-9a53-1d0f2c7d8e41")
-REES46_TYPES = {"view": "view", "cart": "add_to_cart", "remove_from_cart": "remove_from_cart", "purchase": "purchase"}
-# YOOCHOOSE "clicks" and the RetailRocket TSVs are item-page views: they are stored as views.
-DEFAULT_TYPE = {"yoochoose": "view", "gru4rec": "view"}
-
-MIN_TIME_US = int(datetime(1990, 1, 1, tzinfo=dt_timezone.utc).timestamp()) * 1_000_000
-_NAT = np.iinfo(np.int64).min
-_ID_RE = r"[^\s]{1,64}"
-_INT_RE = r"[0-9]{1,18}"
-# Small enough that the next block is parsed while this one is written from the start of a file
-# (the 193k-row YOOCHOOSE week is three blocks), large enough that the per-block statements do
-# not count.
-BLOCK_BYTES = 4 * 1024 * 1024
 MAX_ERRORS_LISTED = 20
-
-
-class ImportFormatError(ValueError):
-    """The file as a whole is not one of the supported formats."""
-
-
-@dataclass
-class RowError:
-    line: int
-    message: str
-
-    def __str__(self):
-        return f"line {self.line}: {self.message}"
-
-
-@dataclass
-class Chunk:
-    """Valid rows of one block, column-wise."""
-
-    session: np.ndarray  # int64 or object (str)
-    item: np.ndarray  # int64 or object (str)
-    time_us: np.ndarray  # int64 microseconds since the epoch, UTC
-    type_code: np.ndarray  # int16 index into EVENT_TYPES
-    # (index into the names of each row, the names): a category column read as categorical, so the
-    # per-row work stays in pandas' C parser; "" when unknown
-    category: tuple[np.ndarray, np.ndarray] | None = None
-
-    def __len__(self):
-        return len(self.time_us)
-
-
-@dataclass
-class FileLayout:
-    fmt: str
-    sep: str
-    header: bool
-    columns: list[str]  # names of the file's columns, in order
-    time_unit: str = ""  # gru4rec: "s" or "ms"
 
 
 @dataclass
@@ -135,315 +101,10 @@ class ImportStats:
         }
 
 
-# --- Layout detection ----------------------------------------------------------------------
-
-def _first_line(path: str) -> str:
-    with open(path, "rb") as f:
-        for raw in f:
-            text = raw.decode("utf-8-sig", errors="replace").strip("\r\n")
-            if text.strip():
-                return text
-    raise ImportFormatError(f"{path} has no data")
-
-
-def _looks_like_iso(value: str) -> bool:
-    return bool(re.match(r"^\d{4}-\d{2}-\d{2}[T ]\d{2}:\d{2}", value))
-
-
-def detect_layout(path: str, fmt: str = "auto") -> FileLayout:
-    """Separator, header, column order and (for TSVs) the time unit of a log file."""
-    if fmt not in FORMATS + ("auto",):
-        raise ImportFormatError(f"unknown format {fmt!r}; expected one of {', '.join(FORMATS)} or auto")
-    line = _first_line(path)
-    sep = "\t" if line.count("\t") >= max(line.count(","), 1) else ","
-    fields = [f.strip() for f in line.split(sep)]
-    lowered = [f.lower() for f in fields]
-    if fmt == "auto":
-        if "event_time" in lowered and "user_session" in lowered:
-            fmt = "rees46"
-        elif {"sessionid", "itemid"} <= set(lowered):
-            fmt = "gru4rec"
-        elif len(fields) == 4 and sep == "," and _looks_like_iso(fields[1]):
-            fmt = "yoochoose"
-        elif len(fields) == 3:
-            fmt = "gru4rec"
-        else:
-            raise ImportFormatError(f"cannot tell the format of {path} from its first line: {line[:120]!r}")
-    if fmt == "yoochoose":
-        header = not fields[0].isdigit()
-        layout = FileLayout(fmt, sep, header, ["session", "time", "item", "category"])
-    elif fmt == "gru4rec":
-        header = "sessionid" in lowered
-        names = {"sessionid": "session", "itemid": "item", "time": "time", "timestamp": "time"}
-        columns = [names.get(f, f"_{i}") for i, f in enumerate(lowered)] if header else ["session", "item", "time"]
-        if not {"session", "item", "time"} <= set(columns):
-            raise ImportFormatError(f"{path}: a GRU4Rec TSV needs SessionId, ItemId and Time columns")
-        layout = FileLayout(fmt, sep, header, columns)
-        layout.time_unit = _detect_time_unit(path, layout)
-    else:
-        header = "event_time" in lowered
-        default = ["time", "event_type", "item", "category_id", "category", "brand", "price", "user_id", "session"]
-        names = {"event_time": "time", "product_id": "item", "category_code": "category", "user_session": "session"}
-        columns = [names.get(f, f) for f in lowered] if header else default
-        if not {"time", "event_type", "item", "session"} <= set(columns):
-            raise ImportFormatError(f"{path}: a REES46 CSV needs event_time, event_type, product_id, user_session")
-        layout = FileLayout(fmt, sep, header, columns)
-    return layout
-
-
-def _detect_time_unit(path: str, layout: FileLayout) -> str:
-    """Unix seconds or milliseconds, from the median of the first rows (ms values are > 1e11)."""
-    idx = layout.columns.index("time")
-    values = []
-    with open(path, encoding="utf-8", errors="replace") as f:
-        if layout.header:
-            next(f, None)
-        for line in f:
-            parts = line.rstrip("\r\n").split(layout.sep)
-            if len(parts) > idx:
-                try:
-                    values.append(float(parts[idx]))
-                except ValueError:
-                    pass
-            if len(values) >= 1000:
-                break
-    if not values:
-        return "s"
-    return "ms" if float(np.median(values)) > 1e11 else "s"
-
-
-# --- Parsing -------------------------------------------------------------------------------
-
-def iter_blocks(
-    path: str, block_bytes: int = BLOCK_BYTES, first_bytes: int | None = None
-) -> Iterator[tuple[bytes, int, int]]:
-    """Yield (block of whole lines, 1-based number of its first line, bytes consumed so far).
-    The first block reads ``first_bytes`` (default: a sixteenth of a block) and each next one up
-    to four times more, so that writing starts soon (nothing is written while the first block is
-    parsed) and the next block is always parsed before the current one is written."""
-    line_no = 1
-    consumed = 0
-    rest = b""
-    size = first_bytes or max(block_bytes // 16, 1)
-    with open(path, "rb") as f:
-        while True:
-            data = f.read(size)
-            size = min(size * 4, block_bytes)
-            if not data:
-                if rest:
-                    consumed += len(rest)
-                    yield rest + b"\n", line_no, consumed
-                return
-            data = rest + data
-            cut = data.rfind(b"\n")
-            if cut < 0:
-                rest = data
-                continue
-            block, rest = data[: cut + 1], data[cut + 1 :]
-            consumed += len(block)
-            yield block, line_no, consumed
-            line_no += block.count(b"\n")
-
-
-# The columns the importer reads (others, e.g. REES46's brand and price, are not even converted).
-_USED_COLUMNS = ("session", "item", "time", "category", "event_type")
-# Columns with few distinct values, read as categoricals: their checks run once per distinct value.
-_CATEGORICAL_COLUMNS = ("category", "event_type")
-
-
-def _read(block: bytes, layout: FileLayout, dtype) -> pd.DataFrame:
-    dtype = {c: "category" if c in _CATEGORICAL_COLUMNS else t for c, t in dtype.items()}
-    return pd.read_csv(
-        io.BytesIO(block),
-        sep=layout.sep,
-        header=None,
-        names=layout.columns,
-        usecols=[c for c in layout.columns if c in _USED_COLUMNS],
-        dtype=dtype,
-        quoting=csv.QUOTE_NONE,
-        skip_blank_lines=False,
-        keep_default_na=False,
-        na_filter=False,
-        engine="c",
-        encoding="utf-8",
-        encoding_errors="replace",
-    )
-
-
-def parse_block(block: bytes, first_line: int, layout: FileLayout) -> tuple[Chunk, list[RowError], int]:
-    """Parse one block of whole lines into valid rows, the bad rows' errors and the data-row count."""
-    n_lines = block.count(b"\n")
-    if layout.fmt in ("yoochoose", "rees46"):
-        fast_dtype = {"session": np.int64 if layout.fmt == "yoochoose" else str, "item": np.int64}
-    else:
-        fast_dtype = {"session": np.int64, "item": np.int64}
-    fast_dtype = {**{c: str for c in layout.columns}, **fast_dtype}
-    try:
-        # Every line must have exactly the expected number of separators (one cheap C-level
-        # count), else the careful path finds the lines that do not.
-        if block.count(layout.sep.encode()) != n_lines * (len(layout.columns) - 1):
-            raise ValueError("field count mismatch")
-        df = _read(block, layout, fast_dtype)
-        if len(df) != n_lines:
-            raise ValueError("line count mismatch")
-        lines = np.arange(first_line, first_line + n_lines, dtype=np.int64)
-        errors: list[RowError] = []
-        typed = True
-    except (ValueError, pd.errors.ParserError, OverflowError):
-        df, lines, errors = _careful_read(block, first_line, layout)
-        typed = False
-    chunk, more = _validate(df, lines, layout, typed)
-    errors.extend(more)
-    errors.sort(key=lambda e: e.line)
-    rows = len(lines) + sum(1 for e in errors if e.message.startswith("expected"))
-    return chunk, errors, rows
-
-
-def _careful_read(block: bytes, first_line: int, layout: FileLayout):
-    """The slow path: check every line's field count, then read the good lines as strings."""
-    sep = layout.sep.encode()
-    want = len(layout.columns)
-    good: list[bytes] = []
-    good_lines: list[int] = []
-    errors: list[RowError] = []
-    for i, raw in enumerate(block.split(b"\n")[:-1]):
-        line = raw.rstrip(b"\r")
-        if not line.strip():
-            continue  # blank lines are not rows
-        n = line.count(sep) + 1
-        if n != want:
-            errors.append(RowError(first_line + i, f"expected {want} fields, got {n}"))
-            continue
-        good.append(line)
-        good_lines.append(first_line + i)
-    if good:
-        df = _read(b"\n".join(good) + b"\n", layout, {c: str for c in layout.columns})
-    else:
-        df = pd.DataFrame({c: pd.Series([], dtype=object) for c in layout.columns})
-    return df, np.asarray(good_lines, dtype=np.int64), errors
-
-
-def _strings(series: pd.Series) -> np.ndarray:
-    return series.to_numpy(dtype=object)
-
-
-def _categories(column: pd.Series) -> tuple[np.ndarray, np.ndarray]:
-    """(index into the names of each row, the stripped names) of a column."""
-    if not isinstance(column.dtype, pd.CategoricalDtype):
-        column = column.astype(str).astype("category")
-    names = column.cat.categories.astype(str).str.strip().to_numpy(dtype=object)
-    return column.cat.codes.to_numpy(dtype=np.int64), names
-
-
-def _time_us(df: pd.DataFrame, layout: FileLayout) -> np.ndarray:
-    col = df["time"]
-    if layout.fmt == "gru4rec":
-        values = pd.to_numeric(col, errors="coerce").to_numpy(dtype=np.float64)
-        scale = 1_000.0 if layout.time_unit == "ms" else 1_000_000.0
-        with np.errstate(invalid="ignore", over="ignore"):
-            us = np.rint(values * scale)
-        ok = np.isfinite(us) & (np.abs(us) < 9e18)
-        out = np.full(len(us), _NAT, dtype=np.int64)
-        out[ok] = us[ok].astype(np.int64)
-        return out
-    if layout.fmt == "yoochoose":
-        parsed = pd.to_datetime(col, format="ISO8601", errors="coerce", utc=True)
-    else:
-        parsed = pd.to_datetime(col, format="%Y-%m-%d %H:%M:%S UTC", errors="coerce", utc=True)
-    return parsed.dt.tz_convert(None).dt.as_unit("us").to_numpy(dtype="datetime64[us]").view(np.int64)
-
-
-# A YOOCHOOSE time whose UTC offset is 16 hours or more either way. pandas would convert it, but the
-# events API refuses such offsets (PostgreSQL cannot take them, and no time zone has them), so a log
-# line with one is as bad a row here as there.
-_FAR_OFFSET = re.compile(r"[T ]\d\d:\d\d(?::\d\d(?:[.,]\d+)?)?\s*[+-](?:1[6-9]|[2-9]\d)(?::?\d\d)?\s*$")
-
-
-def _offset_out_of_range(col: pd.Series) -> np.ndarray:
-    """Rows of an ISO 8601 time column with a UTC offset beyond +-15:59. Nearly every block of a
-    real log has no offset at all (no '+', and a row's only '-' are its date's two): that is
-    checked on the joined column in C (about 1% of the import's time), the row-wise regex runs only
-    on blocks that may have offsets."""
-    values = col.to_numpy(dtype=object)
-    text = "".join(values)
-    if "+" not in text and text.count("-") == 2 * len(values):
-        return np.zeros(len(values), dtype=bool)
-    return col.str.contains(_FAR_OFFSET, regex=True).to_numpy(dtype=bool)
-
-
-def _validate(df: pd.DataFrame, lines: np.ndarray, layout: FileLayout, typed: bool):
-    n = len(df)
-    bad = np.zeros(n, dtype=bool)
-    messages: list[tuple[np.ndarray, str]] = []
-
-    def flag(mask: np.ndarray, message: str):
-        mask = mask & ~bad
-        if mask.any():
-            messages.append((mask.copy(), message))
-            bad[mask] = True
-
-    def id_column(name: str, integer: bool):
-        if typed and df[name].dtype.kind == "i":
-            values = df[name].to_numpy(dtype=np.int64)
-            flag(values < 0, f"{name} id must be a non-negative integer")
-            return values
-        text = df[name].astype(str).str.strip()
-        pattern = _INT_RE if integer else _ID_RE
-        ok = text.str.fullmatch(pattern).to_numpy(dtype=bool)
-        flag(~ok, f"bad {name} id" + (" (expected an integer)" if integer else ""))
-        if integer:
-            values = np.zeros(n, dtype=np.int64)
-            values[ok] = text[ok].astype(np.int64).to_numpy()
-            return values
-        return _strings(text)
-
-    session = id_column("session", integer=layout.fmt == "yoochoose")
-    item = id_column("item", integer=layout.fmt in ("yoochoose", "rees46"))
-    time_us = _time_us(df, layout)
-    max_us = int((time.time() + 86400) * 1_000_000)
-    flag(time_us == _NAT, "bad timestamp")
-    if layout.fmt == "yoochoose":
-        flag(_offset_out_of_range(df["time"]), "bad timestamp (UTC offset beyond +-15:59)")
-    flag((time_us < MIN_TIME_US) | (time_us > max_us), "timestamp out of range (1990 .. now + 1 day)")
-    if layout.fmt == "rees46":
-        codes, names = _categories(df["event_type"])
-        lookup = np.array([TYPE_CODE.get(REES46_TYPES.get(name, ""), -1) for name in names], dtype=np.int16)
-        type_code = lookup[codes] if len(lookup) else np.zeros(n, dtype=np.int16)
-        flag(type_code < 0, "unknown event_type")
-    else:
-        type_code = np.full(n, TYPE_CODE[DEFAULT_TYPE[layout.fmt]], dtype=np.int16)
-    category = None
-    if "category" in df.columns:
-        codes, names = _categories(df["category"])
-        if len(names):
-            flag(np.array([len(name) > 200 for name in names])[codes], "category too long")
-        category = (codes, names)
-
-    errors = []
-    for mask, message in messages:
-        errors.extend(RowError(int(line), message) for line in lines[mask])
-    keep = ~bad
-    chunk = Chunk(
-        session=session[keep],
-        item=item[keep],
-        time_us=time_us[keep],
-        type_code=type_code[keep],
-        category=(category[0][keep], category[1]) if category is not None else None,
-    )
-    return chunk, errors
-
-
 def read_events(path: str, layout: FileLayout, block_bytes: int = BLOCK_BYTES):
-    """Yield (block of whole lines, chunk of valid rows, errors, data rows in the block, bytes
-    consumed so far) for a whole file."""
-    skip_header = layout.header
-    for block, first_line, consumed in iter_blocks(path, block_bytes):
-        if skip_header:
-            cut = block.find(b"\n")
-            block, first_line, skip_header = block[cut + 1 :], first_line + 1, False
-            if not block:
-                continue
-        chunk, errors, rows = parse_block(block, first_line, layout)
+    """``formats.read_blocks`` with the rows' event types as this app's codes (``EVENT_TYPES``)."""
+    for block, chunk, errors, rows, consumed in read_blocks(path, layout, block_bytes):
+        chunk.type_code = _SHOP_TYPE_CODE[chunk.type_code]
         yield block, chunk, errors, rows, consumed
 
 

@@ -1,16 +1,20 @@
-"""Tracking selectors: a visit's history, popular and trending products."""
+"""Tracking selectors: a visit's history, popular and trending products, the sessions to train on."""
 from __future__ import annotations
 
 import datetime
+import tempfile
 import uuid as uuid_lib
 from collections.abc import Iterable
+from dataclasses import dataclass
 
+import numpy as np
 from django.conf import settings
+from django.db import connection
 
 from catalog.models import Category, Product
 
 from .models import Event, ProductPopularity, Visit
-from .services import HISTORY_EVENT_TYPES
+from .services import EVENT_TYPE_VALUES, HISTORY_EVENT_TYPES
 
 
 def visit_get(visit_id) -> Visit | None:
@@ -164,3 +168,100 @@ def recommendation_outcomes(versions: list[str], since=None) -> dict[str, dict]:
         total["ctr"] = total["clicks"] / total["impressions"] if total["impressions"] else None
         out[version]["days"] = [by_day[d] for d in sorted(by_day)]
     return out
+
+
+# --- Sessions to train on ----------------------------------------------------------------
+
+@dataclass
+class SessionEvents:
+    """Events column-wise, sorted by session, then time: visit ids, product pks, times in µs (UTC)."""
+
+    session: np.ndarray  # int64 visit id
+    item: np.ndarray  # int64 product pk
+    time_us: np.ndarray  # int64 microseconds since the epoch
+
+    def __len__(self) -> int:
+        return len(self.time_us)
+
+
+@dataclass
+class SessionsSplit:
+    train: SessionEvents
+    test: SessionEvents
+    events_read: int  # events of the window before the preprocessing
+    event_types: tuple[str, ...]
+
+
+def _event_columns(since, until, event_types) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """(visit id, product id, time in µs, event id) of the non-staff events of the window, streamed."""
+    event_types = list(event_types)
+    if connection.vendor == "postgresql":
+        where, params = ["e.is_staff = false", "v.is_staff = false", "e.event_type = ANY(%s)"], [event_types]
+        if since:
+            where.append("e.timestamp >= %s")
+            params.append(since)
+        if until:
+            where.append("e.timestamp < %s")
+            params.append(until)
+        sql = (
+            "SELECT e.visit_id, e.product_id, (EXTRACT(EPOCH FROM e.timestamp) * 1000000)::bigint, e.id "
+            "FROM tracking_event e JOIN tracking_visit v ON v.id = e.visit_id WHERE " + " AND ".join(where)
+        )
+        # COPY streams the rows to a temporary file that pandas reads back in chunks: no Python
+        # object per row and no table of model instances in memory.
+        import pandas as pd  # here, not at start-up: web workers never export (~34 MB each)
+
+        with tempfile.TemporaryFile() as tmp:
+            with connection.cursor() as cursor:
+                raw = cursor.cursor
+                raw.copy_expert(raw.mogrify(f"COPY ({sql}) TO STDOUT", params).decode(), tmp)
+            empty = tmp.tell() == 0  # pandas refuses an empty file ("No columns to parse")
+            tmp.seek(0)
+            parts = [] if empty else [
+                chunk.to_numpy(dtype=np.int64)
+                for chunk in pd.read_csv(tmp, sep="\t", header=None, dtype=np.int64, chunksize=2_000_000)
+            ]
+        data = np.concatenate(parts) if parts else np.zeros((0, 4), dtype=np.int64)
+        return data[:, 0], data[:, 1], data[:, 2], data[:, 3]
+    qs = Event.objects.filter(is_staff=False, visit__is_staff=False, event_type__in=event_types)
+    if since:
+        qs = qs.filter(timestamp__gte=since)
+    if until:
+        qs = qs.filter(timestamp__lt=until)
+    cols: list[list[int]] = [[], [], [], []]
+    for visit_id, product_id, ts, pk in qs.values_list("visit_id", "product_id", "timestamp", "id").iterator(
+        chunk_size=20_000
+    ):
+        cols[0].append(visit_id)
+        cols[1].append(product_id)
+        cols[2].append(int(ts.timestamp()) * 1_000_000 + ts.microsecond)
+        cols[3].append(pk)
+    return tuple(np.asarray(c, dtype=np.int64) for c in cols)  # type: ignore[return-value]
+
+
+def sessions_training_data(since=None, until=None, test_days: float = 1, event_types: Iterable[str] = HISTORY_EVENT_TYPES,
+                           min_item_support: int = 5) -> SessionsSplit:
+    """The shop's sessions to train on, in memory: the non-staff events of ``event_types`` in
+    [since, until), cut by the engine's preprocessing and time split
+    (``recommendations.gru4rec.sessions.preprocess_split``; test = the last ``test_days`` days, a
+    shorter log its last fifth of events). Items are product pks, sessions visit ids."""
+    # The engine's split, so the shop's data and the benchmark logs are cut the same way; the
+    # engine package is plain numpy/pandas (no Django, no app), so tracking may use it.
+    from recommendations.gru4rec.sessions import preprocess_split
+
+    event_types = tuple(event_types)
+    unknown = set(event_types) - EVENT_TYPE_VALUES
+    if unknown:
+        raise ValueError(f"unknown event types: {', '.join(sorted(unknown))}")
+    session, product, time_us, pk = _event_columns(since, until, event_types)
+    # Ties in time keep the order the events were recorded in (their ids).
+    order = np.lexsort((pk, time_us, session))
+    session, product, time_us = session[order], product[order], time_us[order]
+    del pk, order
+    window = int(round(test_days * 86400 * 1_000_000))
+    train, test = preprocess_split(session, product, time_us, window, min_item_support=min_item_support)
+
+    def part(mask) -> SessionEvents:
+        return SessionEvents(session[mask], product[mask], time_us[mask])
+
+    return SessionsSplit(part(train), part(test), int(len(session)), event_types)

@@ -2,7 +2,6 @@
 from __future__ import annotations
 
 import json
-import tempfile
 import time
 import uuid as uuid_lib
 from collections.abc import Iterable, Sequence
@@ -481,103 +480,6 @@ def popularity_refresh(now: datetime | None = None) -> int:
 
 # --- Export for training -----------------------------------------------------------------
 
-def _event_columns(since, until, event_types) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
-    """(visit id, product id, time in µs, event id) of the non-staff events to export, streamed."""
-    event_types = list(event_types)
-    if connection.vendor == "postgresql":
-        where, params = ["e.is_staff = false", "v.is_staff = false", "e.event_type = ANY(%s)"], [event_types]
-        if since:
-            where.append("e.timestamp >= %s")
-            params.append(since)
-        if until:
-            where.append("e.timestamp < %s")
-            params.append(until)
-        sql = (
-            "SELECT e.visit_id, e.product_id, (EXTRACT(EPOCH FROM e.timestamp) * 1000000)::bigint, e.id "
-            "FROM tracking_event e JOIN tracking_visit v ON v.id = e.visit_id WHERE " + " AND ".join(where)
-        )
-        # COPY streams the rows to a temporary file that pandas reads back in chunks: no Python
-        # object per row and no table of model instances in memory.
-        import pandas as pd  # here, not at start-up: web workers never export (~34 MB each)
-
-        with tempfile.TemporaryFile() as tmp:
-            with connection.cursor() as cursor:
-                raw = cursor.cursor
-                raw.copy_expert(raw.mogrify(f"COPY ({sql}) TO STDOUT", params).decode(), tmp)
-            empty = tmp.tell() == 0  # pandas refuses an empty file ("No columns to parse")
-            tmp.seek(0)
-            parts = [] if empty else [
-                chunk.to_numpy(dtype=np.int64)
-                for chunk in pd.read_csv(tmp, sep="\t", header=None, dtype=np.int64, chunksize=2_000_000)
-            ]
-        data = np.concatenate(parts) if parts else np.zeros((0, 4), dtype=np.int64)
-        return data[:, 0], data[:, 1], data[:, 2], data[:, 3]
-    qs = Event.objects.filter(is_staff=False, visit__is_staff=False, event_type__in=event_types)
-    if since:
-        qs = qs.filter(timestamp__gte=since)
-    if until:
-        qs = qs.filter(timestamp__lt=until)
-    cols: list[list[int]] = [[], [], [], []]
-    for visit_id, product_id, ts, pk in qs.values_list("visit_id", "product_id", "timestamp", "id").iterator(
-        chunk_size=20_000
-    ):
-        cols[0].append(visit_id)
-        cols[1].append(product_id)
-        cols[2].append(int(ts.timestamp()) * 1_000_000 + ts.microsecond)
-        cols[3].append(pk)
-    return tuple(np.asarray(c, dtype=np.int64) for c in cols)  # type: ignore[return-value]
-
-
-def _keep_sessions(session: np.ndarray, min_length: int) -> np.ndarray:
-    """Mask of rows whose session (sorted array) has at least ``min_length`` rows."""
-    if not len(session):
-        return np.zeros(0, dtype=bool)
-    _, inverse, counts = np.unique(session, return_inverse=True, return_counts=True)
-    return counts[inverse] >= min_length
-
-
-def _keep_items(item: np.ndarray, min_support: int) -> np.ndarray:
-    if not len(item):
-        return np.zeros(0, dtype=bool)
-    _, inverse, counts = np.unique(item, return_inverse=True, return_counts=True)
-    return counts[inverse] >= min_support
-
-
-def sessions_split(session, item, time_us, *, test_days: float = 1, min_item_support: int = 5):
-    """The standard GRU4Rec preprocessing and time split on arrays sorted by (session, time).
-
-    Drop sessions of length 1, items with fewer than ``min_item_support`` events, sessions shorter
-    than 2; test = sessions whose last event falls in the last ``test_days`` days (a log no longer
-    than that: its last fifth of events, ``recommendations.gru4rec.data.holdout_boundary``); test
-    events on items not in train are dropped, then test sessions shorter than 2. Returns (train mask over
-    the input, test mask over the input)."""
-    n = len(session)
-    keep = _keep_sessions(session, 2)
-    idx = np.flatnonzero(keep)
-    keep_items = _keep_items(item[idx], min_item_support)
-    idx = idx[keep_items]
-    idx = idx[_keep_sessions(session[idx], 2)]
-    train = np.zeros(n, dtype=bool)
-    test = np.zeros(n, dtype=bool)
-    if not len(idx):
-        return train, test
-    s, t = session[idx], time_us[idx]
-    uniq, inverse = np.unique(s, return_inverse=True)
-    session_end = np.full(len(uniq), np.iinfo(np.int64).min, dtype=np.int64)
-    np.maximum.at(session_end, inverse, t)
-    # why: known exception to "tracking never imports recommendations" (.importlinter), to remove
-    from recommendations.gru4rec.data import holdout_boundary  # the engine's rule, short logs included
-
-    threshold = holdout_boundary(t, int(round(test_days * 86400 * 1_000_000)))
-    is_test = session_end[inverse] >= threshold
-    train[idx[~is_test]] = True
-    test_idx = idx[is_test]
-    test_idx = test_idx[np.isin(item[test_idx], np.unique(item[train]))]
-    test_idx = test_idx[_keep_sessions(session[test_idx], 2)]
-    test[test_idx] = True
-    return train, test
-
-
 def _write_tsv(path: Path, session, item_ext, time_us) -> None:
     import pandas as pd
 
@@ -591,54 +493,41 @@ def sessions_export(
     outdir, since=None, until=None, test_days: float = 1, event_types: Iterable[str] = HISTORY_EVENT_TYPES
 ) -> dict:
     """Write ``train.tsv`` and ``test.tsv`` (``SessionId ItemId Time``, tab-separated, Time in unix
-    seconds, ItemId = product external id, SessionId = visit id) for GRU4Rec training, with the
-    standard preprocessing and time split (see ``sessions_split``). Staff events are excluded.
-    Returns the split's statistics."""
+    seconds, ItemId = product external id, SessionId = visit id): the operator's copy of what
+    training reads in memory (``selectors.sessions_training_data``: staff events excluded, the
+    engine's preprocessing and time split). Returns the split's statistics."""
     started = time.perf_counter()
-    event_types = tuple(event_types)
-    unknown = set(event_types) - EVENT_TYPE_VALUES
-    if unknown:
-        raise ValueError(f"unknown event types: {', '.join(sorted(unknown))}")
+    from .selectors import sessions_training_data  # here: selectors import this module's constants
+
+    data = sessions_training_data(since=since, until=until, test_days=test_days, event_types=event_types)
     outdir = Path(outdir)
     outdir.mkdir(parents=True, exist_ok=True)
-    session, product, time_us, pk = _event_columns(since, until, event_types)
-    order = np.lexsort((pk, time_us, session))
-    session, product, time_us = session[order], product[order], time_us[order]
-    del pk, order
-    train, test = sessions_split(session, product, time_us, test_days=test_days)
-    used = np.unique(product[train | test])
-    external: dict[int, str] = {}
-    for start in range(0, len(used), 5000):
-        ids = used[start : start + 5000].tolist()
-        external.update(Product.objects.filter(pk__in=ids).values_list("pk", "external_id"))
+    train, test = data.train, data.test
     import pandas as pd
 
-    lookup = pd.Series(external, dtype=object)
+    from catalog.selectors import product_external_ids
 
-    def write(mask, name):
-        ext = lookup.reindex(product[mask]).to_numpy()
-        _write_tsv(outdir / name, session[mask], ext, time_us[mask])
+    lookup = pd.Series(product_external_ids(np.unique(np.concatenate([train.item, test.item]))), dtype=object)
+    for part, name in ((train, "train.tsv"), (test, "test.tsv")):
+        _write_tsv(outdir / name, part.session, lookup.reindex(part.item).to_numpy(), part.time_us)
 
-    write(train, "train.tsv")
-    write(test, "test.tsv")
-
-    def span(mask):
-        if not mask.any():
+    def span(part):
+        if not len(part.time_us):
             return None, None
         fmt = lambda us: datetime.fromtimestamp(us / 1e6, tz=timezone.get_fixed_timezone(0)).isoformat()  # noqa: E731
-        return fmt(int(time_us[mask].min())), fmt(int(time_us[mask].max()))
+        return fmt(int(part.time_us.min())), fmt(int(part.time_us.max()))
 
     stats = {
-        "events_read": int(len(session)),
-        "train_events": int(train.sum()),
-        "train_sessions": int(len(np.unique(session[train]))),
-        "train_items": int(len(np.unique(product[train]))),
-        "test_events": int(test.sum()),
-        "test_sessions": int(len(np.unique(session[test]))),
-        "test_items": int(len(np.unique(product[test]))),
+        "events_read": data.events_read,
+        "train_events": len(train),
+        "train_sessions": int(len(np.unique(train.session))),
+        "train_items": int(len(np.unique(train.item))),
+        "test_events": len(test),
+        "test_sessions": int(len(np.unique(test.session))),
+        "test_items": int(len(np.unique(test.item))),
         "train_span": span(train),
         "test_span": span(test),
-        "event_types": list(event_types),
+        "event_types": list(data.event_types),
         "test_days": test_days,
         "outdir": str(outdir),
         "seconds": round(time.perf_counter() - started, 3),
@@ -659,5 +548,4 @@ __all__ = [
     "events_import",
     "popularity_refresh",
     "sessions_export",
-    "sessions_split",
 ]

@@ -28,7 +28,7 @@ def _emit(obj: dict) -> None:
 
 
 def _read(path: str):
-    from .data import read_events  # why: each subcommand loads only its modules
+    from .formats import read_events  # why: each subcommand loads only its modules
 
     return read_events(path)
 
@@ -66,7 +66,8 @@ def _evaluate(kind: str, model, test, cutoffs, ties: str) -> dict:
 
 
 def cmd_prep(args) -> dict:
-    from .data import preprocess, split_by_time, split_stats, write_tsv  # why: each subcommand loads only its modules
+    from .formats import write_tsv  # why: each subcommand loads only its modules
+    from .sessions import preprocess, split_by_time, split_stats  # why: each subcommand loads only its modules
 
     df = _read(args.raw)
     _log(f"read {len(df):,} events from {args.raw}")

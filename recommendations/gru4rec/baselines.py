@@ -17,6 +17,7 @@ import scipy.sparse as sp
 import torch
 
 from .metrics import RankMetrics, target_ranks
+from .topn import top_n
 from .types import Recommendation
 
 FORMAT_VERSION = 1
@@ -354,6 +355,29 @@ class SessionKNN(_Baseline):
             if len(s):
                 self._score_one(s, row)
         return out
+
+    def top_items(self, idx: Sequence[int], n: int, exclude=None, mask: torch.Tensor | None = None
+                  ) -> tuple[list[int], list[float]]:
+        """The top ``n`` (item indices, scores, best first) after one session given as item
+        indices, the serving twin of ``GRU4Rec.top_items`` (same ``exclude`` and additive
+        ``mask``). Items no neighbour voted for (score 0) are not answers: fewer may come back."""
+        with torch.inference_mode():
+            scores = torch.from_numpy(self.score_sessions([list(idx)])[0])
+            return top_n(scores, n, exclude=exclude, mask=mask, positive_only=True)
+
+    def item_similarities(self, i: int) -> np.ndarray:
+        """Item-kNN on the session matrix: cosine of item ``i``'s session occurrence vector with
+        every item's (float32 [n_items]); 0 for items never in a session with ``i``."""
+        co = np.asarray((self.item_sess[i] @ self.sess_items).todense()).ravel().astype(np.float32)
+        support = np.maximum(np.diff(self.item_sess.indptr).astype(np.float32), 1.0)
+        return co / np.sqrt(support[i] * support)
+
+    def similar(self, i: int, n: int, mask: torch.Tensor | None = None) -> tuple[list[int], list[float]]:
+        """The ``n`` items most similar to item index ``i`` by :meth:`item_similarities` (item
+        indices, similarities, best first), ``i`` itself never; ``mask`` as in :meth:`top_items`."""
+        with torch.inference_mode():
+            sims = torch.from_numpy(self.item_similarities(i))
+            return top_n(sims, n, exclude=[i], mask=mask, positive_only=True)
 
     def _arrays(self):
         x = self.sess_items

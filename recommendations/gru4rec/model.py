@@ -26,6 +26,7 @@ import torch
 
 from .checkpoint import CheckpointError, read_checkpoint, write_checkpoint
 from .params import GRU4RecParams
+from .topn import top_n
 from .types import Recommendation
 
 
@@ -273,14 +274,7 @@ class GRU4Rec:
 
     @staticmethod
     def _top_of(scores: torch.Tensor, n: int, exclude, mask) -> tuple[list[int], list[float]]:
-        if mask is not None:
-            scores = scores + mask.to(scores.device)
-        if exclude is not None and len(exclude):
-            scores[torch.as_tensor(exclude, dtype=torch.long, device=scores.device)] = -torch.inf
-        top = torch.topk(scores, n)
-        values, positions = top.values.tolist(), top.indices.tolist()
-        keep = next((i for i, v in enumerate(values) if v == -math.inf), len(values))
-        return positions[:keep], values[:keep]
+        return top_n(scores, n, exclude=exclude, mask=mask)
 
     def _hidden_one_cpu(self, idx: list[int]) -> np.ndarray:
         """Last layer's state after one session (item indices), in numpy: for one short session
@@ -352,15 +346,29 @@ class GRU4Rec:
             return self.embedding.detach().to("cpu").numpy().copy()
         return self.output_vectors()[0]
 
+    def unit_item_embeddings(self) -> torch.Tensor:
+        """:meth:`item_embeddings` scaled to unit length, kept until the weights change (serving
+        asks for them on every "similar items" request)."""
+        src = self.embedding if self.input_mode == "embedding" else self.output
+        key = (id(src), src._version)
+        cached = getattr(self, "_unit_cache", None)
+        if cached is None or cached[0] != key:
+            emb = torch.from_numpy(self.item_embeddings())
+            cached = (key, emb / emb.norm(dim=1, keepdim=True).clamp_min(1e-12))
+            self._unit_cache = cached  # one tuple assignment: concurrent readers see old or new, whole
+        return cached[1]
+
+    def similar(self, i: int, n: int, mask: torch.Tensor | None = None) -> tuple[list[int], list[float]]:
+        """The ``n`` items nearest item index ``i`` by cosine of :meth:`item_embeddings` (item
+        indices, similarities, best first), ``i`` itself never; ``mask`` as in :meth:`top_items`."""
+        with torch.inference_mode():
+            unit = self.unit_item_embeddings()
+            return top_n(unit @ unit[i], n, exclude=[i], mask=mask)
+
     def similar_items(self, item: str, k: int = 10) -> list[tuple[str, float]]:
         """Nearest items by cosine similarity of :meth:`item_embeddings` (small catalogues / inspection)."""
-        emb = torch.from_numpy(self.item_embeddings())
-        emb = emb / emb.norm(dim=1, keepdim=True).clamp_min(1e-12)
-        i = self.item_index[str(item)]
-        sims = emb @ emb[i]
-        sims[i] = -torch.inf
-        top = torch.topk(sims, min(k, self.n_items - 1))
-        return [(self.item_ids[j], float(v)) for v, j in zip(top.values.tolist(), top.indices.tolist())]
+        positions, values = self.similar(self.item_index[str(item)], min(k, self.n_items - 1))
+        return [(self.item_ids[j], v) for j, v in zip(positions, values)]
 
     # ------------------------------------------------------------------ checkpoints
     def save(self, path: str | os.PathLike) -> None:

@@ -1,4 +1,4 @@
-"""Small value types shared by the GRU4Rec engine and the baselines (serving interface)."""
+"""Small value types shared by the GRU4Rec engine and the baselines (serving interface, data errors)."""
 from __future__ import annotations
 
 from dataclasses import dataclass, field
@@ -19,3 +19,17 @@ class Recommendation:
     used: list[str] = field(default_factory=list)
     skipped: list[str] = field(default_factory=list)
     strategy: str = "model"
+
+
+class DataFormatError(ValueError):
+    """Input that is not a readable event log; says where (file, 1-based line) when it can."""
+
+    def __init__(self, message: str, path=None, line: int | None = None):
+        self.path = None if path is None else str(path)
+        self.line = line
+        where = ""
+        if self.path is not None:
+            where = self.path + (f", line {line}" if line is not None else "") + ": "
+        elif line is not None:
+            where = f"line {line}: "
+        super().__init__(where + message)

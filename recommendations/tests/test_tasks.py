@@ -13,7 +13,7 @@ from django.conf import settings
 from django.db import connection
 
 from recommendations import artifacts, serving
-from recommendations.gru4rec.data import write_tsv
+from recommendations.gru4rec.formats import write_tsv
 from recommendations.models import ModelVersion, TrainingRun
 from recommendations.training import training_run_execute
 from recommendations.tests.conftest import SMALL_PARAMS

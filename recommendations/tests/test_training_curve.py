@@ -2,7 +2,7 @@
 running epoch's progress, which the admin's training-run page charts live."""
 import pytest
 
-from recommendations.gru4rec.data import write_tsv
+from recommendations.gru4rec.formats import write_tsv
 from recommendations.models import TrainingRun
 from recommendations.training import training_run_execute
 from recommendations.tests.conftest import SMALL_PARAMS

@@ -79,7 +79,7 @@ def shop(settings, tmp_path):
     from catalog.models import Product
     from recommendations import engine, registry, serving
     from recommendations.demo import sessions_generate
-    from recommendations.gru4rec.data import write_tsv
+    from recommendations.gru4rec.formats import write_tsv
     from shop.demo import demo_catalogue_generate
     from tracking.services import events_import
 

@@ -75,3 +75,21 @@ def test_export_command_prints_stats(small_case, tmp_path, capsys):
     out = capsys.readouterr().out
     assert "train: 10 events, 4 sessions, 3 items" in out
     assert "test: 3 events, 1 sessions" in out and len(out.splitlines()) == 1
+
+
+def test_training_data_in_memory_is_the_export(small_case):
+    from tracking.selectors import sessions_training_data
+
+    s = small_case
+    pk = {p.external_id: p.pk for p in Product.objects.all()}
+    data = sessions_training_data(test_days=1)
+    us = lambda day, i: int((T0 + timedelta(days=day, seconds=10 * i)).timestamp()) * 1_000_000  # noqa: E731
+    assert data.train.session.tolist() == [s[1].pk] * 3 + [s[2].pk] * 3 + [s[3].pk] * 2 + [s[4].pk] * 2
+    assert data.train.item.tolist() == [pk[x] for x in "ABCABCCABC"]
+    assert data.train.time_us.tolist() == [us(0, 0), us(0, 1), us(0, 2), us(0.5, 0), us(0.5, 1), us(0.5, 2),
+                                           us(0.6, 0), us(0.6, 1), us(0.7, 0), us(0.7, 1)]
+    assert data.test.session.tolist() == [s[6].pk] * 3
+    assert data.test.item.tolist() == [pk[x] for x in "ABC"]
+    assert (data.events_read, data.event_types) == (25, ("view", "click"))
+    with pytest.raises(ValueError, match="unknown event types: hover"):
+        sessions_training_data(event_types=("view", "hover"))

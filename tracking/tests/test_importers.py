@@ -201,3 +201,12 @@ def test_rees46_head_file(db):
     counts = dict(Event.objects.values_list("event_type").annotate(n=Count("id")))
     # three rows are exact repeats (same second, type, product, session): all kept
     assert counts == {"view": 17_055, "add_to_cart": 165, "purchase": 214}
+
+
+def test_the_formats_event_names_map_to_this_apps_codes_in_order():
+    from tracking.importers import _SHOP_TYPE_CODE, EVENT_TYPES
+    from recommendations.gru4rec.formats import EVENT_NAMES
+
+    assert [EVENT_TYPES[c] for c in _SHOP_TYPE_CODE] == list(EVENT_NAMES)
+    # the importer sorts rows by type code: the mapping keeps the order
+    assert _SHOP_TYPE_CODE.tolist() == sorted(_SHOP_TYPE_CODE.tolist())

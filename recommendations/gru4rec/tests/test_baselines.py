@@ -202,7 +202,7 @@ def test_vsknn_accuracy_on_the_yoochoose_week_split():
     split = SHARED / "splits" / "yoochoose-week"
     if not split.exists():
         pytest.skip(f"shared data set not available: {split} (only inside the project workspace)")
-    from recommendations.gru4rec.data import read_events
+    from recommendations.gru4rec.formats import read_events
 
     train, test = read_events(split / "train.tsv"), read_events(split / "test.tsv")
     r = evaluate_baseline(SessionKNN().fit(train), test)

@@ -1,18 +1,11 @@
-"""Reading, preprocessing and splitting click logs (recommendations.gru4rec.data)."""
+"""Reading click logs, one reader per format, and writing the TSV (recommendations.gru4rec.formats)."""
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 import pytest
 
-from recommendations.gru4rec.data import (
-    DataFormatError,
-    preprocess,
-    read_events,
-    split_by_time,
-    split_stats,
-    write_tsv,
-)
+from recommendations.gru4rec.formats import DataFormatError, read_events, write_tsv
 
 SHARED = Path(__file__).resolve().parents[3].parent / "shared" / "data"
 
@@ -155,50 +148,6 @@ def test_unrecognised_and_empty_files(tmp_path):
         read_events(_write(tmp_path, "SessionId\tItemId\tTime\n1\t2\t3\n", "x.tsv"), event_types=["view"])
 
 
-# ------------------------------------------------------------------------------ preprocessing
-def test_preprocess_filters_in_the_standard_order():
-    df = _events(
-        [
-            (1, "A", 1), (1, "B", 2),
-            (2, "A", 3),  # length 1: dropped first, so it does not count for A's support
-            (3, "A", 4), (3, "C", 5), (3, "A", 6), (3, "B", 7),
-            (4, "B", 8), (4, "C", 9),
-            (5, "D", 10), (5, "A", 11),
-            (6, "E", 12), (7, "E", 13),  # length 1: E's support is then 1, not 3
-            (8, "E", 14), (8, "B", 15),
-        ]
-    )
-    out = preprocess(df, min_item_support=3)
-    # C (2 events) and D, E (1 each after step 1) go; sessions 4, 5, 8 are then single events.
-    # The repeated click on A in session 3 is kept.
-    assert _triples(out) == [(1, "A", 1.0), (1, "B", 2.0), (3, "A", 4.0), (3, "A", 6.0), (3, "B", 7.0)]
-
-
-def test_split_by_time_last_day_by_session_end():
-    day = 86400.0
-    df = _events(
-        [
-            (1, "A", 0), (1, "B", 100),
-            (2, "B", 200), (2, "C", day - 1),  # ends just before the boundary: train
-            (3, "A", day), (3, "B", day + 100),
-            (4, "A", day - 400), (4, "X", day + 3600), (4, "B", 2 * day),  # X unseen in train
-            (5, "X", day + 7200), (5, "A", day + 7300),  # only one known event left: dropped
-            (6, "C", day - 300), (6, "A", day),  # ends exactly on the boundary: test
-        ]
-    )
-    train, test = split_by_time(df, days=1)
-    assert train.SessionId.unique().tolist() == [1, 2]
-    assert _triples(test) == [
-        (3, "A", day), (3, "B", day + 100),
-        (4, "A", day - 400), (4, "B", 2 * day),
-        (6, "C", day - 300), (6, "A", day),
-    ]
-    stats = split_stats(train, test)
-    assert stats["train"]["events"] == 4 and stats["train"]["sessions"] == 2 and stats["train"]["items"] == 3
-    assert stats["test"]["events"] == 6 and stats["test"]["sessions"] == 3 and stats["test"]["items_not_in_train"] == 0
-    assert stats["test"]["time_max"] == 2 * day and stats["train"]["start"] == "1970-01-01T00:00:00Z"
-
-
 def test_write_tsv_round_trip(tmp_path):
     ints = _events([(1, "A", 1400000000), (1, "B", 1400000001)])
     write_tsv(ints, tmp_path / "i.tsv")
@@ -216,34 +165,6 @@ def _need(*parts):
     return path
 
 
-def _assert_same_events(ours, theirs):
-    assert len(ours) == len(theirs)
-    assert (ours.SessionId.to_numpy() == theirs.SessionId.to_numpy()).all()
-    assert (ours.ItemId.to_numpy() == theirs.ItemId.to_numpy()).all()
-    assert (ours.Time.to_numpy() == theirs.Time.to_numpy()).all()
-
-
-def test_reproduces_the_yoochoose_week_split():
-    raw = _need("yoochoose-week", "yoochoose-clicks-week.dat")
-    split = _need("splits", "yoochoose-week")
-    train, test = split_by_time(preprocess(read_events(raw)), days=1)
-    stats = split_stats(train, test)
-    assert (stats["train"]["events"], stats["train"]["sessions"], stats["train"]["items"]) == (152462, 37877, 4869)
-    assert (stats["test"]["events"], stats["test"]["sessions"]) == (27952, 7122)
-    _assert_same_events(train, read_events(split / "train.tsv"))
-    _assert_same_events(test, read_events(split / "test.tsv"))
-
-
-def test_reproduces_the_retailrocket_split():
-    folder = _need("retailrocket-views")
-    split = _need("splits", "retailrocket")
-    raw = [folder / "retailrocket_processed_view_train_valid.tsv", folder / "retailrocket_processed_view_test.tsv"]
-    train, test = split_by_time(preprocess(read_events(raw)), days=7)
-    assert (len(train), len(test)) == (17297, 13605)
-    assert (train.SessionId.nunique(), train.ItemId.nunique(), test.SessionId.nunique()) == (5014, 3361, 3968)
-    _assert_same_events(train, read_events(split / "train.tsv"))
-    _assert_same_events(test, read_events(split / "test.tsv"))
-
 
 def test_reads_the_rees46_head():
     path = _need("rees46-head", "2019-Oct-head.csv")
@@ -251,3 +172,36 @@ def test_reads_the_rees46_head():
     assert len(df) == 17434  # 17,435 rows, one without a user_session
     assert df.Time.min() == 1569888000.0
     assert len(read_events(path, event_types=["view"])) < len(df)
+
+
+# ------------------------------------------------------------------ the import reader (blocks)
+from recommendations.gru4rec.formats import EVENT_NAMES, detect_layout, parse_block  # noqa: E402
+
+
+def test_import_block_yoochoose_valid_rows_and_bad_lines_by_number(tmp_path):
+    p = _write(tmp_path, "1,2014-04-07T10:51:09.277Z,214536502,0\n1,2014-04-07T10:54:09.868Z,214536500,0\n"
+                         "x,2014-04-07T10:54:09.868Z,1,0\n1,2,3\n", "clicks.dat")
+    layout = detect_layout(str(p))
+    assert (layout.fmt, layout.sep, layout.header) == ("yoochoose", ",", False)
+    chunk, errors, rows = parse_block(p.read_bytes(), 1, layout)
+    assert chunk.session.tolist() == [1, 1]
+    assert chunk.item.tolist() == [214536502, 214536500]
+    assert chunk.time_us.tolist() == [1396867869277000, 1396868049868000]
+    assert [EVENT_NAMES[c] for c in chunk.type_code] == ["view", "view"]
+    assert [str(e) for e in errors] == ["line 3: bad session id (expected an integer)", "line 4: expected 4 fields, got 3"]
+    assert rows == 4
+
+
+def test_import_block_rees46_event_types(tmp_path):
+    header = "event_time,event_type,product_id,category_id,category_code,brand,price,user_id,user_session\n"
+    body = ("2019-10-01 00:00:00 UTC,view,44600062,21,,shiseido,35.79,541312140,72d76fde\n"
+            "2019-10-01 00:00:01 UTC,cart,3900821,20,appliances.water_heater,aqua,33.20,554748717,9333dfbd\n"
+            "2019-10-01 00:00:02 UTC,wishlist,3900821,20,,aqua,33.20,554748717,9333dfbd\n")
+    p = _write(tmp_path, header + body, "rees.csv")
+    layout = detect_layout(str(p))
+    assert (layout.fmt, layout.header) == ("rees46", True)
+    chunk, errors, rows = parse_block(body.encode(), 2, layout)
+    assert chunk.session.tolist() == ["72d76fde", "9333dfbd"]
+    assert chunk.time_us.tolist() == [1569888000000000, 1569888001000000]
+    assert [EVENT_NAMES[c] for c in chunk.type_code] == ["view", "add_to_cart"]
+    assert [str(e) for e in errors] == ["line 4: unknown event_type"] and rows == 3
