@@ -119,7 +119,7 @@ def events_from_products(train, test, external_ids: dict[int, str]) -> tuple[pd.
     external id (the name the models keep), Time unix seconds, the same values the TSV export holds."""
     import pandas as pd
 
-    from .gru4rec.sessions import split_stats
+    from .gru4rec.sessions import split_stats  # why: first use: web workers skip training modules (pandas)
 
     names = pd.Series(external_ids, dtype=object)
 

@@ -247,7 +247,7 @@ def sessions_training_data(since=None, until=None, test_days: float = 1, event_t
     shorter log its last fifth of events). Items are product pks, sessions visit ids."""
     # The engine's split, so the shop's data and the benchmark logs are cut the same way; the
     # engine package is plain numpy/pandas (no Django, no app), so tracking may use it.
-    from recommendations.gru4rec.sessions import preprocess_split
+    from recommendations.gru4rec.sessions import preprocess_split  # why: loads pandas; web workers never train
 
     event_types = tuple(event_types)
     unknown = set(event_types) - EVENT_TYPE_VALUES

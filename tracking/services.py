@@ -15,6 +15,7 @@ from django.db import connection, transaction
 from django.utils import timezone
 
 from catalog.models import Product
+from catalog.selectors import product_external_ids
 
 from .attribution import RECOMMENDATION_SOURCES, served_token_checker
 from . import gate
@@ -497,15 +498,13 @@ def sessions_export(
     training reads in memory (``selectors.sessions_training_data``: staff events excluded, the
     engine's preprocessing and time split). Returns the split's statistics."""
     started = time.perf_counter()
-    from .selectors import sessions_training_data  # here: selectors import this module's constants
+    from .selectors import sessions_training_data  # why: selectors import this module's constants (an import cycle)
 
     data = sessions_training_data(since=since, until=until, test_days=test_days, event_types=event_types)
     outdir = Path(outdir)
     outdir.mkdir(parents=True, exist_ok=True)
     train, test = data.train, data.test
-    import pandas as pd
-
-    from catalog.selectors import product_external_ids
+    import pandas as pd  # here, not at start-up: web workers never export
 
     lookup = pd.Series(product_external_ids(np.unique(np.concatenate([train.item, test.item]))), dtype=object)
     for part, name in ((train, "train.tsv"), (test, "test.tsv")):
