@@ -18,7 +18,7 @@ from django.utils import timezone
 from catalog.models import Product
 
 from .attribution import RECOMMENDATION_SOURCES, served_token_checker
-from . import gate
+from . import db, gate
 from .models import Event, EventBatchKey, EventType, Visit
 
 VISIT_SESSION_KEY = "tracking_visit"
@@ -326,29 +326,9 @@ def events_record_batch(visit: Visit, events: Sequence[dict], *, user=None, trus
             )
             if event_type in HISTORY_EVENT_TYPES:
                 history += 1
-        _events_insert(rows)
+        db.events_insert(rows)
         Visit.objects.filter(pk=visit.pk, last_seen__lt=last).update(last_seen=last)
     return BatchOutcome(result)
-
-
-_API_BATCH_SQL = """
-WITH v AS (
-    INSERT INTO tracking_visit AS t (uuid, started, last_seen, user_id, is_staff, source)
-    VALUES (%(uuid)s, %(now)s, %(last)s, %(user)s, %(staff)s, 'api')
-    ON CONFLICT (uuid) DO UPDATE SET last_seen = GREATEST(t.last_seen, EXCLUDED.last_seen)
-    RETURNING id, is_staff, user_id
-), h AS (
-    SELECT count(*) AS n FROM tracking_event
-    WHERE visit_id = (SELECT id FROM v) AND event_type IN ('view', 'click')
-)
-INSERT INTO tracking_event (visit_id, event_type, product_id, source, position, model_version, history_length,
-                            timestamp, user_id, is_staff, trusted)
-SELECT v.id, e.type, e.product, e.source, e.position, e.model_version, h.n + e.before, e.ts,
-       COALESCE(%(user)s, v.user_id), v.is_staff OR %(staff)s, e.trusted
-FROM v, h, unnest(%(type)s::varchar[], %(product)s::bigint[], %(source)s::varchar[], %(position)s::integer[],
-                  %(model)s::varchar[], %(before)s::integer[], %(ts)s::timestamptz[], %(trusted)s::boolean[])
-     AS e(type, product, source, position, model_version, before, ts, trusted)
-"""
 
 
 def events_record_for_api(visit_uuid: uuid_lib.UUID | str, events: Sequence[dict], *, user=None,
@@ -357,7 +337,7 @@ def events_record_for_api(visit_uuid: uuid_lib.UUID | str, events: Sequence[dict
     when unseen) gets the validated, screened batch. On PostgreSQL this is one statement (visit
     upsert, the history count and the insert) and one commit, instead of five queries; a key adds
     one statement."""
-    if connection.vendor != "postgresql":
+    if not db.api_batch_in_one_statement():
         return events_record_batch(visit_for_api(visit_uuid, user=user), events, user=user, trusted=trusted, key=key)
     visit_uuid = uuid_lib.UUID(str(visit_uuid))
     kept, ignored = events_screen(visit_uuid, events, trusted=trusted)
@@ -387,29 +367,8 @@ def events_record_for_api(visit_uuid: uuid_lib.UUID | str, events: Sequence[dict
             if held is not None:
                 return held
         if kept:
-            with connection.cursor() as cursor:
-                cursor.execute(_API_BATCH_SQL, params)
+            db.api_batch_insert(params)
     return BatchOutcome(result)
-
-
-_EVENT_COLUMNS = ("visit_id", "event_type", "product_id", "source", "position", "model_version",
-                  "history_length", "timestamp", "user_id", "is_staff", "trusted")
-
-
-def _events_insert(rows: list[tuple]) -> None:
-    if connection.vendor != "postgresql":
-        Event.objects.bulk_create([Event(**dict(zip(_EVENT_COLUMNS, row))) for row in rows], batch_size=500)
-        return
-    # One multi-row INSERT built by psycopg2: far less per-field Python work than bulk_create.
-    from psycopg2.extras import execute_values
-
-    with connection.cursor() as cursor:
-        execute_values(
-            cursor.cursor,
-            f"INSERT INTO tracking_event ({', '.join(_EVENT_COLUMNS)}) VALUES %s",
-            rows,
-            page_size=500,
-        )
 
 
 # --- Importing logs ----------------------------------------------------------------------
@@ -469,9 +428,7 @@ def popularity_refresh(now: datetime | None = None) -> int:
     )
     with transaction.atomic():
         with connection.cursor() as cursor:
-            if connection.vendor == "postgresql":
-                # One refresh at a time; a concurrent one waits, then replaces the table again.
-                cursor.execute("SELECT pg_advisory_xact_lock(%s)", [0x7472_6B70])
+            db.popularity_refresh_lock(cursor)
             cursor.execute("DELETE FROM tracking_productpopularity")
             cursor.execute(insert_sql, params)
             written = cursor.rowcount
