@@ -55,6 +55,16 @@ def product_view_record(request, product: Product, source: str = "") -> None:
     _record(request, "view", product, source=source)
 
 
+def visit_uuid_for_request(request) -> uuid.UUID | None:
+    """The uuid of the request's visit (started now when it has none), for the product page's
+    recommendations; None for a client that has not shown it is a browser yet (tracking.gate) or
+    when tracking fails: the page then recommends from the product alone."""
+    try:
+        return tracking_services.visit_for_request(request).uuid
+    except Exception:  # noqa: BLE001 - recommendations must not break the product page
+        return None
+
+
 # --- The browser's owner id ------------------------------------------------------------------
 
 def session_owner_ensure(request) -> uuid.UUID:
