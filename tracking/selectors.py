@@ -68,13 +68,24 @@ def _fallback(k: int, category: Category | int | None, exclude: set[int]) -> lis
     return list(qs.order_by("-created", "-id")[:k])
 
 
-def _by_popularity(window: int, order: tuple[str, ...], k: int, category, exclude: set[int]) -> list[Product]:
-    qs = ProductPopularity.objects.filter(window_days=window, product__is_active=True).exclude(
-        product_id__in=exclude
-    )
+def popularity_ranking(limit: int, *, window: int | None = None, category: Category | int | None = None,
+                       exclude: Iterable[int] = (), trending: bool = False) -> list[tuple[int, int | None]]:
+    """The one reader of ``ProductPopularity``: (product id, category id) of the ``limit`` most popular
+    active products over ``window`` days (default: the longest of POPULARITY_WINDOWS_DAYS), best
+    score first, or fastest-growing first with ``trending``; ties by product id. One query."""
+    window = max(settings.POPULARITY_WINDOWS_DAYS) if window is None else window
+    order = ("-trend", "-score", "product_id") if trending else ("-score", "product_id")
+    qs = ProductPopularity.objects.filter(window_days=window, product__is_active=True)
+    exclude = list(exclude)
+    if exclude:
+        qs = qs.exclude(product_id__in=exclude)
     if category is not None:
         qs = qs.filter(product__category=category)
-    ids = list(qs.order_by(*order).values_list("product_id", flat=True)[:k])
+    return list(qs.order_by(*order).values_list("product_id", "product__category_id")[:limit])
+
+
+def _by_popularity(window: int, trending: bool, k: int, category, exclude: set[int]) -> list[Product]:
+    ids = [pk for pk, _ in popularity_ranking(k, window=window, category=category, exclude=exclude, trending=trending)]
     products = Product.objects.in_bulk(ids)
     return [products[i] for i in ids if i in products]
 
@@ -84,7 +95,7 @@ def popular_products(k: int, category: Category | int | None = None, exclude: It
     up with the most recent active products (all of them when popularity is empty)."""
     exclude = {int(x) for x in exclude}
     window = max(settings.POPULARITY_WINDOWS_DAYS)
-    result = _by_popularity(window, ("-score", "product_id"), k, category, exclude)
+    result = _by_popularity(window, False, k, category, exclude)
     if len(result) < k:
         result += _fallback(k - len(result), category, exclude | {p.pk for p in result})
     return result
@@ -95,7 +106,7 @@ def trending_products(k: int, exclude: Iterable[int] = ()) -> list[Product]:
     falling back to ``popular_products``."""
     exclude = {int(x) for x in exclude}
     window = min(settings.POPULARITY_WINDOWS_DAYS)
-    result = _by_popularity(window, ("-trend", "-score", "product_id"), k, None, exclude)
+    result = _by_popularity(window, True, k, None, exclude)
     if len(result) < k:
         result += popular_products(k - len(result), exclude=exclude | {p.pk for p in result})
     return result

@@ -413,13 +413,12 @@ POOLS_TTL = 600
 def popular_pools_build(limit: int = 50) -> dict[int, list[int]]:
     """Popular active products per category (ancestors included), best first, from tracking's
     popularity of the longest window; stored in the cache for the cold paths. Key 0: all."""
-    from tracking.models import ProductPopularity
+    from tracking.selectors import popularity_ranking
 
-    window = max(getattr(settings, "POPULARITY_WINDOWS_DAYS", (30,)))
     parent = dict(Category.objects.values_list("pk", "parent_id"))
     n_cats = max(1, len(parent))
-    rows = (ProductPopularity.objects.filter(window_days=window, product__is_active=True, score__gt=0)
-            .order_by("-score", "product_id").values_list("product_id", "product__category_id")[: limit * (n_cats + 1)])
+    # popularity rows exist only for products seen in the window (score > 0; tracking.services)
+    rows = popularity_ranking(limit * (n_cats + 1))
     pools: dict[int, list[int]] = {}
     for pk, cat in rows:
         chain, seen = [0], set()

@@ -72,3 +72,18 @@ def test_popularity_task_runs_the_service(history):
     popularity_refresh_task.delay()
     assert ProductPopularity.objects.count() == 4
     assert popularity_refresh_task.name == "tracking.tasks.popularity_refresh"
+
+
+def test_popularity_ranking_is_the_one_reader(history, django_assert_num_queries):
+    """popularity_ranking reads ProductPopularity for every popularity consumer (popular and
+    trending products here, recommendations' popular pools): (product, category), one query."""
+    from tracking.selectors import popularity_ranking
+
+    now, (p1, p2, p3, p4, p5) = history
+    popularity_refresh(now=now)
+    with django_assert_num_queries(1):
+        assert popularity_ranking(5) == [(p1.pk, p1.category_id), (p2.pk, p2.category_id)]
+    assert popularity_ranking(5, exclude=[p1.pk]) == [(p2.pk, p2.category_id)]
+    assert popularity_ranking(5, window=1, trending=True) == [(p1.pk, p1.category_id)]
+    Product.objects.filter(pk=p1.pk).update(is_active=False)
+    assert popularity_ranking(5) == [(p2.pk, p2.category_id)]
