@@ -20,6 +20,14 @@ def is_postgresql() -> bool:
     return connection.vendor == "postgresql"
 
 
+def datetime_param(value):
+    """A datetime for a raw statement, as the ORM writes the column. On SQLite that is naive UTC
+    text ('2025-01-01 12:00:00'); bound as it is, an aware datetime becomes '2025-01-01 12:00:00+00:00',
+    which sorts after the column's text of the same instant (a window's first instant fell out of it).
+    PostgreSQL takes the datetime itself."""
+    return connection.ops.adapt_datetimefield_value(value)
+
+
 # --- A visit's recent history (every recommendation reads it) ------------------------------------
 
 # The history statement as a server-side prepared statement on PostgreSQL: planned once per

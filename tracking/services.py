@@ -263,8 +263,8 @@ def _key_claim(key: BatchKey, result: dict, now: datetime) -> BatchOutcome | Non
     the first commits (then sees its row) or rolls back (then claims the key itself), so a batch is
     stored once however many copies race. An expired key is taken over in the same statement."""
     with connection.cursor() as cursor:
-        cursor.execute(_KEY_CLAIM_SQL, [key.scope, key.key, key.fingerprint, json.dumps(result), now,
-                                        now - _idempotency_ttl()])
+        cursor.execute(_KEY_CLAIM_SQL, [key.scope, key.key, key.fingerprint, json.dumps(result),
+                                        db.datetime_param(now), db.datetime_param(now - _idempotency_ttl())])
         if cursor.fetchone() is not None:
             return None
     held = EventBatchKey.objects.filter(scope=key.scope, key=key.key).values_list("fingerprint", "result").first()
@@ -403,13 +403,13 @@ def popularity_refresh(now: datetime | None = None) -> int:
             f"SUM(CASE WHEN e.timestamp >= %s AND e.event_type = 'view' THEN 1 ELSE 0 END) AS v{d}, "
             f"SUM(CASE WHEN e.timestamp >= %s AND e.event_type = 'purchase' THEN 1 ELSE 0 END) AS p{d}"
         )
-        params += [since[d], since[d]]
+        params += [db.datetime_param(since[d])] * 2
     agg_sql = (
         "SELECT e.product_id, " + ", ".join(aggregates) + " FROM tracking_event e "
         "WHERE e.timestamp >= %s AND e.timestamp <= %s AND e.is_staff = %s AND e.trusted "
         "AND e.event_type IN ('view', 'purchase') GROUP BY e.product_id"
     )
-    params += [since[longest], now, False]
+    params += [db.datetime_param(since[longest]), db.datetime_param(now), False]
     selects = []
     for d in windows:
         score = f"(a.v{d} + {PURCHASE_WEIGHT} * a.p{d})"
@@ -420,7 +420,7 @@ def popularity_refresh(now: datetime | None = None) -> int:
         selects.append(
             f"SELECT a.product_id, {d}, a.v{d}, a.p{d}, {score}, {trend}, %s FROM agg a WHERE a.v{d} + a.p{d} > 0"
         )
-        params.append(now)
+        params.append(db.datetime_param(now))
     # "INSERT ... WITH ... SELECT" (not "WITH ... INSERT"): both databases then report the rowcount.
     insert_sql = (
         "INSERT INTO tracking_productpopularity (product_id, window_days, views, purchases, score, trend, updated) "
