@@ -6,6 +6,18 @@ from django.db import connection
 from tests import live
 
 
+def pytest_collection_modifyitems(config, items):
+    """``@pytest.mark.postgresql(reason=...)``: the test needs PostgreSQL (make test-postgres) and is
+    skipped, with its reason, on the SQLite pass (make test-sqlite, the embedded default)."""
+    if connection.vendor == "postgresql":
+        return
+    for item in items:
+        marker = item.get_closest_marker("postgresql")
+        if marker is not None:
+            reason = marker.kwargs.get("reason") or "PostgreSQL-only behaviour"
+            item.add_marker(pytest.mark.skip(reason=f"needs PostgreSQL: {reason}"))
+
+
 @pytest.fixture(autouse=True)
 def _catalog_version_per_test(monkeypatch):
     """The catalogue's cache version is a database row: each test reads its own database's, and

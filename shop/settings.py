@@ -108,6 +108,9 @@ if DATABASES["default"]["ENGINE"].endswith("sqlite3"):
     # (no deadlocked lock upgrades) and wait for it instead of failing at once.
     DATABASES["default"].setdefault("OPTIONS", {}).update(
         {"timeout": 20, "transaction_mode": "IMMEDIATE", "init_command": "PRAGMA journal_mode=WAL;"})
+    # The test database in a file, not Django's default in-memory one: tests that run manage.py in
+    # a child process (tests/test_commands_exit.py) must see the rows the test wrote.
+    DATABASES["default"]["TEST"] = {"NAME": str(VAR_DIR / "test.sqlite3")}
 if DATABASES["default"]["ENGINE"].endswith("postgresql"):
     # Persistent connections, checked before reuse, so a restarted PostgreSQL is reconnected
     # to on the next request without a manual step.
