@@ -29,6 +29,20 @@ def _catalog_version_per_test(monkeypatch):
     monkeypatch.setattr(catalog_cache, "VERSION_MEMO_SECONDS", float("inf"))
 
 
+@pytest.fixture(autouse=True)
+def _popular_pools_per_test():
+    """Recommendations' popular pools live for minutes (in the process and in the cache): each test
+    builds its own from its own data, never an earlier test's, whose product ids SQLite gives out
+    again after the rollback (PostgreSQL's sequences do not go back, which hid it there)."""
+    from django.core.cache import cache
+
+    from recommendations import selectors as recommendation_selectors
+    from recommendations.clusters import services as cluster_services
+
+    recommendation_selectors._popular_memo.clear()
+    cache.delete(cluster_services.POOLS_KEY)
+
+
 @pytest.fixture(autouse=True, scope="session")
 def _training_in_request():
     """Training runs execute inside the request that queues them (eager Celery), so a test sees
