@@ -6,6 +6,18 @@ from django.db import connection
 from tests import live
 
 
+def pytest_collection_modifyitems(config, items):
+    """``@pytest.mark.postgresql(reason=...)``: the test needs PostgreSQL (make test-postgres) and is
+    skipped, with its reason, on the SQLite pass (make test-sqlite, the embedded default)."""
+    if connection.vendor == "postgresql":
+        return
+    for item in items:
+        marker = item.get_closest_marker("postgresql")
+        if marker is not None:
+            reason = marker.kwargs.get("reason") or "PostgreSQL-only behaviour"
+            item.add_marker(pytest.mark.skip(reason=f"needs PostgreSQL: {reason}"))
+
+
 @pytest.fixture(autouse=True)
 def _catalog_version_per_test(monkeypatch):
     """The catalogue's cache version is a database row: each test reads its own database's, and
@@ -15,6 +27,20 @@ def _catalog_version_per_test(monkeypatch):
 
     catalog_cache.forget()
     monkeypatch.setattr(catalog_cache, "VERSION_MEMO_SECONDS", float("inf"))
+
+
+@pytest.fixture(autouse=True)
+def _popular_pools_per_test():
+    """Recommendations' popular pools live for minutes (in the process and in the cache): each test
+    builds its own from its own data, never an earlier test's, whose product ids SQLite gives out
+    again after the rollback (PostgreSQL's sequences do not go back, which hid it there)."""
+    from django.core.cache import cache
+
+    from recommendations import selectors as recommendation_selectors
+    from recommendations.clusters import services as cluster_services
+
+    recommendation_selectors._popular_memo.clear()
+    cache.delete(cluster_services.POOLS_KEY)
 
 
 @pytest.fixture(autouse=True, scope="session")

@@ -22,7 +22,7 @@ export DJANGO_SETTINGS_MODULE=shop.settings THROTTLE_ANON=1000000/s THROTTLE_USE
 export DJANGO_DEBUG=${DJANGO_DEBUG:-false} SECRET_KEY=${SECRET_KEY:-bench-only-$(head -c 24 /dev/urandom | base64)} \
   ALLOWED_HOSTS=${ALLOWED_HOSTS:-127.0.0.1,localhost} SECURE_SSL_REDIRECT=${SECURE_SSL_REDIRECT:-false}
 (cd bench && "../$PY" recommend_setup.py >/dev/null)
-VISIT=$("$PY" -c "import sys; sys.path.insert(0,'bench'); from recommend_setup import bench_visit, ensure; from recommendations import services; services.model_activate(ensure()[0]); print(bench_visit())" | tail -1)
+VISIT=$("$PY" -c "import sys; sys.path.insert(0,'bench'); from recommend_setup import bench_visit, ensure; from recommendations import registry; registry.model_activate(ensure()[0]); print(bench_visit())" | tail -1)
 NEW_VISIT=$("$PY" -c "import uuid; print(uuid.uuid4())")
 .venv/bin/gunicorn shop.wsgi -w 2 -b 127.0.0.1:$PORT --access-logfile /dev/null --log-level warning &
 GPID=$!

@@ -113,23 +113,6 @@ def product_get(pk: int, *, active_only: bool = True) -> Product | None:
     return qs.filter(pk=pk).first()
 
 
-def products_recent_in_category(category_id: int | None, *, exclude=(), limit: int = 8) -> list[Product]:
-    """The newest active products of a category (newest = highest id: the indexed proxy for ``created``)."""
-    qs = Product.objects.filter(is_active=True).select_related("category")
-    if category_id is not None:
-        qs = qs.filter(category_id=category_id)
-    if exclude:
-        qs = qs.exclude(pk__in=list(exclude))
-    return list(qs.order_by("-id")[:limit])
-
-
-def products_by_ids(ids) -> list[Product]:
-    """Products for ``ids`` in that order (missing ids dropped)."""
-    ids = [int(x) for x in ids]
-    found = Product.objects.select_related("category").in_bulk(ids)
-    return [found[pk] for pk in ids if pk in found]
-
-
 def product_external_ids(pks) -> dict[int, str]:
     """Product pk -> external id for ``pks`` (unknown pks are absent): the names the training data
     and the models give products. IN lists of 5,000, so a large catalogue is a few queries."""

@@ -9,12 +9,13 @@ from dataclasses import dataclass, field
 from decimal import Decimal, InvalidOperation
 from pathlib import Path
 
-from django.db import connection, transaction
+from django.db import transaction
 from django.utils import timezone
 from django.utils.text import slugify
 from tqdm import tqdm
 
 from . import cache as catalog_cache
+from . import db
 from .currencies import currency_code
 from .models import Category, Product
 
@@ -76,21 +77,8 @@ def product_stubs_ensure(
     created = False
     for start in range(0, len(ids), _CHUNK):
         chunk = ids[start : start + _CHUNK]
-        if connection.vendor == "postgresql":
-            found, made = _product_stubs_postgres(chunk, category_id)
-            created = created or made
-        else:
-            found = dict(Product.objects.filter(external_id__in=chunk).values_list("external_id", "pk"))
-            missing = [x for x in chunk if x not in found]
-            if missing:
-                stubs = [
-                    Product(external_id=ext, name=f"Item {ext}", slug=_stub_slug(ext), category_id=category_id(ext))
-                    for ext in missing
-                ]
-                with transaction.atomic():
-                    Product.objects.bulk_create(stubs, ignore_conflicts=True, batch_size=_CHUNK)
-                created = True
-                found.update(Product.objects.filter(external_id__in=missing).values_list("external_id", "pk"))
+        found, made = db.product_stubs_chunk(chunk, category_id, _stub_slug)
+        created = created or made
         result.update(found)
     if created:
         catalog_cache_invalidate()
@@ -105,33 +93,6 @@ def _stub_slug(ext: str) -> str:
     if _PLAIN_ID.match(low):  # what slugify would return anyway, without its Unicode pass (imports
         return f"item-{low}"[:255]  # make ten thousands of these)
     return slugify(f"item-{ext}")[:255] or "item"
-
-
-def _product_stubs_postgres(chunk: list[str], category_id) -> tuple[dict[str, int], bool]:
-    """One chunk of ``product_stubs_ensure`` set-based: one SELECT of the known ids, and one
-    ``INSERT ... SELECT FROM unnest(...) ON CONFLICT (external_id) DO NOTHING RETURNING`` for the
-    rest (a stub created concurrently is then read back), instead of one model object per stub."""
-    with connection.cursor() as cursor:
-        cursor.execute("SELECT external_id, id FROM catalog_product WHERE external_id = ANY(%s)", [chunk])
-        found = dict(cursor.fetchall())
-        missing = [x for x in chunk if x not in found]
-        if not missing:
-            return found, False
-        now = timezone.now()
-        cursor.execute(
-            "INSERT INTO catalog_product (external_id, name, slug, description, price, currency, brand, is_active, "
-            "created, updated, category_id) "
-            "SELECT ext, 'Item ' || ext, slug, '', 0, 'EUR', '', true, %s, %s, cat "
-            "FROM unnest(%s::varchar[], %s::varchar[], %s::bigint[]) AS s(ext, slug, cat) "
-            "ON CONFLICT (external_id) DO NOTHING RETURNING external_id, id",
-            [now, now, missing, [_stub_slug(x) for x in missing], [category_id(x) for x in missing]],
-        )
-        found.update(cursor.fetchall())
-        if len(found) < len(chunk):  # created by a concurrent transaction meanwhile
-            rest = [x for x in chunk if x not in found]
-            cursor.execute("SELECT external_id, id FROM catalog_product WHERE external_id = ANY(%s)", [rest])
-            found.update(cursor.fetchall())
-    return found, True
 
 
 # --- CSV import ---------------------------------------------------------------------------------

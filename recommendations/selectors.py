@@ -2,22 +2,16 @@
 recommender reads from other apps (session history and popularity from tracking)."""
 from __future__ import annotations
 
-import functools
 import logging
 import time
 import uuid
 from collections.abc import Callable
 
-from django.conf import settings
-from django.db import DatabaseError, connection
 from django.db.models import Q, QuerySet
 
 from catalog.models import Product
-
 from shop.validators import is_ascii_digits
-from tracking.models import Event, Visit
-from tracking.selectors import recommendation_outcomes, session_history
-from tracking.services import HISTORY_EVENT_TYPES
+from tracking import selectors as tracking_selectors
 
 from . import caches
 from .models import ModelVersion, TrainingRun
@@ -61,87 +55,23 @@ def online_performance(versions: list[str]) -> dict[str, dict]:
     """Impressions, clicks and CTR of recommended cards per model version: tracking's
     ``recommendation_outcomes`` totals (only what the shop served, each visit and product once)."""
     return {v: {k: o["total"][k] for k in ("impressions", "clicks", "ctr")}
-            for v, o in recommendation_outcomes(versions).items()}
+            for v, o in tracking_selectors.recommendation_outcomes(versions).items()}
 
 
 # --------------------------------------------------------------------- inputs from tracking
 def session_product_ids(visit_id: uuid.UUID | str) -> list[int]:
-    """Product pks the visit viewed/clicked, oldest first: tracking's ``session_history``. For a
-    uuid (what the API gets) it is one fixed SQL statement joined on the visit's unique uuid, where
-    ``session_history`` would look the visit up first: on every recommendation that is a query less
-    and no ORM compilation (0.17 ms instead of 1.3 ms measured at load 5)."""
+    """Product pks the visit viewed/clicked, oldest first: tracking's ``session_history``; for a
+    uuid (what the API gets) its one-statement form ``session_history_recent``."""
     if isinstance(visit_id, (str, uuid.UUID)):
-        try:
-            visit_uuid = uuid.UUID(str(visit_id))
-        except ValueError:
-            return []
-        history = [row[0] for row in _history_rows(_uuid_field().get_db_prep_value(visit_uuid, connection))]
-        history.reverse()
+        history = tracking_selectors.session_history_recent(visit_id, SESSION_ITEMS_MAX)
     else:
-        history = session_history(visit_id, limit=SESSION_ITEMS_MAX)
+        history = tracking_selectors.session_history(visit_id, limit=SESSION_ITEMS_MAX)
     out = []
     for entry in history or ():
         pk = _as_pk(entry)
         if pk is not None:
             out.append(pk)
     return out
-
-
-def _uuid_field():
-    return Visit._meta.get_field("uuid")
-
-
-# The history statement as a server-side prepared statement on PostgreSQL: planned once per
-# connection instead of on every recommendation (pgbench on the bench visit: 0.134 ms -> 0.064 ms
-# per statement, SELECT 1 being 0.055). Off with DB_PREPARED_STATEMENTS=false behind a
-# transaction-mode pooler (pgbouncer), where a session's prepared statements do not follow it.
-HISTORY_STATEMENT = "shop_session_history"
-
-
-def _history_rows(visit_value) -> list[tuple]:
-    sql, params = _history_sql()
-    prepared = (connection.vendor == "postgresql" and settings.DB_PREPARED_STATEMENTS
-                # outside transactions only: a failed EXECUTE (statement gone) would abort one
-                and not connection.in_atomic_block)
-    with connection.cursor() as cursor:
-        if prepared:
-            for attempt in (0, 1):
-                raw = connection.connection
-                if getattr(connection, "_shop_history_prepared_on", None) is not raw:
-                    _history_prepare(cursor)
-                    connection._shop_history_prepared_on = raw
-                try:
-                    cursor.execute(f"EXECUTE {HISTORY_STATEMENT} (%s)", [visit_value])
-                    return cursor.fetchall()
-                except DatabaseError as exc:  # deallocated behind our back (DISCARD ALL): prepare again
-                    if attempt or getattr(exc.__cause__, "pgcode", None) != "26000":
-                        raise
-                    connection._shop_history_prepared_on = None
-        cursor.execute(sql, [visit_value, *params])
-        return cursor.fetchall()
-
-
-def _history_prepare(cursor) -> None:
-    sql, params = _history_sql()
-    try:
-        # the constants are bound now (client-side), the visit uuid stays the parameter $1
-        cursor.execute(f"PREPARE {HISTORY_STATEMENT} AS " + sql.replace("%s", "$1", 1), params)
-    except DatabaseError as exc:
-        if getattr(exc.__cause__, "pgcode", None) != "42P05":  # already prepared on this session
-            raise
-
-
-@functools.cache
-def _history_sql() -> tuple[str, list]:
-    """The statement of :func:`session_product_ids`: session_history's order and limit (the most
-    recent SESSION_ITEMS_MAX, newest first here), served by the (visit, timestamp, ...) index."""
-    qn = connection.ops.quote_name
-    ev, vi = qn(Event._meta.db_table), qn(Visit._meta.db_table)
-    types = ", ".join(["%s"] * len(HISTORY_EVENT_TYPES))
-    sql = (f"SELECT e.{qn('product_id')} FROM {ev} e JOIN {vi} v ON v.{qn('id')} = e.{qn('visit_id')} "
-           f"WHERE v.{qn('uuid')} = %s AND e.{qn('event_type')} IN ({types}) "
-           f"ORDER BY e.{qn('timestamp')} DESC, e.{qn('id')} DESC LIMIT %s")
-    return sql, [*HISTORY_EVENT_TYPES, SESSION_ITEMS_MAX]
 
 
 def _as_pk(entry) -> int | None:

@@ -14,12 +14,13 @@ from celery.schedules import crontab
 from django.core.exceptions import ImproperlyConfigured
 
 BASE_DIR = Path(__file__).resolve().parent.parent
-VAR_DIR = Path(environ.Env().str("SHOP_VAR_DIR", default=str(BASE_DIR / "var")))
 
 env = environ.Env()
 _env_file = env.str("ENV_FILE", default=str(BASE_DIR / ".env"))
 if Path(_env_file).is_file():
     environ.Env.read_env(_env_file)
+# After .env is read: SHOP_VAR_DIR may be set there like every other setting.
+VAR_DIR = Path(env.str("SHOP_VAR_DIR", default=str(BASE_DIR / "var")))
 
 DEBUG = env.bool("DJANGO_DEBUG", default=True)
 # Debug mode is for `manage.py runserver` (make demo) and tests. A WSGI/ASGI server (gunicorn) refuses
@@ -107,6 +108,9 @@ if DATABASES["default"]["ENGINE"].endswith("sqlite3"):
     # (no deadlocked lock upgrades) and wait for it instead of failing at once.
     DATABASES["default"].setdefault("OPTIONS", {}).update(
         {"timeout": 20, "transaction_mode": "IMMEDIATE", "init_command": "PRAGMA journal_mode=WAL;"})
+    # The test database in a file, not Django's default in-memory one: tests that run manage.py in
+    # a child process (tests/test_commands_exit.py) must see the rows the test wrote.
+    DATABASES["default"]["TEST"] = {"NAME": str(VAR_DIR / "test.sqlite3")}
 if DATABASES["default"]["ENGINE"].endswith("postgresql"):
     # Persistent connections, checked before reuse, so a restarted PostgreSQL is reconnected
     # to on the next request without a manual step.

@@ -18,7 +18,9 @@ def env(django_db_setup, django_db_blocker, tmp_path_factory):
         db = connection.settings_dict
     var = tmp_path_factory.mktemp("commands-var")
     url = f"postgres://{db['USER']}@{db['HOST'] or '127.0.0.1'}:{db['PORT'] or 5432}/{db['NAME']}"
-    if db.get("PASSWORD"):
+    if connection.vendor == "sqlite":  # the test database is a file (shop/settings.py) the child opens too
+        url = f"sqlite:///{db['NAME']}"
+    elif db.get("PASSWORD"):
         url = f"postgres://{db['USER']}:{db['PASSWORD']}@{db['HOST'] or '127.0.0.1'}:{db['PORT'] or 5432}/{db['NAME']}"
     drop = {"TEST_DATABASE_NAME", "CELERY_BROKER_URL", "DEMO_DATA", "DJANGO_SETTINGS_MODULE"}
     return {**{k: v for k, v in os.environ.items() if k not in drop}, "DATABASE_URL": url,

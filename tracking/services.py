@@ -18,7 +18,7 @@ from catalog.models import Product
 from catalog.selectors import product_external_ids
 
 from .attribution import RECOMMENDATION_SOURCES, served_token_checker
-from . import gate
+from . import db, gate
 from .models import Event, EventBatchKey, EventType, Visit
 
 VISIT_SESSION_KEY = "tracking_visit"
@@ -263,8 +263,8 @@ def _key_claim(key: BatchKey, result: dict, now: datetime) -> BatchOutcome | Non
     the first commits (then sees its row) or rolls back (then claims the key itself), so a batch is
     stored once however many copies race. An expired key is taken over in the same statement."""
     with connection.cursor() as cursor:
-        cursor.execute(_KEY_CLAIM_SQL, [key.scope, key.key, key.fingerprint, json.dumps(result), now,
-                                        now - _idempotency_ttl()])
+        cursor.execute(_KEY_CLAIM_SQL, [key.scope, key.key, key.fingerprint, json.dumps(result),
+                                        db.datetime_param(now), db.datetime_param(now - _idempotency_ttl())])
         if cursor.fetchone() is not None:
             return None
     held = EventBatchKey.objects.filter(scope=key.scope, key=key.key).values_list("fingerprint", "result").first()
@@ -326,29 +326,9 @@ def events_record_batch(visit: Visit, events: Sequence[dict], *, user=None, trus
             )
             if event_type in HISTORY_EVENT_TYPES:
                 history += 1
-        _events_insert(rows)
+        db.events_insert(rows)
         Visit.objects.filter(pk=visit.pk, last_seen__lt=last).update(last_seen=last)
     return BatchOutcome(result)
-
-
-_API_BATCH_SQL = """
-WITH v AS (
-    INSERT INTO tracking_visit AS t (uuid, started, last_seen, user_id, is_staff, source)
-    VALUES (%(uuid)s, %(now)s, %(last)s, %(user)s, %(staff)s, 'api')
-    ON CONFLICT (uuid) DO UPDATE SET last_seen = GREATEST(t.last_seen, EXCLUDED.last_seen)
-    RETURNING id, is_staff, user_id
-), h AS (
-    SELECT count(*) AS n FROM tracking_event
-    WHERE visit_id = (SELECT id FROM v) AND event_type IN ('view', 'click')
-)
-INSERT INTO tracking_event (visit_id, event_type, product_id, source, position, model_version, history_length,
-                            timestamp, user_id, is_staff, trusted)
-SELECT v.id, e.type, e.product, e.source, e.position, e.model_version, h.n + e.before, e.ts,
-       COALESCE(%(user)s, v.user_id), v.is_staff OR %(staff)s, e.trusted
-FROM v, h, unnest(%(type)s::varchar[], %(product)s::bigint[], %(source)s::varchar[], %(position)s::integer[],
-                  %(model)s::varchar[], %(before)s::integer[], %(ts)s::timestamptz[], %(trusted)s::boolean[])
-     AS e(type, product, source, position, model_version, before, ts, trusted)
-"""
 
 
 def events_record_for_api(visit_uuid: uuid_lib.UUID | str, events: Sequence[dict], *, user=None,
@@ -357,7 +337,7 @@ def events_record_for_api(visit_uuid: uuid_lib.UUID | str, events: Sequence[dict
     when unseen) gets the validated, screened batch. On PostgreSQL this is one statement (visit
     upsert, the history count and the insert) and one commit, instead of five queries; a key adds
     one statement."""
-    if connection.vendor != "postgresql":
+    if not db.api_batch_in_one_statement():
         return events_record_batch(visit_for_api(visit_uuid, user=user), events, user=user, trusted=trusted, key=key)
     visit_uuid = uuid_lib.UUID(str(visit_uuid))
     kept, ignored = events_screen(visit_uuid, events, trusted=trusted)
@@ -387,29 +367,8 @@ def events_record_for_api(visit_uuid: uuid_lib.UUID | str, events: Sequence[dict
             if held is not None:
                 return held
         if kept:
-            with connection.cursor() as cursor:
-                cursor.execute(_API_BATCH_SQL, params)
+            db.api_batch_insert(params)
     return BatchOutcome(result)
-
-
-_EVENT_COLUMNS = ("visit_id", "event_type", "product_id", "source", "position", "model_version",
-                  "history_length", "timestamp", "user_id", "is_staff", "trusted")
-
-
-def _events_insert(rows: list[tuple]) -> None:
-    if connection.vendor != "postgresql":
-        Event.objects.bulk_create([Event(**dict(zip(_EVENT_COLUMNS, row))) for row in rows], batch_size=500)
-        return
-    # One multi-row INSERT built by psycopg2: far less per-field Python work than bulk_create.
-    from psycopg2.extras import execute_values
-
-    with connection.cursor() as cursor:
-        execute_values(
-            cursor.cursor,
-            f"INSERT INTO tracking_event ({', '.join(_EVENT_COLUMNS)}) VALUES %s",
-            rows,
-            page_size=500,
-        )
 
 
 # --- Importing logs ----------------------------------------------------------------------
@@ -445,13 +404,13 @@ def popularity_refresh(now: datetime | None = None) -> int:
             f"SUM(CASE WHEN e.timestamp >= %s AND e.event_type = 'view' THEN 1 ELSE 0 END) AS v{d}, "
             f"SUM(CASE WHEN e.timestamp >= %s AND e.event_type = 'purchase' THEN 1 ELSE 0 END) AS p{d}"
         )
-        params += [since[d], since[d]]
+        params += [db.datetime_param(since[d])] * 2
     agg_sql = (
         "SELECT e.product_id, " + ", ".join(aggregates) + " FROM tracking_event e "
         "WHERE e.timestamp >= %s AND e.timestamp <= %s AND e.is_staff = %s AND e.trusted "
         "AND e.event_type IN ('view', 'purchase') GROUP BY e.product_id"
     )
-    params += [since[longest], now, False]
+    params += [db.datetime_param(since[longest]), db.datetime_param(now), False]
     selects = []
     for d in windows:
         score = f"(a.v{d} + {PURCHASE_WEIGHT} * a.p{d})"
@@ -462,7 +421,7 @@ def popularity_refresh(now: datetime | None = None) -> int:
         selects.append(
             f"SELECT a.product_id, {d}, a.v{d}, a.p{d}, {score}, {trend}, %s FROM agg a WHERE a.v{d} + a.p{d} > 0"
         )
-        params.append(now)
+        params.append(db.datetime_param(now))
     # "INSERT ... WITH ... SELECT" (not "WITH ... INSERT"): both databases then report the rowcount.
     insert_sql = (
         "INSERT INTO tracking_productpopularity (product_id, window_days, views, purchases, score, trend, updated) "
@@ -470,9 +429,7 @@ def popularity_refresh(now: datetime | None = None) -> int:
     )
     with transaction.atomic():
         with connection.cursor() as cursor:
-            if connection.vendor == "postgresql":
-                # One refresh at a time; a concurrent one waits, then replaces the table again.
-                cursor.execute("SELECT pg_advisory_xact_lock(%s)", [0x7472_6B70])
+            db.popularity_refresh_lock(cursor)
             cursor.execute("DELETE FROM tracking_productpopularity")
             cursor.execute(insert_sql, params)
             written = cursor.rowcount

@@ -35,7 +35,7 @@ from catalog.models import Category, Product
 from recommendations import artifacts
 from recommendations.models import ModelVersion
 from recommendations.selectors import POPULAR_POOL
-from tracking.models import ProductPopularity
+from tracking.selectors import popularity_ranking
 
 from . import clustering, naming, retrieval
 from .models import ItemCluster, ItemClustering, ItemClusterMember, RetrievalIndex
@@ -417,11 +417,10 @@ def popular_pools_build(limit: int = POPULAR_POOL) -> dict[int, list[int]]:
     popularity of the longest window; stored in the cache for the cold paths. Key 0: all.
     ``limit`` is the pool size the reader asks for (selectors.POPULAR_POOL): a smaller pool made
     every read run the catalogue fill query."""
-    window = max(getattr(settings, "POPULARITY_WINDOWS_DAYS", (30,)))
     parent = dict(Category.objects.values_list("pk", "parent_id"))
     n_cats = max(1, len(parent))
-    rows = (ProductPopularity.objects.filter(window_days=window, product__is_active=True, score__gt=0)
-            .order_by("-score", "product_id").values_list("product_id", "product__category_id")[: limit * (n_cats + 1)])
+    # popularity rows exist only for products seen in the window (score > 0; tracking.services)
+    rows = popularity_ranking(limit * (n_cats + 1))
     pools: dict[int, list[int]] = {}
     for pk, cat in rows:
         chain, seen = [0], set()

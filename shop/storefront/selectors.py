@@ -1,19 +1,13 @@
 """Storefront reads: the browser's cart and orders, and the product page's widgets."""
 from __future__ import annotations
 
-import logging
 import uuid
 from dataclasses import dataclass
 from decimal import Decimal
 
-from catalog import selectors as catalog_selectors
 from catalog.models import Product
 from recommendations import ranking
-from tracking import selectors as tracking_selectors
-from tracking.services import visit_for_request
 from shop.models import Cart, CartItem, Order
-
-logger = logging.getLogger(__name__)
 
 # The session holds only this random id of the browser (its "owner" id): the cart and the orders
 # live in the database under it. It never changes for the life of a session (login keeps it, logout
@@ -90,39 +84,7 @@ def order_for_owner(owner: uuid.UUID | None, pk: int) -> Order | None:
     return Order.objects.filter(owner=owner, pk=pk).prefetch_related("lines__product").first()
 
 
-# --- Product page widgets ----------------------------------------------------------------------
-# Placeholders until the recommendations app exists: the recommendations engineer replaces
-# recommended_for_you() / similar_items() (same signatures, lists of Product, plus a model version).
-
-
-def _tracking_popular(category_id: int | None, limit: int, exclude=()) -> list[Product] | None:
-    """Popular products from tracking's popularity selector if it exists yet, else None.
-
-    Written defensively: tracking is built concurrently and its selector's final name and
-    signature may differ; anything unexpected means "no popularity data" rather than a broken page.
-    """
-    fn = getattr(tracking_selectors, "popular_products", None)
-    if fn is None:
-        return None
-    try:
-        result = list(fn(limit, category=category_id, exclude=list(exclude)))
-    except TypeError:
-        logger.warning("tracking.selectors.popular_products has an unexpected signature; using recent products")
-        return None
-    if result and not isinstance(result[0], Product):
-        result = catalog_selectors.products_by_ids(getattr(x, "pk", x) for x in result)
-    return result
-
-
-def popular_in_category(category_id: int | None, *, exclude=(), limit: int = 8) -> list[Product]:
-    """Popular active products of a category; recent ones when there is no popularity data (yet)."""
-    exclude = set(exclude)
-    popular = _tracking_popular(category_id, limit + len(exclude), exclude)
-    if popular:
-        products = [p for p in popular if p.pk not in exclude and p.is_active][:limit]
-        if products:
-            return products
-    return catalog_selectors.products_recent_in_category(category_id, exclude=exclude, limit=limit)
+# --- Product page widgets: the recommender's answers as products ----------------------------------
 
 
 class RecommendedProducts(list):
@@ -135,15 +97,11 @@ class RecommendedProducts(list):
         self.explanation = result.explanation
 
 
-def recommended_for_you(request, product: Product, limit: int = 8) -> RecommendedProducts:
-    """The visit's next products from the active recommender (popular ones of this category as fallback)."""
-    items = None
-    visit_id = None
-    try:
-        visit_id = visit_for_request(request).uuid
-    except Exception:  # no tracking: this product is the session
-        items = [product.pk]
-    return RecommendedProducts(ranking.recommend_for_session(session=visit_id, items=items, k=limit, explain=True,
+def recommended_for_you(visit_uuid: uuid.UUID | None, product: Product, limit: int = 8) -> RecommendedProducts:
+    """The visit's next products from the active recommender (popular ones of this category as
+    fallback); without a visit (``services.visit_uuid_for_request``) this product is the session."""
+    items = None if visit_uuid is not None else [product.pk]
+    return RecommendedProducts(ranking.recommend_for_session(session=visit_uuid, items=items, k=limit, explain=True,
                                                              category=product.category_id))
 
 

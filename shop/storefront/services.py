@@ -8,7 +8,7 @@ from decimal import Decimal
 
 from django.contrib.sessions.backends.base import UpdateError
 from django.contrib.sessions.backends.db import SessionStore as DatabaseSessionStore
-from django.db import IntegrityError, connection, transaction
+from django.db import IntegrityError, transaction
 from django.db.models import F, Value
 from django.db.models.functions import Least
 
@@ -16,14 +16,12 @@ from catalog.models import Product
 from shop.models import Cart, CartItem, Order, OrderLine
 from tracking import services as tracking_services
 
-from . import selectors
+from . import db, selectors
 from .selectors import OWNER_SESSION_KEY
 
 logger = logging.getLogger(__name__)
 
 MAX_QUANTITY = Cart.MAX_QUANTITY
-# First key of the PostgreSQL advisory locks taken on a session (the second is its key's hash).
-SESSION_LOCK_CLASS = 0x5E55
 
 
 class CheckoutError(Exception):
@@ -55,6 +53,16 @@ def product_view_record(request, product: Product, source: str = "") -> None:
     _record(request, "view", product, source=source)
 
 
+def visit_uuid_for_request(request) -> uuid.UUID | None:
+    """The uuid of the request's visit (started now when it has none), for the product page's
+    recommendations; None for a client that has not shown it is a browser yet (tracking.gate) or
+    when tracking fails: the page then recommends from the product alone."""
+    try:
+        return tracking_services.visit_for_request(request).uuid
+    except Exception:  # noqa: BLE001 - recommendations must not break the product page
+        return None
+
+
 # --- The browser's owner id ------------------------------------------------------------------
 
 def session_owner_ensure(request) -> uuid.UUID:
@@ -76,9 +84,7 @@ def session_owner_ensure(request) -> uuid.UUID:
         session[OWNER_SESSION_KEY] = str(owner)
         return owner
     with transaction.atomic():
-        if connection.vendor == "postgresql":
-            with connection.cursor() as cursor:
-                cursor.execute("SELECT pg_advisory_xact_lock(%s, hashtext(%s))", [SESSION_LOCK_CLASS, key])
+        db.session_lock(key)
         store = DatabaseSessionStore if isinstance(session, DatabaseSessionStore) else type(session)
         owner = selectors.session_owner(store(session_key=key))
         if owner is not None:  # a parallel request of this session chose it

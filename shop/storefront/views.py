@@ -74,11 +74,12 @@ def product_detail(request, pk):
     if product is None:
         raise Http404("No such product")
     services.product_view_record(request, product, source=request.GET.get("src", "")[:40])
+    visit_uuid = services.visit_uuid_for_request(request)
     return render(request, "storefront/product.html", {
         "product": product,
         "breadcrumbs": catalog_selectors.category_ancestors(product.category_id),
         "form": QuantityForm(initial={"quantity": 1}),
-        "recommended": selectors.recommended_for_you(request, product),
+        "recommended": selectors.recommended_for_you(visit_uuid, product),
         "similar": selectors.similar_items(product),
     })
 

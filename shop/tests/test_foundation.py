@@ -288,3 +288,19 @@ def test_images_and_compose_run_in_production_mode():
     assert example["SECRET_KEY"] == ""  # no shared placeholder key: production refuses to start until set
     ignored = (ROOT / ".dockerignore").read_text().splitlines()
     assert ".env" in ignored and ".venv" in ignored  # no secrets or local state baked into the image
+
+
+def test_shop_var_dir_from_the_env_file(tmp_path):
+    """SHOP_VAR_DIR in .env places the SQLite database, static files and models like any other
+    setting there (it was read before .env was loaded, so .env's value was ignored)."""
+    var = tmp_path / "var-from-env-file"
+    env_file = tmp_path / "shop.env"
+    env_file.write_text(f"SHOP_VAR_DIR={var}\n")
+    env = clean_env(tmp_path, ENV_FILE=str(env_file))
+    del env["SHOP_VAR_DIR"]
+    probe = ("import django, os; os.environ.setdefault('DJANGO_SETTINGS_MODULE', 'shop.settings'); django.setup();"
+             "from django.conf import settings as s;"
+             "print(s.VAR_DIR, s.DATABASES['default']['NAME'], s.STATIC_ROOT, s.MODEL_DIR)")
+    out = run(["-c", probe], env)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.split() == [str(var), str(var / "db.sqlite3"), str(var / "static"), str(var / "models")]

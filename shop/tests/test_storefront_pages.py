@@ -83,6 +83,19 @@ def test_product_page_sections_and_view_event(client, catalogue, tracked):
     assert tracked[-1] == ("view", product.pk, "")
 
 
+def test_recommended_for_you_reads_only(catalogue):
+    """The widget's selector starts no visit (it did, through tracking's visit_for_request): the
+    product page's view asks the storefront's service for the visit first. Without one, the product
+    itself is the session."""
+    from shop.storefront.selectors import recommended_for_you
+    from tracking.models import Visit
+
+    product = catalogue["products"][4]
+    shown = recommended_for_you(None, product)
+    assert [p.pk for p in shown] == [p.pk for p in reversed(catalogue["products"][0::2]) if p.pk != product.pk][:8]
+    assert not Visit.objects.exists()
+
+
 def test_inactive_product_page_has_no_add_to_cart(client, catalogue):
     product = catalogue["products"][0]
     product.is_active = False
@@ -90,28 +103,6 @@ def test_inactive_product_page_has_no_add_to_cart(client, catalogue):
     html = client.get(f"/products/{product.pk}/").content.decode()
     assert "This product is no longer available." in html and "Add to cart" not in html
     assert client.get("/products/999999/").status_code == 404
-
-
-def test_popular_in_category_uses_tracking_popularity_when_it_exists(catalogue, monkeypatch):
-    # No page calls popular_in_category any more (the product page's widgets and their popular fallback come
-    # from recommendations: see test_widgets_survive_a_broken_popularity_source); this tests the selector alone.
-    import tracking.selectors
-
-    from shop.storefront.selectors import popular_in_category
-
-    products = catalogue["products"]
-    calls = []
-
-    def popular_products(k, category=None, exclude=()):
-        calls.append((k, category, list(exclude)))
-        return [products[6].pk, products[0].pk, products[2].pk]
-
-    monkeypatch.setattr(tracking.selectors, "popular_products", popular_products, raising=False)
-    shown = popular_in_category(catalogue["shoes"].pk, exclude=[products[0].pk], limit=8)
-    assert [p.pk for p in shown] == [products[6].pk, products[2].pk]
-    assert calls == [(9, catalogue["shoes"].pk, [products[0].pk])]
-    monkeypatch.setattr(tracking.selectors, "popular_products", lambda k, category=None, exclude=(): [], raising=False)
-    assert [p.pk for p in popular_in_category(catalogue["shoes"].pk, limit=2)] == [products[28].pk, products[26].pk]
 
 
 def test_widgets_survive_a_broken_popularity_source(client, catalogue, monkeypatch, caplog):

@@ -3,6 +3,7 @@ import re
 from datetime import datetime, timedelta, timezone as dt_timezone
 
 from django.conf import settings
+from django.core.validators import MaxValueValidator, MinValueValidator
 from django.utils import timezone
 from django.utils.dateparse import parse_datetime
 from drf_spectacular.utils import extend_schema_field
@@ -87,11 +88,21 @@ class StrictRegexField(serializers.RegexField):
         return super().to_internal_value(data)
 
 
+OUT_OF_RANGE = "Timestamp out of range."
+
+
+def _latest_allowed() -> datetime:
+    """A client's clock may run up to MAX_CLOCK_SKEW ahead of the shop's (evaluated per request)."""
+    return timezone.now() + MAX_CLOCK_SKEW
+
+
 class EventInSerializer(serializers.Serializer):
     type = StrictChoiceField(choices=EventType.choices)
     product = StrictIntegerField(min_value=1, max_value=2**63 - 1, help_text="Product id (pk).")
     timestamp = StrictDateTimeField(
-        required=False, help_text="ISO 8601; when the event happened (default: when it is received)."
+        required=False, help_text="ISO 8601; when the event happened (default: when it is received).",
+        validators=[MinValueValidator(EARLIEST, message=OUT_OF_RANGE),
+                    MaxValueValidator(_latest_allowed, message=OUT_OF_RANGE)],
     )
     source = StrictRegexField(
         r"^[a-z0-9_-]*$", max_length=32, required=False, allow_blank=True, default="",
@@ -123,11 +134,6 @@ class EventInSerializer(serializers.Serializer):
         # Anything the fast check does not accept goes through the declared fields, which give
         # the precise error messages (and decide, so the two can never disagree on a refusal).
         return super().to_internal_value(data)
-
-    def validate_timestamp(self, value):
-        if value < EARLIEST or value > timezone.now() + MAX_CLOCK_SKEW:
-            raise serializers.ValidationError("Timestamp out of range.")
-        return value
 
 
 _TYPES = frozenset(EventType.values)

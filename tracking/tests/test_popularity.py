@@ -1,4 +1,4 @@
-from datetime import timedelta
+from datetime import datetime, timedelta, timezone as dt_timezone
 
 import pytest
 from django.utils import timezone
@@ -72,3 +72,33 @@ def test_popularity_task_runs_the_service(history):
     popularity_refresh_task.delay()
     assert ProductPopularity.objects.count() == 4
     assert popularity_refresh_task.name == "tracking.tasks.popularity_refresh"
+
+
+def test_popularity_ranking_is_the_one_reader(history, django_assert_num_queries):
+    """popularity_ranking reads ProductPopularity for every popularity consumer (popular and
+    trending products here, recommendations' popular pools): (product, category), one query."""
+    from tracking.selectors import popularity_ranking
+
+    now, (p1, p2, p3, p4, p5) = history
+    popularity_refresh(now=now)
+    with django_assert_num_queries(1):
+        assert popularity_ranking(5) == [(p1.pk, p1.category_id), (p2.pk, p2.category_id)]
+    assert popularity_ranking(5, exclude=[p1.pk]) == [(p2.pk, p2.category_id)]
+    assert popularity_ranking(5, window=1, trending=True) == [(p1.pk, p1.category_id)]
+    Product.objects.filter(pk=p1.pk).update(is_active=False)
+    assert popularity_ranking(5) == [(p2.pk, p2.category_id)]
+
+
+def test_popularity_windows_include_their_first_instant(products):
+    """An event exactly at the start of a window counts in it (timestamp >= since), on SQLite too:
+    there the raw statement's datetimes were bound as '... +00:00' text, which sorts after the
+    column's own '...' text of the same instant, so the boundary event fell out of every window."""
+    now = datetime(2025, 1, 8, 12, 0, tzinfo=dt_timezone.utc)
+    visit = Visit.objects.create()
+    for days, product in ((7, products[0]), (1, products[1]), (0, products[2])):
+        Event.objects.create(visit=visit, product=product, event_type="view", timestamp=now - timedelta(days=days))
+    assert popularity_refresh(now=now) == 8
+    rows = {(r.product_id, r.window_days): r.views for r in ProductPopularity.objects.all()}
+    assert rows == {(products[0].pk, 7): 1, (products[0].pk, 30): 1,
+                    (products[1].pk, 1): 1, (products[1].pk, 7): 1, (products[1].pk, 30): 1,
+                    (products[2].pk, 1): 1, (products[2].pk, 7): 1, (products[2].pk, 30): 1}

@@ -52,6 +52,20 @@ def test_impossible_or_out_of_range_times_are_a_400(products, stamp):
     assert Event.objects.count() == 0
 
 
+@pytest.mark.parametrize("stamp", ["1989-12-31T23:59:59Z", "1989-12-31T23:59:59.999999+00:00"])
+def test_times_before_1990_or_over_an_hour_ahead_answer_out_of_range(products, stamp):
+    """The range's own message, for both ends and both validation paths; 1990 itself is taken."""
+    ahead = (datetime.now(timezone.utc) + timedelta(hours=1, minutes=5)).isoformat()
+    for bad in (stamp, ahead):
+        for event in _variants(bad, products[0].pk):
+            response = _post([event])
+            assert response.status_code == 400, response.content
+            assert response.json() == {"events": {"0": {"timestamp": ["Timestamp out of range."]}}}
+    for event in _variants("1990-01-01T00:00:00Z", products[0].pk):
+        assert _post([event]).status_code == 201
+    assert Event.objects.count() == 2
+
+
 @pytest.mark.parametrize("stamp, utc", [
     ("2025-01-01T10:00:00-15:59", datetime(2025, 1, 2, 1, 59, tzinfo=timezone.utc)),
     ("2025-01-01T10:00:00+15:59", datetime(2024, 12, 31, 18, 1, tzinfo=timezone.utc)),
