@@ -90,7 +90,7 @@ def _history_prepare(cursor, name: str, limit: int) -> None:
 def _history_sql(limit: int) -> tuple[str, list]:
     """session_history's order and limit (the most recent ``limit``, newest first here), served by
     the (visit, timestamp, ...) index."""
-    from .services import HISTORY_EVENT_TYPES  # services imports this module
+    from .services import HISTORY_EVENT_TYPES  # why: services imports this module (an import cycle)
 
     qn = connection.ops.quote_name
     ev, vi = qn(Event._meta.db_table), qn(Visit._meta.db_table)
