@@ -17,9 +17,9 @@ import contextlib
 import logging
 import threading
 import time
+from typing import TYPE_CHECKING
 
 import numpy as np
-import pandas as pd
 from celery import current_app
 from django import db
 from django.conf import settings
@@ -34,6 +34,9 @@ from . import artifacts, engine, registry
 from .gru4rec.params import parse_params
 from .models import ModelVersion, TrainingRun
 from .serving import torch_threads_cap
+
+if TYPE_CHECKING:  # web workers import this module (tasks) and never train: no pandas there
+    import pandas as pd
 
 logger = logging.getLogger(__name__)
 

@@ -4,6 +4,7 @@ import hid two import cycles in recommendations for a long time)."""
 from __future__ import annotations
 
 import ast
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -93,3 +94,22 @@ def test_the_import_contracts_fail_on_a_broken_rule(tmp_path):
     result = _lint_imports(config)
     assert result.returncode != 0, result.stdout
     assert "BROKEN" in result.stdout or "broken" in result.stdout, result.stdout
+
+
+def test_a_web_worker_starts_without_the_training_libraries(tmp_path):
+    """What a web worker imports (the apps, the URLconf, the Celery tasks Celery discovers) leaves
+    out pandas and scikit-learn: training and clustering load them when they run. pandas alone is
+    ~34 MB per worker; the split of recommendations once pulled it in through training.py."""
+    code = (
+        "import os, sys\n"
+        "os.environ.setdefault('DJANGO_SETTINGS_MODULE', 'shop.settings')\n"
+        "import django; django.setup()\n"
+        "import shop.urls\n"
+        "from shop.celery import app; app.loader.import_default_modules()\n"
+        "print(sorted(m for m in ('pandas', 'sklearn', 'optuna') if m in sys.modules))\n"
+    )
+    env = {k: v for k, v in os.environ.items() if k != "DATABASE_URL"}
+    env.update(SHOP_VAR_DIR=str(tmp_path), ENV_FILE="/dev/null")
+    out = subprocess.run([sys.executable, "-c", code], cwd=ROOT, env=env, capture_output=True, text=True, timeout=120)
+    assert out.returncode == 0, out.stderr[-2000:]
+    assert out.stdout.strip().splitlines()[-1] == "[]"
