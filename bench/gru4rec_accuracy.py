@@ -21,6 +21,7 @@ sys.path.insert(0, str(ROOT))
 import pandas as pd  # noqa: E402
 import torch  # noqa: E402
 
+from recommendations.gru4rec import baselines as bl  # noqa: E402
 from recommendations.gru4rec.evaluation import evaluate  # noqa: E402
 from recommendations.gru4rec.formats import read_events  # noqa: E402
 from recommendations.gru4rec.trainer import fit  # noqa: E402
@@ -47,11 +48,7 @@ def read(path: Path) -> pd.DataFrame:
 
 
 def baselines(train, test, cutoffs):
-    """Popularity / ItemKNN / V-SKNN beside GRU4Rec, when the colleague's module is present."""
-    try:
-        from recommendations.gru4rec import baselines as bl
-    except ImportError:  # hook: baselines.py not there yet
-        return {"note": "recommendations/gru4rec/baselines.py absent"}
+    """Popularity / ItemKNN / V-SKNN beside GRU4Rec."""
     out = {}
     for name, cls in (("pop", bl.Popularity), ("itemknn", bl.ItemKNN), ("vsknn", bl.SessionKNN)):
         t0 = time.perf_counter()
