@@ -82,7 +82,7 @@ def test_tracking_failure_does_not_break_the_cart(client, lamp, monkeypatch):
     def broken(*args, **kwargs):
         raise RuntimeError("tracking down")
 
-    monkeypatch.setattr(tracking.services, "event_record_for_request", broken, raising=False)
+    monkeypatch.setattr(tracking.services, "event_record_for_visitor", broken, raising=False)
     assert client.post(f"/cart/add/{lamp.pk}/", {"quantity": 1}).status_code == 302
     assert cart_of(client) == {lamp.pk: 1}
 
