@@ -115,3 +115,32 @@ def test_events_record_batch_counts_history(products):
     lengths = list(Event.objects.order_by("id").values_list("history_length", flat=True))
     assert lengths == [0, 1, 1]
     assert visit.source == "api"
+
+
+def test_services_need_no_request_only_a_visitor(db, products):
+    """A script, a task or a test records events with a Visitor built from plain values (issue #15)."""
+    from tracking.visitors import Visitor
+
+    session = SessionStore()
+    staff = User.objects.create_user("ops", is_staff=True)
+    visitor = Visitor(session=session, user=staff)
+    event = services.event_record_for_visitor(visitor, "view", products[0], source="script")
+    visit = services.visit_for_visitor(visitor)
+    assert (event.visit_id, event.source, event.user_id, event.is_staff) == (visit.pk, "script", staff.pk, True)
+    assert session[services.VISIT_SESSION_KEY]["uuid"] == str(visit.uuid) and visit.is_staff
+    # A new visitor of the same session continues that visit.
+    assert services.visit_for_visitor(Visitor(session=session)).pk == visit.pk
+
+
+def test_a_gated_visitor_without_a_session_defers_its_event(db, products):
+    """Under the gate (an HTTP GET without session or pending cookie) the event waits in the
+    visitor's state for the pending cookie, and no visit starts."""
+    from tracking.visitors import Visitor
+
+    visitor = Visitor(session=SessionStore(), gated=True)
+    assert services.event_record_for_visitor(visitor, "view", products[0], source="grid") is None
+    assert Visit.objects.count() == 0 and Event.objects.count() == 0
+    assert [(e["t"], e["p"], e["s"]) for e in visitor.state.deferred] == [("view", products[0].pk, "grid")]
+    # An unsafe method (it passed CSRF with our cookie) may start one.
+    posted = Visitor(session=SessionStore(), gated=True, safe_method=False)
+    assert services.event_record_for_visitor(posted, "view", products[0]).visit_id == Visit.objects.get().pk
