@@ -113,3 +113,25 @@ def test_a_web_worker_starts_without_the_training_libraries(tmp_path):
     out = subprocess.run([sys.executable, "-c", code], cwd=ROOT, env=env, capture_output=True, text=True, timeout=120)
     assert out.returncode == 0, out.stderr[-2000:]
     assert out.stdout.strip().splitlines()[-1] == "[]"
+
+
+def request_parameters(source: str) -> list[tuple[int, str]]:
+    """(line, function name) of each function with a parameter named ``request``."""
+    found = []
+    for node in ast.walk(ast.parse(source)):
+        if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)):
+            args = node.args
+            names = [a.arg for a in (*args.posonlyargs, *args.args, *args.kwonlyargs)]
+            if "request" in names:
+                found.append((node.lineno, node.name))
+    return found
+
+
+def test_services_and_selectors_take_no_request():
+    """Services and selectors take plain values (issue #15): the HTTP edge (views, API, middleware,
+    ``tracking.http.visitor_from_request``) turns the request into them."""
+    offenders = [f"{rel}:{line}: {name}" for rel, path in _project_files()
+                 if path.name in {"services.py", "selectors.py"} or path.parent.name in {"services", "selectors"}
+                 for line, name in request_parameters(path.read_text())]
+    assert offenders == [], "services or selectors that take the request:\n" + "\n".join(offenders)
+    assert request_parameters("def f(visitor, *, request=None):\n    pass\n") == [(1, "f")]

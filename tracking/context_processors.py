@@ -7,17 +7,19 @@ the one this browser's session holds; pages without one send no events (tracking
 from django.urls import reverse
 
 from .gate import VisitDeferred
-from .services import VISIT_SESSION_KEY, visit_for_request
+from .http import visitor_from_request, visitor_state
+from .services import VISIT_SESSION_KEY, visit_for_visitor
 
 
 def visit(request):
     # The storefront's base template puts these in window.SHOP for tracking.js.
     context = {"tracking_visit_id": "", "tracking_events_url": reverse("tracking-events")}
-    current = getattr(request, "_tracking_visit", None)
+    state = visitor_state(request)
+    current = state.visit if state is not None else None
     if current is None and hasattr(request, "session"):
         if request.session.get(VISIT_SESSION_KEY):
             try:
-                current = visit_for_request(request)  # the session exists: a browser, renewed as before
+                current = visit_for_visitor(visitor_from_request(request))  # the session exists: a browser, renewed as before
             except VisitDeferred:
                 current = None
     if current is not None:

@@ -8,7 +8,7 @@ A crawler or a script that sends no cookies must not grow the database: each of 
 * a POST (or any other unsafe method): it reached a view, so it passed CSRF and carried our cookie;
 * a request that returns the signed ``shop_pending`` cookie the shop set on an earlier response.
 
-Otherwise ``tracking.services.visit_for_request`` raises ``VisitDeferred``: the page renders
+Otherwise ``tracking.services.visit_for_visitor`` raises ``VisitDeferred``: the page renders
 without a visit (recommendations from the product alone), and the event it would have recorded
 (the product view) goes into the ``shop_pending`` cookie, signed, with its time. When the browser
 comes back with that cookie, the visit starts and those events are recorded first, with their
@@ -24,6 +24,8 @@ from django.utils import timezone
 
 from catalog.models import Product
 
+from .visitors import Visitor
+
 PENDING_COOKIE = "shop_pending"
 PENDING_SALT = "tracking.gate.pending"
 # At most this many events wait in the cookie (a browser returns it on its next request; only
@@ -36,17 +38,11 @@ class VisitDeferred(Exception):
     """This client has not shown it is a browser yet: it gets no visit and no session (yet)."""
 
 
-def gate_enable(request) -> None:
-    """Mark an HTTP request as subject to the gate (the middleware does; direct service calls are not)."""
-    request._visit_gate = True
-
-
-def _timeout_seconds() -> int:
+def timeout_seconds() -> int:
     return int(settings.VISIT_TIMEOUT_MINUTES) * 60
 
 
-def _session_exists(request) -> bool:
-    session = getattr(request, "session", None)
+def _session_exists(session) -> bool:
     if session is None:
         return False
     try:
@@ -56,20 +52,21 @@ def _session_exists(request) -> bool:
     return bool(session.session_key)
 
 
-def pending_events(request) -> list[dict] | None:
-    """The events waiting in this request's valid ``shop_pending`` cookie; None without one."""
-    if hasattr(request, "_visit_pending"):
-        return request._visit_pending
+def pending_events(visitor: Visitor) -> list[dict] | None:
+    """The events waiting in this browser's valid ``shop_pending`` cookie; None without one."""
+    state = visitor.state
+    if state.pending_read:
+        return state.pending
     events = None
-    raw = request.COOKIES.get(PENDING_COOKIE)
+    raw = visitor.pending_cookie
     if raw:
         try:
-            value = signing.loads(raw, salt=PENDING_SALT, max_age=_timeout_seconds())
+            value = signing.loads(raw, salt=PENDING_SALT, max_age=timeout_seconds())
             events = [_event_parse(item) for item in value][:PENDING_MAX]
             events = [e for e in events if e is not None]
         except (signing.BadSignature, ValueError, TypeError, KeyError):
             events = None
-    request._visit_pending = events
+    state.pending, state.pending_read = events, True
     return events
 
 
@@ -87,43 +84,43 @@ def _event_parse(item) -> dict | None:
     }
 
 
-def visit_may_start(request) -> bool:
-    if not getattr(request, "_visit_gate", False):
+def visit_may_start(visitor: Visitor) -> bool:
+    if not visitor.gated:
         return True
-    if request.method not in SAFE_METHODS:
+    if not visitor.safe_method:
         return True
-    if _session_exists(request):
+    if _session_exists(visitor.session):
         return True
-    return pending_events(request) is not None
+    return pending_events(visitor) is not None
 
 
-def event_defer(request, event_type: str, product, source: str = "") -> None:
+def event_defer(visitor: Visitor, event_type: str, product, source: str = "") -> None:
     """Keep an event of a client without a visit in its ``shop_pending`` cookie (set on the response)."""
     product_id = getattr(product, "pk", product)
-    deferred = getattr(request, "_visit_deferred", None)
-    if deferred is None:
-        deferred = request._visit_deferred = []
-    deferred.append({"t": event_type, "p": int(product_id), "s": source or "", "at": timezone.now().isoformat()})
+    state = visitor.state
+    if state.deferred is None:
+        state.deferred = []
+    state.deferred.append({"t": event_type, "p": int(product_id), "s": source or "", "at": timezone.now().isoformat()})
 
 
-def visit_refused(request) -> None:
-    """Remember that this request wanted a visit: its response asks the browser to show itself."""
-    if getattr(request, "_visit_deferred", None) is None:
-        request._visit_deferred = []
+def visit_refused(visitor: Visitor) -> None:
+    """Remember that this browser wanted a visit: the response asks it to show itself."""
+    if visitor.state.deferred is None:
+        visitor.state.deferred = []
 
 
-def pending_record(request, visit) -> int:
+def pending_record(visitor: Visitor, visit) -> int:
     """A visit has just started: record the events its browser made before (from the cookie)."""
-    events = pending_events(request) or []
-    request._visit_pending_done = True
+    events = pending_events(visitor) or []
+    visitor.state.pending_done = True
     if not events:
         return 0
     # why: services imports this module (services <-> gate is a cycle left to untangle in tracking)
     from . import services
 
     known = set(Product.objects.filter(pk__in={e["product"] for e in events}).values_list("pk", flat=True))
-    oldest = timezone.now() - timedelta(seconds=_timeout_seconds())
-    user = services._request_user(request)
+    oldest = timezone.now() - timedelta(seconds=timeout_seconds())
+    user = visitor.user
     stored = 0
     for event in events:
         if event["product"] not in known or event["type"] not in services.EVENT_TYPE_VALUES:
@@ -132,24 +129,15 @@ def pending_record(request, visit) -> int:
         if timezone.is_naive(stamp) or stamp < oldest or stamp > timezone.now():
             continue
         services.event_record(visit, event["type"], event["product"], source=services._label(event["source"], "source"),
-                              user=user, is_staff=bool(user and user.is_staff), timestamp=stamp)
+                              user=user, is_staff=visitor.is_staff, timestamp=stamp)
         stored += 1
     return stored
 
 
-def response_update(request, response) -> None:
-    """Set, keep or clear the ``shop_pending`` cookie after the view has run."""
-    deferred = getattr(request, "_visit_deferred", None)
-    if deferred is not None:
-        events = [
-            {"t": e["type"], "p": e["product"], "s": e["source"], "at": e["timestamp"].isoformat()}
-            for e in (pending_events(request) or [])
-        ] + deferred
-        # Signed (only the shop can have written it) and dated (max_age on reading); URL-safe base64,
-        # so no cookie quoting for clients to get wrong.
-        response.set_cookie(
-            PENDING_COOKIE, signing.dumps(events[-PENDING_MAX:], salt=PENDING_SALT, compress=True),
-            max_age=_timeout_seconds(), httponly=True, samesite="Lax", secure=settings.SESSION_COOKIE_SECURE,
-        )
-    elif getattr(request, "_visit_pending_done", False) and PENDING_COOKIE in request.COOKIES:
-        response.delete_cookie(PENDING_COOKIE, samesite="Lax")
+def pending_cookie_value(visitor: Visitor) -> str:
+    """The ``shop_pending`` cookie's new value: the events still waiting and those deferred now."""
+    events = [
+        {"t": e["type"], "p": e["product"], "s": e["source"], "at": e["timestamp"].isoformat()}
+        for e in (pending_events(visitor) or [])
+    ] + (visitor.state.deferred or [])
+    return signing.dumps(events[-PENDING_MAX:], salt=PENDING_SALT, compress=True)

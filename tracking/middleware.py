@@ -1,6 +1,6 @@
 """Puts HTTP requests under the visit gate (tracking.gate): clients that have not shown they are
 browsers get no visit and no session; the signed pending-events cookie is set or cleared here."""
-from . import gate
+from . import http
 
 
 class VisitGateMiddleware:
@@ -8,7 +8,7 @@ class VisitGateMiddleware:
         self.get_response = get_response
 
     def __call__(self, request):
-        gate.gate_enable(request)
+        http.gate_enable(request)
         response = self.get_response(request)
-        gate.response_update(request, response)
+        http.response_update(request, response)
         return response

@@ -20,6 +20,7 @@ from catalog.selectors import product_external_ids
 from .attribution import RECOMMENDATION_SOURCES, served_token_checker
 from . import db, gate
 from .models import Event, EventBatchKey, EventType, Visit
+from .visitors import Visitor
 
 VISIT_SESSION_KEY = "tracking_visit"
 # last_seen is written (session and database) at most this often: the 30-minute expiry is then
@@ -36,22 +37,18 @@ TRUSTED_EVENTS_PERMISSION = "tracking.record_trusted_events"
 
 # --- Visits ------------------------------------------------------------------------------
 
-def _request_user(request):
-    user = getattr(request, "user", None)
-    return user if user is not None and user.is_authenticated else None
-
-
-def visit_for_request(request) -> Visit:
+def visit_for_visitor(visitor: Visitor) -> Visit:
     """The visit of this browser session: renewed while active, a new one after
-    ``VISIT_TIMEOUT_MINUTES`` of inactivity. The id lives server-side in ``request.session``."""
-    cached = getattr(request, "_tracking_visit", None)
-    if cached is not None:
-        return cached
+    ``VISIT_TIMEOUT_MINUTES`` of inactivity. The id lives server-side in the browser's session."""
+    state = visitor.state
+    if state.visit is not None:
+        return state.visit
     now = timezone.now()
     timeout = timedelta(minutes=settings.VISIT_TIMEOUT_MINUTES)
-    user = _request_user(request)
-    is_staff = bool(user and user.is_staff)
-    data = request.session.get(VISIT_SESSION_KEY) or {}
+    user = visitor.user
+    is_staff = visitor.is_staff
+    session = visitor.session
+    data = session.get(VISIT_SESSION_KEY) or {}
     visit = None
     last_seen = None
     if data:
@@ -62,14 +59,14 @@ def visit_for_request(request) -> Visit:
         except (KeyError, TypeError, ValueError):
             visit = None
     if visit is None:
-        if not gate.visit_may_start(request):  # a client that has not shown it is a browser (gate.py)
-            gate.visit_refused(request)
+        if not gate.visit_may_start(visitor):  # a client that has not shown it is a browser (gate.py)
+            gate.visit_refused(visitor)
             raise gate.VisitDeferred()
         visit = Visit.objects.create(
             started=now, last_seen=now, user=user, is_staff=is_staff, source=Visit.Source.WEB
         )
         last_seen = now
-        gate.pending_record(request, visit)
+        gate.pending_record(visitor, visit)
     else:
         changes = {}
         if user is not None and visit.user_id != user.pk:
@@ -85,8 +82,8 @@ def visit_for_request(request) -> Visit:
                 setattr(visit, name, value)
     new_data = {"pk": visit.pk, "uuid": str(visit.uuid), "last_seen": last_seen.isoformat()}
     if new_data != data:
-        request.session[VISIT_SESSION_KEY] = new_data
-    request._tracking_visit = visit
+        session[VISIT_SESSION_KEY] = new_data
+    state.visit = visit
     return visit
 
 
@@ -154,18 +151,17 @@ def _label(value, field: str) -> str:
     return str(value or "").replace("\x00", "")[: _LABEL_MAX[field]]
 
 
-def event_record_for_request(
-    request, event_type, product, *, source="", position=None, model_version=""
+def event_record_for_visitor(
+    visitor: Visitor, event_type, product, *, source="", position=None, model_version=""
 ) -> Event | None:
-    """Record an event of the request's visit (the storefront calls this for view, add_to_cart,
+    """Record an event of the browser's visit (the storefront calls this for view, add_to_cart,
     remove_from_cart and purchase). A client without a visit yet (tracking.gate) keeps the event in
     its pending cookie until it shows it is a browser; None is returned then."""
     try:
-        visit = visit_for_request(request)
+        visit = visit_for_visitor(visitor)
     except gate.VisitDeferred:
-        gate.event_defer(request, event_type, product, source=_label(source, "source"))
+        gate.event_defer(visitor, event_type, product, source=_label(source, "source"))
         return None
-    user = _request_user(request)
     return event_record(
         visit,
         event_type,
@@ -173,8 +169,8 @@ def event_record_for_request(
         source=_label(source, "source"),
         position=position,
         model_version=_label(model_version, "model_version"),
-        user=user,
-        is_staff=bool(user and user.is_staff),
+        user=visitor.user,
+        is_staff=visitor.is_staff,
     )
 
 
@@ -492,10 +488,11 @@ def sessions_export(
 
 
 __all__ = [
-    "visit_for_request",
+    "Visitor",
+    "visit_for_visitor",
     "visit_for_api",
     "event_record",
-    "event_record_for_request",
+    "event_record_for_visitor",
     "events_record_batch",
     "events_record_for_api",
     "events_screen",

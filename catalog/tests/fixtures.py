@@ -1,5 +1,5 @@
 """Shared pytest fixtures: a clean cache per test (the catalogue caches counts and pages in it),
-and a recorder standing in for tracking's event_record_for_request."""
+and a recorder standing in for tracking's event_record_for_visitor."""
 import pytest
 from django.core.cache import cache
 
@@ -17,13 +17,13 @@ def clean_cache():
 
 @pytest.fixture
 def tracked(monkeypatch):
-    """Replace tracking.services.event_record_for_request (it may not exist yet) with a recorder."""
+    """Replace tracking.services.event_record_for_visitor (it may not exist yet) with a recorder."""
     import tracking.services
 
     events = []
 
-    def record(request, event_type, product, source=""):
+    def record(visitor, event_type, product, source=""):
         events.append((event_type, product.pk, source))
 
-    monkeypatch.setattr(tracking.services, "event_record_for_request", record, raising=False)
+    monkeypatch.setattr(tracking.services, "event_record_for_visitor", record, raising=False)
     return events

@@ -18,5 +18,5 @@ class SessionOwnerMiddleware:
         session = getattr(request, "session", None)
         # An empty session (none yet, or flushed by logout) stays unsaved: no row for a bare visit.
         if session is not None and session.modified and not session.is_empty():
-            services.session_owner_ensure(request)
+            services.session_owner_ensure(session)
         return response

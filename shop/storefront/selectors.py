@@ -99,7 +99,7 @@ class RecommendedProducts(list):
 
 def recommended_for_you(visit_uuid: uuid.UUID | None, product: Product, limit: int = 8) -> RecommendedProducts:
     """The visit's next products from the active recommender (popular ones of this category as
-    fallback); without a visit (``services.visit_uuid_for_request``) this product is the session."""
+    fallback); without a visit (``services.visit_uuid_for_visitor``) this product is the session."""
     items = None if visit_uuid is not None else [product.pk]
     return RecommendedProducts(ranking.recommend_for_session(session=visit_uuid, items=items, k=limit, explain=True,
                                                              category=product.category_id))

@@ -1,5 +1,6 @@
 """Storefront changes: the browser's owner id, its database cart and placing orders; they record
-tracking events."""
+tracking events. They take the browser as plain values (its session store, or tracking's Visitor
+built by the views), never the request."""
 from __future__ import annotations
 
 import logging
@@ -15,6 +16,7 @@ from django.db.models.functions import Least
 from catalog.models import Product
 from shop.models import Cart, CartItem, Order, OrderLine
 from tracking import services as tracking_services
+from tracking.visitors import Visitor
 
 from . import db, selectors
 from .selectors import OWNER_SESSION_KEY
@@ -32,40 +34,40 @@ class CheckoutError(Exception):
         self.errors = errors
 
 
-def _record(request, event_type: str, product: Product, source: str = "") -> None:
-    """Record a tracking event of the request's visit; a tracking failure is logged and never breaks
+def _record(visitor: Visitor, event_type: str, product: Product, source: str = "") -> None:
+    """Record a tracking event of the browser's visit; a tracking failure is logged and never breaks
     a cart change or a placed order."""
     try:
-        tracking_services.event_record_for_request(request, event_type, product, source=source)
+        tracking_services.event_record_for_visitor(visitor, event_type, product, source=source)
     except Exception:  # noqa: BLE001 - tracking must not break shopping
         logger.exception("tracking event %s for product %s failed", event_type, product.pk)
 
 
-def _visit(request):
+def _visit(visitor: Visitor):
     try:
-        return tracking_services.visit_for_request(request)
+        return tracking_services.visit_for_visitor(visitor)
     except Exception:  # noqa: BLE001 - an order without its visit is still an order
         logger.exception("no visit for the order")
         return None
 
 
-def product_view_record(request, product: Product, source: str = "") -> None:
-    _record(request, "view", product, source=source)
+def product_view_record(visitor: Visitor, product: Product, source: str = "") -> None:
+    _record(visitor, "view", product, source=source)
 
 
-def visit_uuid_for_request(request) -> uuid.UUID | None:
-    """The uuid of the request's visit (started now when it has none), for the product page's
+def visit_uuid_for_visitor(visitor: Visitor) -> uuid.UUID | None:
+    """The uuid of the browser's visit (started now when it has none), for the product page's
     recommendations; None for a client that has not shown it is a browser yet (tracking.gate) or
     when tracking fails: the page then recommends from the product alone."""
     try:
-        return tracking_services.visit_for_request(request).uuid
+        return tracking_services.visit_for_visitor(visitor).uuid
     except Exception:  # noqa: BLE001 - recommendations must not break the product page
         return None
 
 
 # --- The browser's owner id ------------------------------------------------------------------
 
-def session_owner_ensure(request) -> uuid.UUID:
+def session_owner_ensure(session) -> uuid.UUID:
     """The browser's owner id, given to its session now if it has none yet.
 
     A session gets its owner id when it is first saved (SessionOwnerMiddleware), before any other
@@ -74,7 +76,6 @@ def session_owner_ensure(request) -> uuid.UUID:
     (the session blob is written whole, last writer wins), so the id is chosen under a lock on the
     session and read back from the session's database row, not from a cache in front of it.
     """
-    session = request.session
     owner = selectors.session_owner(session)  # loads the session: an unknown key is dropped here
     if owner is not None:
         return owner
@@ -116,13 +117,13 @@ def _cart_for_update(owner: uuid.UUID, *, create: bool) -> Cart | None:
             continue  # a parallel request opened it first (cart_one_open_per_owner): take theirs
 
 
-def cart_add(request, product: Product, quantity: int = 1) -> int:
+def cart_add(visitor: Visitor, product: Product, quantity: int = 1) -> int:
     """Add ``quantity`` of an active product; returns the new quantity in the cart (capped at MAX_QUANTITY)."""
     if not product.is_active:
         raise ValueError("This product is no longer available.")
     if quantity <= 0:
         raise ValueError("Quantity must be at least 1.")
-    owner = session_owner_ensure(request)
+    owner = session_owner_ensure(visitor.session)
     with transaction.atomic():
         cart = _cart_for_update(owner, create=True)
         item = CartItem.objects.filter(cart=cart, product=product).first()
@@ -133,14 +134,14 @@ def cart_add(request, product: Product, quantity: int = 1) -> int:
             new_quantity = min(item.quantity + quantity, MAX_QUANTITY)
             CartItem.objects.filter(pk=item.pk).update(quantity=Least(F("quantity") + quantity, Value(MAX_QUANTITY)))
         cart.save(update_fields=["updated"])
-    _record(request, "add_to_cart", product, source="cart")
+    _record(visitor, "add_to_cart", product, source="cart")
     return new_quantity
 
 
-def cart_set_quantity(request, product: Product, quantity: int) -> None:
+def cart_set_quantity(session, product: Product, quantity: int) -> None:
     if quantity <= 0:
         raise ValueError("Quantity must be at least 1 (use Remove to take an item out).")
-    owner = selectors.session_owner(request.session)
+    owner = selectors.session_owner(session)
     with transaction.atomic():
         cart = _cart_for_update(owner, create=False) if owner else None
         if cart is None or not CartItem.objects.filter(cart=cart, product=product).update(
@@ -149,20 +150,20 @@ def cart_set_quantity(request, product: Product, quantity: int) -> None:
         cart.save(update_fields=["updated"])
 
 
-def cart_remove(request, product: Product) -> bool:
-    owner = selectors.session_owner(request.session)
+def cart_remove(visitor: Visitor, product: Product) -> bool:
+    owner = selectors.session_owner(visitor.session)
     with transaction.atomic():
         cart = _cart_for_update(owner, create=False) if owner else None
         if cart is None or not CartItem.objects.filter(cart=cart, product=product).delete()[0]:
             return False
         cart.save(update_fields=["updated"])
-    _record(request, "remove_from_cart", product, source="cart")
+    _record(visitor, "remove_from_cart", product, source="cart")
     return True
 
 
 # --- Checkout ----------------------------------------------------------------------------------
 
-def order_place(request, *, name: str, email: str) -> tuple[Order, bool]:
+def order_place(visitor: Visitor, *, name: str, email: str) -> tuple[Order, bool]:
     """Turn the browser's open cart into an Order (prices captured now) and record the purchases;
     returns the order and whether this call placed it.
 
@@ -174,10 +175,10 @@ def order_place(request, *, name: str, email: str) -> tuple[Order, bool]:
     All or nothing: products are locked while checked, and any problem (empty cart, inactive product,
     mixed currencies) raises CheckoutError with every message and changes nothing.
     """
-    owner = selectors.session_owner(request.session)
+    owner = selectors.session_owner(visitor.session)
     if owner is None:
         raise CheckoutError(["Your cart is empty."])
-    visit = _visit(request)
+    visit = _visit(visitor)
     with transaction.atomic():
         cart = _cart_for_update(owner, create=False)
         if cart is None:
@@ -217,5 +218,5 @@ def order_place(request, *, name: str, email: str) -> tuple[Order, bool]:
         cart.status = Cart.Status.ORDERED
         cart.save(update_fields=["status", "updated"])
     for product, _ in lines:
-        _record(request, "purchase", product, source="cart")
+        _record(visitor, "purchase", product, source="cart")
     return order, True

@@ -1,4 +1,5 @@
-"""Storefront pages. Thin: they parse input with forms, call selectors and services, render templates."""
+"""Storefront pages. Thin: they parse input with forms, call selectors and services (with the browser
+as plain values: its session, or tracking's Visitor from ``visitor_from_request``), render templates."""
 from functools import lru_cache
 
 from django.contrib import messages
@@ -15,6 +16,7 @@ from catalog import selectors as catalog_selectors
 from catalog.images import product_placeholder_svg
 from catalog.models import Product
 from catalog.pagination import CachedCountPaginator
+from tracking.http import visitor_from_request
 
 from . import selectors, services
 from .forms import PAGE_SIZES, SORT_LABELS, CheckoutForm, ProductFilterForm, QuantityForm
@@ -73,8 +75,9 @@ def product_detail(request, pk):
     product = catalog_selectors.product_get(pk, active_only=False)
     if product is None:
         raise Http404("No such product")
-    services.product_view_record(request, product, source=request.GET.get("src", "")[:40])
-    visit_uuid = services.visit_uuid_for_request(request)
+    visitor = visitor_from_request(request)
+    services.product_view_record(visitor, product, source=request.GET.get("src", "")[:40])
+    visit_uuid = services.visit_uuid_for_visitor(visitor)
     return render(request, "storefront/product.html", {
         "product": product,
         "breadcrumbs": catalog_selectors.category_ancestors(product.category_id),
@@ -116,7 +119,7 @@ def cart_add(request, pk):
     form = QuantityForm(request.POST)
     if form.is_valid():
         try:
-            services.cart_add(request, product, form.cleaned_data["quantity"])
+            services.cart_add(visitor_from_request(request), product, form.cleaned_data["quantity"])
         except ValueError as exc:
             messages.error(request, str(exc))
             return redirect("storefront:product", pk=pk)
@@ -133,7 +136,7 @@ def cart_update(request, pk):
     form = QuantityForm(request.POST)
     if form.is_valid():
         try:
-            services.cart_set_quantity(request, product, form.cleaned_data["quantity"])
+            services.cart_set_quantity(request.session, product, form.cleaned_data["quantity"])
         except ValueError as exc:
             return _cart_page(request, errors=[str(exc)], status=400)
         return redirect("storefront:cart")
@@ -143,7 +146,7 @@ def cart_update(request, pk):
 @require_POST
 def cart_remove(request, pk):
     product = get_object_or_404(Product, pk=pk)
-    if services.cart_remove(request, product):
+    if services.cart_remove(visitor_from_request(request), product):
         messages.success(request, f"Removed {product.name} from your cart.")
     return redirect("storefront:cart")
 
@@ -158,7 +161,7 @@ def checkout(request):
     if request.method == "POST":
         if form.is_valid():
             try:
-                order, _ = services.order_place(request, **form.cleaned_data)
+                order, _ = services.order_place(visitor_from_request(request), **form.cleaned_data)
             except services.CheckoutError as exc:
                 for error in exc.errors:
                     form.add_error(None, error)

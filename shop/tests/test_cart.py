@@ -82,7 +82,7 @@ def test_tracking_failure_does_not_break_the_cart(client, lamp, monkeypatch):
     def broken(*args, **kwargs):
         raise RuntimeError("tracking down")
 
-    monkeypatch.setattr(tracking.services, "event_record_for_request", broken, raising=False)
+    monkeypatch.setattr(tracking.services, "event_record_for_visitor", broken, raising=False)
     assert client.post(f"/cart/add/{lamp.pk}/", {"quantity": 1}).status_code == 302
     assert cart_of(client) == {lamp.pk: 1}
 
@@ -206,3 +206,26 @@ def test_cart_page_reads_the_cart_in_one_query(client, lamp, chair, django_asser
     assert '<span class="badge" aria-label="2 items">2</span>' in html
     cart_queries = [q["sql"] for q in queries.captured_queries if "shop_cart" in q["sql"]]
     assert len(cart_queries) == 1, cart_queries
+
+
+def test_cart_and_checkout_services_need_no_request(lamp, chair):
+    """The storefront's services take the browser as plain values (issue #15): a session store for
+    the cart, tracking's Visitor for what is also recorded."""
+    from django.contrib.sessions.backends.db import SessionStore
+
+    from shop.storefront import selectors, services
+    from tracking.models import Event
+    from tracking.visitors import Visitor
+
+    session = SessionStore()
+    visitor = Visitor(session=session)
+    assert services.cart_add(visitor, lamp, 2) == 2
+    assert services.cart_add(visitor, chair, 1) == 1
+    services.cart_set_quantity(session, chair, 3)
+    assert [(line.product.pk, line.quantity) for line in selectors.cart_lines(session)] == [(lamp.pk, 2), (chair.pk, 3)]
+    assert services.cart_remove(visitor, chair) is True
+    order, placed = services.order_place(visitor, name="A", email="a@example.com")
+    assert placed and order.total == Decimal("39.80") and order.owner == selectors.session_owner(session)
+    assert order.visit.uuid == services.visit_uuid_for_visitor(visitor)
+    assert list(Event.objects.filter(visit=order.visit).order_by("id").values_list("event_type", "product_id")) == [
+        ("add_to_cart", lamp.pk), ("add_to_cart", chair.pk), ("remove_from_cart", chair.pk), ("purchase", lamp.pk)]

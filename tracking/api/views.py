@@ -17,6 +17,7 @@ from rest_framework.views import APIView
 from shop.parsers import JSONParser
 
 from .. import selectors, services
+from ..http import visitor_from_request
 from .serializers import IDEMPOTENCY_KEY_RE, EventBatchResultSerializer, EventBatchSerializer, SessionHistorySerializer
 
 IDEMPOTENCY_HEADER = "Idempotency-Key"
@@ -45,7 +46,7 @@ class EventBatchView(APIView):
     # is also why sendBeacon, which cannot set an X-CSRFToken header, works.) Events land on the
     # visit named in the body; a browser's visit id is a random uuid4 known only to its own pages,
     # and the user and staff flag come from that visit, recorded server-side by
-    # visit_for_request on page views, or from the API token. The endpoint is append-only,
+    # visit_for_visitor on page views, or from the API token. The endpoint is append-only,
     # validates every field and accepts only JSON (application/json, or text/plain from beacons).
     authentication_classes = [TokenAuthentication]
     permission_classes = [AllowAny]
@@ -121,7 +122,7 @@ class EventBatchView(APIView):
             own = (request.session.get(services.VISIT_SESSION_KEY) or {}) if hasattr(request, "session") else {}
             if own.get("uuid") == str(data["session"]):
                 # The browser's own visit: client-side activity keeps it alive like page views do.
-                visit = services.visit_for_request(request)
+                visit = services.visit_for_visitor(visitor_from_request(request))
                 if str(visit.uuid) == str(data["session"]):
                     outcome = services.events_record_batch(visit, data["events"], user=user, trusted=trusted,
                                                            key=batch_key)

@@ -8,6 +8,7 @@ from rest_framework.authtoken.models import Token
 from rest_framework.test import APIClient
 
 from tracking import services
+from tracking.http import visitor_from_request
 from tracking.models import Event, Visit
 
 URL = "/api/events/"
@@ -199,7 +200,7 @@ def test_context_processor_gives_the_visit(make_request):
     request = make_request()
     # Read-only (it runs for every template, Swagger UI's and the admin's too): no visit, no row.
     assert visit(request)["tracking_visit_id"] == "" and Visit.objects.count() == 0
-    current = services.visit_for_request(request)
+    current = services.visit_for_visitor(visitor_from_request(request))
     context = visit(request)
     assert context["tracking_events_url"] == "/api/events/"
     assert context["tracking_visit_id"] == str(current.uuid) == str(Visit.objects.get().uuid)
