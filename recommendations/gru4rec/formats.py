@@ -451,11 +451,6 @@ def _assemble(accs: list[_Chunks]) -> pd.DataFrame:
     )
 
 
-def session_time_order(sess: np.ndarray, times: np.ndarray) -> np.ndarray:
-    """Stable order by session id, then time (ties keep the file order)."""
-    codes, _ = pd.factorize(sess, sort=True)
-    return np.lexsort((times, codes))
-
 
 
 def write_tsv(df: pd.DataFrame, path: str | os.PathLike) -> None:
