@@ -149,8 +149,8 @@ def detect_layout(path, fmt: str = "auto") -> FileLayout:
                 first,
             )
     if fmt == "yoochoose":
-        # A header line, when there is one, is one that is not a click.
-        header = not fields[0].strip().isdigit() and not looks_click
+        # A header line, when there is one, has a click's four fields but is not a click.
+        header = len(fields) == 4 and not fields[0].strip().isdigit() and not looks_click
         return FileLayout(fmt, sep, header, ["session", "time", "item", "category"], first=first)
     if fmt == "gru4rec":
         if cols is None:
@@ -161,6 +161,8 @@ def detect_layout(path, fmt: str = "auto") -> FileLayout:
         layout.time_unit = _detect_time_unit(path, layout)
         return layout
     header = "event_time" in lowered
+    if not header and len(fields) != len(_REES46_DEFAULT):
+        raise ImportFormatError(f"not a REES46 log: the header lacks one of {_REES46_COLUMNS}", path, first)
     columns = [_REES46_NAMES.get(f, f) for f in lowered] if header else list(_REES46_DEFAULT)
     if not {"time", "event_type", "item", "session"} <= set(columns):
         raise ImportFormatError(f"not a REES46 log: the header lacks one of {_REES46_COLUMNS}", path, first)

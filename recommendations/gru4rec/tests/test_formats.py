@@ -258,3 +258,11 @@ def test_one_detection_errors_name_file_and_line(tmp_path):
     assert err.value.line == 3 and "unrecognised format" in str(err.value)
     with pytest.raises(DataFormatError, match="not a REES46 log"):
         detect_layout(str(_write(tmp_path, "event_time,user_session,x\n", "r.csv")))
+    with pytest.raises(DataFormatError, match="line 1: not a REES46 log"):
+        read_events(_write(tmp_path, "SessionId\tItemId\tTime\n1\t2\t3\n", "g.tsv"), fmt="rees46")
+    # a headerless REES46 log (its nine columns in their order) when the format is given
+    rees = _write(tmp_path, "2019-10-01 00:00:00 UTC,view,44600062,21,,shiseido,35.79,541312140,72d76fde\n", "n.csv")
+    assert detect_layout(str(rees), "rees46").header is False
+    assert _triples(read_events(rees, fmt="rees46")) == [("72d76fde", "44600062", 1569888000.0)]
+    with pytest.raises(DataFormatError, match="line 1: more than 4 fields"):
+        read_events(rees, fmt="yoochoose")  # nine fields: not a YOOCHOOSE header, a bad click
