@@ -1,12 +1,13 @@
 """The click-log formats: the readers of every supported file format, and the TSV writer.
 
 Formats: YOOCHOOSE raw clicks, GRU4Rec TSV (RetailRocket's processed views, the shop's own export;
-seconds, ms, us or ns, detected) and the REES46 event log. Two readers, one module:
+seconds, ms, us, ns or ISO 8601, detected) and the REES46 event log. One layout detection
+(``detect_layout``: format, separator, header, columns, time unit) serves both readers:
 
 - ``read_events``: a whole file into a ``SessionId, ItemId, Time`` frame, the first bad line
   raising ``DataFormatError`` (the engine CLI, the benchmarks, training on a file);
-- ``detect_layout`` + ``read_blocks`` / ``parse_block``: the shop's streaming import (tracking),
-  column-wise blocks of valid rows plus a ``RowError`` (line number, reason) per bad row.
+- ``read_blocks`` / ``parse_block``: the shop's streaming import (tracking), column-wise blocks of
+  valid rows plus a ``RowError`` (line number, reason) per bad row.
 """
 from __future__ import annotations
 
@@ -39,25 +40,45 @@ _REES46_COLUMNS = ("event_time", "event_type", "product_id", "user_session")
 REES46_TIME_FORMAT = "%Y-%m-%d %H:%M:%S UTC"
 
 
-# --------------------------------------------------------------------------------------- reading
-class _Layout:
-    """What sniffing the first line found: format, separator, header, column positions."""
+# ------------------------------------------------------------------------------ layout detection
+# One detection for both readers: the format, separator, header, column order and (GRU4Rec TSVs)
+# time unit, from the first non-blank line (and, for the time unit, the first rows).
 
-    def __init__(self, fmt, sep, header, n_fields, cols, first=1):
-        self.fmt, self.sep, self.header, self.n_fields, self.cols = fmt, sep, header, n_fields, cols
-        self.first = first  # number of the first non-blank line (the header, if any)
+IMPORT_FORMATS = ("yoochoose", "gru4rec", "rees46")
+# The role of each column a reader uses; a GRU4Rec header's other columns are named "_<index>".
+_REES46_NAMES = {"event_time": "time", "product_id": "item", "category_code": "category", "user_session": "session"}
+_REES46_DEFAULT = ["time", "event_type", "item", "category_id", "category", "brand", "price", "user_id", "session"]
+_ROLES = {"session": "SessionId", "item": "ItemId", "time": "Time"}
+
+
+class ImportFormatError(DataFormatError):
+    """The file as a whole is not one of the supported formats."""
+
+
+@dataclass
+class FileLayout:
+    fmt: str  # "yoochoose", "gru4rec" or "rees46"
+    sep: str  # "\t", ",", ";", "|" or r"\s+"
+    header: bool
+    columns: list[str]  # names of the file's columns, in order ("session", "item", "time", ...)
+    time_unit: str = ""  # gru4rec: "s", "ms", "us", "ns" or "iso"
+    first: int = 1  # number of the first non-blank line (the header, if any)
+
+    @property
+    def n_fields(self) -> int:
+        return len(self.columns)
 
 
 def _first_line(path) -> tuple[str, int]:
     """The first non-blank line and its 1-based number."""
-    with open(path, encoding="utf-8-sig", newline="") as fh:
+    with open(path, encoding="utf-8-sig", errors="replace", newline="") as fh:
         for number, line in enumerate(fh, start=1):
             if line.strip():
                 return line.rstrip("\r\n"), number
-    raise DataFormatError("file is empty", path)
+    raise ImportFormatError("file is empty", path)
 
 
-def _sniff_sep(line: str, path) -> str:
+def _sniff_sep(line: str, path, first: int) -> str:
     # Tab first: GRU4Rec files are TSV, and a tab never occurs inside an id or a timestamp,
     # while a comma may (a REES46 category path does not, but free text could).
     for sep in ("\t", ",", ";", "|"):
@@ -65,7 +86,7 @@ def _sniff_sep(line: str, path) -> str:
             return sep
     if len(line.split()) >= 3:
         return r"\s+"
-    raise DataFormatError(f"cannot detect the separator: fewer than 3 fields in {line[:80]!r}", path)
+    raise ImportFormatError(f"cannot detect the separator: fewer than 3 fields in {line[:80]!r}", path, first)
 
 
 def _split(line: str, sep: str) -> list[str]:
@@ -85,38 +106,90 @@ def _header_cols(fields: list[str]) -> dict[str, int] | None:
     return cols if len(cols) == 3 else None
 
 
-def _layout(path, fmt: str) -> _Layout:
+def _unit_for(magnitude: float) -> str:
+    """The unit of numeric unix times of this (median) magnitude: 1.4e9 is seconds, 1.4e12 ms,
+    1.4e15 microseconds, 1.4e18 ns."""
+    if magnitude >= 1e17:
+        return "ns"
+    if magnitude >= 1e14:
+        return "us"
+    if magnitude >= 1e11:
+        return "ms"
+    return "s"
+
+
+def detect_layout(path, fmt: str = "auto") -> FileLayout:
+    """Format, separator, header, column order and (for GRU4Rec TSVs) the time unit of a log file.
+
+    ``fmt``: ``auto`` (detect), ``yoochoose``, ``gru4rec`` (``tsv`` is the same) or ``rees46``.
+    Raises ``ImportFormatError`` (a ``DataFormatError``) naming the file and line."""
+    fmt = "gru4rec" if fmt == "tsv" else fmt
+    if fmt not in IMPORT_FORMATS + ("auto",):
+        raise ImportFormatError(f"unknown format {fmt!r}; expected one of {', '.join(IMPORT_FORMATS)} or auto")
     line, first = _first_line(path)
-    lay = _detect(path, fmt, line, first)
-    lay.first = first
-    return lay
-
-
-def _detect(path, fmt: str, line: str, first: int) -> _Layout:
-    sep = _sniff_sep(line, path)
+    sep = _sniff_sep(line, path, first)
     fields = _split(line, sep)
-    lower = [f.strip().lower() for f in fields]
-    if fmt in ("auto", "rees46") and all(c in lower for c in _REES46_COLUMNS):
-        return _Layout("rees46", sep, True, len(fields), {c: lower.index(c) for c in _REES46_COLUMNS})
-    if fmt == "rees46":
-        raise DataFormatError(f"not a REES46 log: the header lacks one of {_REES46_COLUMNS}", path, first)
+    lowered = [f.strip().lower() for f in fields]
     cols = _header_cols(fields)
-    if cols is not None:
-        if fmt == "yoochoose":
-            raise DataFormatError("YOOCHOOSE clicks have no header line", path, first)
-        return _Layout("tsv", sep, True, len(fields), cols)
-    looks_yoochoose = len(fields) == 4 and bool(_ISO_RE.match(fields[1].strip()))
-    if fmt == "yoochoose" or (fmt == "auto" and looks_yoochoose):
-        return _Layout("yoochoose", sep, False, len(fields), {"SessionId": 0, "Time": 1, "ItemId": 2})
-    if len(fields) == 3:
-        # A headerless 3-column file: the GRU4Rec column order.
-        return _Layout("tsv", sep, False, 3, {"SessionId": 0, "ItemId": 1, "Time": 2})
-    raise DataFormatError(
-        "unrecognised format: expected a SessionId/ItemId/Time header, a REES46 header or "
-        f"YOOCHOOSE clicks; first line: {line[:80]!r}",
-        path,
-        first,
-    )
+    looks_click = len(fields) == 4 and bool(_ISO_RE.match(fields[1].strip()))
+    if fmt == "auto":
+        if "event_time" in lowered and "user_session" in lowered:
+            fmt = "rees46"
+        elif cols is not None:
+            fmt = "gru4rec"
+        elif looks_click:
+            fmt = "yoochoose"
+        elif len(fields) == 3:
+            fmt = "gru4rec"  # a headerless 3-column file: the GRU4Rec column order
+        else:
+            raise ImportFormatError(
+                "unrecognised format: expected a SessionId/ItemId/Time header, a REES46 header or "
+                f"YOOCHOOSE clicks; first line: {line[:80]!r}",
+                path,
+                first,
+            )
+    if fmt == "yoochoose":
+        # A header line, when there is one, has a click's four fields but is not a click.
+        header = len(fields) == 4 and not fields[0].strip().isdigit() and not looks_click
+        return FileLayout(fmt, sep, header, ["session", "time", "item", "category"], first=first)
+    if fmt == "gru4rec":
+        if cols is None:
+            layout = FileLayout(fmt, sep, False, ["session", "item", "time"], first=first)
+        else:
+            roles = {i: role for role, name in _ROLES.items() for i in [cols[name]]}
+            layout = FileLayout(fmt, sep, True, [roles.get(i, f"_{i}") for i in range(len(fields))], first=first)
+        layout.time_unit = _detect_time_unit(path, layout)
+        return layout
+    header = "event_time" in lowered
+    if not header and len(fields) != len(_REES46_DEFAULT):
+        raise ImportFormatError(f"not a REES46 log: the header lacks one of {_REES46_COLUMNS}", path, first)
+    columns = [_REES46_NAMES.get(f, f) for f in lowered] if header else list(_REES46_DEFAULT)
+    if not {"time", "event_type", "item", "session"} <= set(columns):
+        raise ImportFormatError(f"not a REES46 log: the header lacks one of {_REES46_COLUMNS}", path, first)
+    return FileLayout(fmt, sep, header, columns, first=first)
+
+
+def _detect_time_unit(path, layout: FileLayout) -> str:
+    """ISO 8601 times, or the unit of numeric ones from the median of the first rows."""
+    idx = layout.columns.index("time")
+    values = []
+    with open(path, encoding="utf-8-sig", errors="replace", newline="") as f:
+        for number, line in enumerate(f, start=1):
+            if number < layout.first + layout.header or not line.strip():
+                continue
+            parts = _split(line.rstrip("\r\n"), layout.sep) if layout.sep == r"\s+" else line.rstrip("\r\n").split(layout.sep)
+            if len(parts) > idx:
+                if not values and _ISO_RE.match(parts[idx].strip()):
+                    return "iso"
+                try:
+                    values.append(float(parts[idx]))
+                except ValueError:
+                    pass
+            if len(values) >= 1000:
+                break
+    if not values:
+        return "s"
+    return _unit_for(float(np.median(np.abs(values))))
 
 
 def _bad(mask: np.ndarray, lines: np.ndarray, path, what: str, values=None):
@@ -154,19 +227,15 @@ def _parse_datetimes(values: pd.Series, lines: np.ndarray, path, fmt_hint: str |
     return _ns_to_seconds(ns)
 
 
+_PER_SECOND = {"s": 1.0, "ms": 1e3, "us": 1e6, "ns": 1e9}
+
+
 def _time_scale(values: np.ndarray) -> float:
-    """Divisor from raw numeric times to seconds, from their magnitude (median, so a few odd rows
-    do not decide): 1.4e9 is seconds, 1.4e12 ms, 1.4e15 microseconds, 1.4e18 ns."""
+    """Divisor from raw numeric times to seconds, from their magnitude (the median of the whole
+    file, so a few odd rows do not decide; ``_unit_for``)."""
     if values.size == 0:
         return 1.0
-    m = float(np.median(np.abs(values)))
-    if m >= 1e17:
-        return 1e9
-    if m >= 1e14:
-        return 1e6
-    if m >= 1e11:
-        return 1e3
-    return 1.0
+    return _PER_SECOND[_unit_for(float(np.median(np.abs(values))))]
 
 
 class _Chunks:
@@ -178,10 +247,20 @@ class _Chunks:
         self.time_kind = None  # "number" (unit decided from the magnitude) or "datetime"
 
 
+def _engine_cols(lay: FileLayout) -> dict[str, int]:
+    """The engine's column positions: SessionId/ItemId/Time, or REES46's own names."""
+    if lay.fmt == "rees46":
+        names = {"event_time": "time", "event_type": "event_type", "product_id": "item", "user_session": "session"}
+    else:
+        names = {"SessionId": "session", "ItemId": "item", "Time": "time"}
+    return {col: lay.columns.index(role) for col, role in names.items()}
+
+
 def _read_file(path, fmt: str, event_types, chunksize: int, acc: _Chunks) -> None:
-    lay = _layout(path, fmt)
+    lay = detect_layout(path, fmt)
     if event_types is not None and lay.fmt != "rees46":
         raise DataFormatError("event_types filters only REES46 logs (they have an event_type column)", path)
+    cols = _engine_cols(lay)
     # Leading blank lines and the header are skipped; data rows then map 1:1 to file lines.
     skip = lay.first if lay.header else lay.first - 1
     first_line = skip + 1
@@ -190,7 +269,7 @@ def _read_file(path, fmt: str, event_types, chunksize: int, acc: _Chunks) -> Non
     else:
         # The C parser types the numeric columns (fast); only empty fields are missing values,
         # so an item id such as "NA" stays an id.
-        typing = {"dtype": {lay.cols["ItemId"]: object}, "keep_default_na": False, "na_values": [""]}
+        typing = {"dtype": {cols["ItemId"]: object}, "keep_default_na": False, "na_values": [""]}
     reader = pd.read_csv(
         path,
         sep=lay.sep,
@@ -218,9 +297,9 @@ def _read_file(path, fmt: str, event_types, chunksize: int, acc: _Chunks) -> Non
             if blank.any():
                 chunk, lines = chunk[~blank], lines[~blank]
             if lay.fmt == "rees46":
-                _chunk_rees46(chunk, lines, lay, path, event_types, acc)
+                _chunk_rees46(chunk, lines, cols, path, event_types, acc)
             else:
-                _chunk_events(chunk, lines, lay, path, acc)
+                _chunk_events(chunk, lines, lay, cols, path, acc)
     except pd.errors.ParserError as exc:
         # e.g. "Expected 3 fields in line 7, saw 4" (pandas counts file lines, header included).
         m = re.search(r"line (\d+)", str(exc))
@@ -258,7 +337,7 @@ def _item_column(values: pd.Series, lines, path) -> np.ndarray:
     return np.asarray(uniques, dtype=object)[codes]
 
 
-def _time_column(values: pd.Series, lines, path, acc: _Chunks, lay: _Layout) -> np.ndarray:
+def _time_column(values: pd.Series, lines, path, acc: _Chunks, lay: FileLayout) -> np.ndarray:
     _bad(values.isna().to_numpy(), lines, path, "missing Time")
     if values.dtype.kind in "iuf":
         if acc.time_kind is None:
@@ -277,30 +356,30 @@ def _time_column(values: pd.Series, lines, path, acc: _Chunks, lay: _Layout) -> 
     return num
 
 
-def _chunk_events(chunk: pd.DataFrame, lines, lay: _Layout, path, acc: _Chunks) -> None:
+def _chunk_events(chunk: pd.DataFrame, lines, lay: FileLayout, cols: dict, path, acc: _Chunks) -> None:
     if chunk.shape[1] > lay.n_fields:
         extra = chunk.iloc[:, lay.n_fields :].notna().any(axis=1).to_numpy()
         _bad(extra, lines, path, f"more than {lay.n_fields} fields")
-    sess = _session_column(chunk.iloc[:, lay.cols["SessionId"]], lines, path, acc, lay.fmt == "yoochoose")
-    items = _item_column(chunk.iloc[:, lay.cols["ItemId"]], lines, path)
-    times = _time_column(chunk.iloc[:, lay.cols["Time"]], lines, path, acc, lay)
+    sess = _session_column(chunk.iloc[:, cols["SessionId"]], lines, path, acc, lay.fmt == "yoochoose")
+    items = _item_column(chunk.iloc[:, cols["ItemId"]], lines, path)
+    times = _time_column(chunk.iloc[:, cols["Time"]], lines, path, acc, lay)
     acc.sessions.append(sess)
     acc.items.append(items)
     acc.times.append(times)
 
 
-def _chunk_rees46(chunk: pd.DataFrame, lines, lay: _Layout, path, event_types, acc: _Chunks) -> None:
+def _chunk_rees46(chunk: pd.DataFrame, lines, cols: dict, path, event_types, acc: _Chunks) -> None:
     if event_types is not None:
-        keep = chunk.iloc[:, lay.cols["event_type"]].isin(list(event_types)).to_numpy()
+        keep = chunk.iloc[:, cols["event_type"]].isin(list(event_types)).to_numpy()
         chunk, lines = chunk[keep], lines[keep]
     # REES46 has rows without a user_session (anonymous traffic): they belong to no session.
-    sess = chunk.iloc[:, lay.cols["user_session"]]
+    sess = chunk.iloc[:, cols["user_session"]]
     keep = (sess != "").to_numpy()
     chunk, lines, sess = chunk[keep], lines[keep], sess[keep]
     acc.session_is_int = False
     acc.time_kind = "datetime"
-    items = _item_column(chunk.iloc[:, lay.cols["product_id"]], lines, path)
-    times = _parse_datetimes(chunk.iloc[:, lay.cols["event_time"]], lines, path, REES46_TIME_FORMAT)
+    items = _item_column(chunk.iloc[:, cols["product_id"]], lines, path)
+    times = _parse_datetimes(chunk.iloc[:, cols["event_time"]], lines, path, REES46_TIME_FORMAT)
     acc.sessions.append(sess.to_numpy(dtype=object))
     acc.items.append(items)
     acc.times.append(times)
@@ -374,11 +453,6 @@ def _assemble(accs: list[_Chunks]) -> pd.DataFrame:
     )
 
 
-def session_time_order(sess: np.ndarray, times: np.ndarray) -> np.ndarray:
-    """Stable order by session id, then time (ties keep the file order)."""
-    codes, _ = pd.factorize(sess, sort=True)
-    return np.lexsort((times, codes))
-
 
 
 def write_tsv(df: pd.DataFrame, path: str | os.PathLike) -> None:
@@ -399,7 +473,6 @@ def write_tsv(df: pd.DataFrame, path: str | os.PathLike) -> None:
 # Time TSV: RetailRocket's processed views, the shop's own export) and "rees46". The event types a
 # row becomes are named here (EVENT_NAMES); the importer maps them to its own codes.
 
-IMPORT_FORMATS = ("yoochoose", "gru4rec", "rees46")
 EVENT_NAMES = ("view", "add_to_cart", "remove_from_cart", "purchase")
 _NAME_CODE = {name: i for i, name in enumerate(EVENT_NAMES)}
 REES46_TYPES = {"view": "view", "cart": "add_to_cart", "remove_from_cart": "remove_from_cart", "purchase": "purchase"}
@@ -414,10 +487,6 @@ _INT_RE = r"[0-9]{1,18}"
 # (the 193k-row YOOCHOOSE week is three blocks), large enough that the per-block statements do
 # not count.
 BLOCK_BYTES = 4 * 1024 * 1024
-
-
-class ImportFormatError(ValueError):
-    """The file as a whole is not one of the supported formats."""
 
 
 @dataclass
@@ -443,90 +512,6 @@ class Chunk:
 
     def __len__(self):
         return len(self.time_us)
-
-
-@dataclass
-class FileLayout:
-    fmt: str
-    sep: str
-    header: bool
-    columns: list[str]  # names of the file's columns, in order
-    time_unit: str = ""  # gru4rec: "s" or "ms"
-
-
-def _block_first_line(path: str) -> str:
-    with open(path, "rb") as f:
-        for raw in f:
-            text = raw.decode("utf-8-sig", errors="replace").strip("\r\n")
-            if text.strip():
-                return text
-    raise ImportFormatError(f"{path} has no data")
-
-
-def _looks_like_iso(value: str) -> bool:
-    return bool(_ISO_RE.match(value))
-
-
-def detect_layout(path: str, fmt: str = "auto") -> FileLayout:
-    """Separator, header, column order and (for TSVs) the time unit of a log file."""
-    if fmt not in IMPORT_FORMATS + ("auto",):
-        raise ImportFormatError(f"unknown format {fmt!r}; expected one of {', '.join(IMPORT_FORMATS)} or auto")
-    line = _block_first_line(path)
-    sep = "\t" if line.count("\t") >= max(line.count(","), 1) else ","
-    fields = [f.strip() for f in line.split(sep)]
-    lowered = [f.lower() for f in fields]
-    if fmt == "auto":
-        if "event_time" in lowered and "user_session" in lowered:
-            fmt = "rees46"
-        elif {"sessionid", "itemid"} <= set(lowered):
-            fmt = "gru4rec"
-        elif len(fields) == 4 and sep == "," and _looks_like_iso(fields[1]):
-            fmt = "yoochoose"
-        elif len(fields) == 3:
-            fmt = "gru4rec"
-        else:
-            raise ImportFormatError(f"cannot tell the format of {path} from its first line: {line[:120]!r}")
-    if fmt == "yoochoose":
-        header = not fields[0].isdigit()
-        layout = FileLayout(fmt, sep, header, ["session", "time", "item", "category"])
-    elif fmt == "gru4rec":
-        header = "sessionid" in lowered
-        names = {"sessionid": "session", "itemid": "item", "time": "time", "timestamp": "time"}
-        columns = [names.get(f, f"_{i}") for i, f in enumerate(lowered)] if header else ["session", "item", "time"]
-        if not {"session", "item", "time"} <= set(columns):
-            raise ImportFormatError(f"{path}: a GRU4Rec TSV needs SessionId, ItemId and Time columns")
-        layout = FileLayout(fmt, sep, header, columns)
-        layout.time_unit = _detect_time_unit(path, layout)
-    else:
-        header = "event_time" in lowered
-        default = ["time", "event_type", "item", "category_id", "category", "brand", "price", "user_id", "session"]
-        names = {"event_time": "time", "product_id": "item", "category_code": "category", "user_session": "session"}
-        columns = [names.get(f, f) for f in lowered] if header else default
-        if not {"time", "event_type", "item", "session"} <= set(columns):
-            raise ImportFormatError(f"{path}: a REES46 CSV needs event_time, event_type, product_id, user_session")
-        layout = FileLayout(fmt, sep, header, columns)
-    return layout
-
-
-def _detect_time_unit(path: str, layout: FileLayout) -> str:
-    """Unix seconds or milliseconds, from the median of the first rows (ms values are > 1e11)."""
-    idx = layout.columns.index("time")
-    values = []
-    with open(path, encoding="utf-8", errors="replace") as f:
-        if layout.header:
-            next(f, None)
-        for line in f:
-            parts = line.rstrip("\r\n").split(layout.sep)
-            if len(parts) > idx:
-                try:
-                    values.append(float(parts[idx]))
-                except ValueError:
-                    pass
-            if len(values) >= 1000:
-                break
-    if not values:
-        return "s"
-    return "ms" if float(np.median(values)) > 1e11 else "s"
 
 
 def iter_blocks(
@@ -596,7 +581,7 @@ def parse_block(block: bytes, first_line: int, layout: FileLayout) -> tuple[Chun
     try:
         # Every line must have exactly the expected number of separators (one cheap C-level
         # count), else the careful path finds the lines that do not.
-        if block.count(layout.sep.encode()) != n_lines * (len(layout.columns) - 1):
+        if layout.sep == r"\s+" or block.count(layout.sep.encode()) != n_lines * (len(layout.columns) - 1):
             raise ValueError("field count mismatch")
         df = _read(block, layout, fast_dtype)
         if len(df) != n_lines:
@@ -616,7 +601,7 @@ def parse_block(block: bytes, first_line: int, layout: FileLayout) -> tuple[Chun
 
 def _careful_read(block: bytes, first_line: int, layout: FileLayout):
     """The slow path: check every line's field count, then read the good lines as strings."""
-    sep = layout.sep.encode()
+    sep = None if layout.sep == r"\s+" else layout.sep.encode()
     want = len(layout.columns)
     good: list[bytes] = []
     good_lines: list[int] = []
@@ -625,7 +610,7 @@ def _careful_read(block: bytes, first_line: int, layout: FileLayout):
         line = raw.rstrip(b"\r")
         if not line.strip():
             continue  # blank lines are not rows
-        n = line.count(sep) + 1
+        n = len(line.split()) if sep is None else line.count(sep) + 1
         if n != want:
             errors.append(RowError(first_line + i, f"expected {want} fields, got {n}"))
             continue
@@ -652,16 +637,16 @@ def _categories(column: pd.Series) -> tuple[np.ndarray, np.ndarray]:
 
 def _time_us(df: pd.DataFrame, layout: FileLayout) -> np.ndarray:
     col = df["time"]
-    if layout.fmt == "gru4rec":
+    if layout.fmt == "gru4rec" and layout.time_unit != "iso":
         values = pd.to_numeric(col, errors="coerce").to_numpy(dtype=np.float64)
-        scale = 1_000.0 if layout.time_unit == "ms" else 1_000_000.0
+        scale = 1e6 / _PER_SECOND[layout.time_unit]
         with np.errstate(invalid="ignore", over="ignore"):
             us = np.rint(values * scale)
         ok = np.isfinite(us) & (np.abs(us) < 9e18)
         out = np.full(len(us), _NAT, dtype=np.int64)
         out[ok] = us[ok].astype(np.int64)
         return out
-    if layout.fmt == "yoochoose":
+    if layout.fmt != "rees46":
         parsed = pd.to_datetime(col, format="ISO8601", errors="coerce", utc=True)
     else:
         parsed = pd.to_datetime(col, format=REES46_TIME_FORMAT, errors="coerce", utc=True)

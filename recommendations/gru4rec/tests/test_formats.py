@@ -205,3 +205,64 @@ def test_import_block_rees46_event_types(tmp_path):
     assert chunk.time_us.tolist() == [1569888000000000, 1569888001000000]
     assert [EVENT_NAMES[c] for c in chunk.type_code] == ["view", "add_to_cart"]
     assert [str(e) for e in errors] == ["line 4: unknown event_type"] and rows == 3
+
+
+# ------------------------------------------------------- one layout detection for both readers
+def test_one_detection_semicolons_header_aliases_and_microseconds(tmp_path):
+    p = _write(tmp_path, "time;item_id;session_id\n1400000002000000;b;7\n1400000001500000;a;7\n", "us.csv")
+    layout = detect_layout(str(p))
+    assert (layout.fmt, layout.sep, layout.header, layout.columns, layout.time_unit) == (
+        "gru4rec", ";", True, ["time", "item", "session"], "us")
+    assert _triples(read_events(p)) == [(7, "a", 1400000001.5), (7, "b", 1400000002.0)]
+    body = p.read_bytes().split(b"\n", 1)[1]
+    chunk, errors, rows = parse_block(body, 2, layout)
+    # string item ids: the block is read as text (the import's ids are then strings)
+    assert chunk.session.tolist() == ["7", "7"] and chunk.item.tolist() == ["b", "a"]
+    assert rows == 2 and errors == []
+    assert chunk.time_us.tolist() == [1400000002000000, 1400000001500000]
+
+
+def test_one_detection_whitespace_separated_headerless(tmp_path):
+    p = _write(tmp_path, "1 5 1400000000\n1  6 1400000010\n2 7\n", "ws.txt")
+    layout = detect_layout(str(p))
+    assert (layout.fmt, layout.sep, layout.header, layout.time_unit) == ("gru4rec", r"\s+", False, "s")
+    chunk, errors, rows = parse_block(p.read_bytes(), 1, layout)
+    assert chunk.item.tolist() == ["5", "6"]  # counted line by line, read as text
+    assert chunk.time_us.tolist() == [1400000000000000, 1400000010000000]
+    assert [str(e) for e in errors] == ["line 3: expected 3 fields, got 2"] and rows == 3
+
+
+def test_one_detection_iso_times_in_a_tsv(tmp_path):
+    p = _write(tmp_path, "SessionId\tItemId\tTime\n3\t9\t2014-04-07T10:51:09.277Z\n", "iso.tsv")
+    layout = detect_layout(str(p), "tsv")
+    assert (layout.fmt, layout.time_unit) == ("gru4rec", "iso")
+    chunk, errors, _ = parse_block(b"3\t9\t2014-04-07T10:51:09.277Z\n", 2, layout)
+    assert chunk.time_us.tolist() == [1396867869277000] and errors == []
+    assert read_events(p).Time.tolist() == [1396867869.277]
+
+
+def test_one_detection_yoochoose_header_only_when_forced_and_not_a_click(tmp_path):
+    p = _write(tmp_path, "SessionID,Timestamp,ItemID,Category\n4,2014-04-07T10:51:09.277Z,214536502,0\n", "h.dat")
+    assert detect_layout(str(p), "yoochoose").header is True
+    assert _triples(read_events(p, fmt="yoochoose")) == [(4, "214536502", 1396867869.277)]
+    bad_first = _write(tmp_path, "x,2014-04-07T10:51:09.277Z,214536502,0\n", "b.dat")
+    assert detect_layout(str(bad_first), "yoochoose").header is False
+    with pytest.raises(DataFormatError, match="line 1: SessionId is not an integer"):
+        read_events(bad_first, fmt="yoochoose")
+
+
+def test_one_detection_errors_name_file_and_line(tmp_path):
+    p = _write(tmp_path, "\n\na,b,c,d,e\n", "odd.csv")
+    with pytest.raises(DataFormatError) as err:
+        detect_layout(str(p))
+    assert err.value.line == 3 and "unrecognised format" in str(err.value)
+    with pytest.raises(DataFormatError, match="not a REES46 log"):
+        detect_layout(str(_write(tmp_path, "event_time,user_session,x\n", "r.csv")))
+    with pytest.raises(DataFormatError, match="line 1: not a REES46 log"):
+        read_events(_write(tmp_path, "SessionId\tItemId\tTime\n1\t2\t3\n", "g.tsv"), fmt="rees46")
+    # a headerless REES46 log (its nine columns in their order) when the format is given
+    rees = _write(tmp_path, "2019-10-01 00:00:00 UTC,view,44600062,21,,shiseido,35.79,541312140,72d76fde\n", "n.csv")
+    assert detect_layout(str(rees), "rees46").header is False
+    assert _triples(read_events(rees, fmt="rees46")) == [("72d76fde", "44600062", 1569888000.0)]
+    with pytest.raises(DataFormatError, match="line 1: more than 4 fields"):
+        read_events(rees, fmt="yoochoose")  # nine fields: not a YOOCHOOSE header, a bad click
