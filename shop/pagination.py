@@ -5,7 +5,7 @@ from django.core.paginator import PageNotAnInteger, Paginator
 from rest_framework import pagination
 from rest_framework.exceptions import ValidationError
 
-from shop.validators import ascii_int
+from shop.validators import ascii_int, is_ascii_digits
 
 
 class AsciiPaginator(Paginator):
@@ -38,10 +38,13 @@ class PageNumberPagination(pagination.PageNumberPagination):
         name = self.page_size_query_param
         if not (name and name in request.query_params):
             return self.page_size
+        value = request.query_params[name]
         try:
-            size = ascii_int(request.query_params[name])
+            size = ascii_int(value)
         except ValueError:
-            size = 0
+            # A size of more digits than ascii_int reads is still a whole number >= 1 (the schema's
+            # "integer, minimum 1"): the largest page, as for any size above the maximum.
+            size = self.max_page_size if self.max_page_size and is_ascii_digits(value) and value.strip("0") else 0
         if size < 1:
             raise ValidationError({name: ["A whole number of at least 1 is required."]})
         return min(size, self.max_page_size) if self.max_page_size else size
