@@ -8,6 +8,11 @@ seconds, ms, us, ns or ISO 8601, detected) and the REES46 event log. One layout 
   raising ``DataFormatError`` (the engine CLI, the benchmarks, training on a file);
 - ``read_blocks`` / ``parse_block``: the shop's streaming import (tracking), column-wise blocks of
   valid rows plus a ``RowError`` (line number, reason) per bad row.
+
+Both tokenise rows with one function (``tokenise``: the layout's separator, blank lines kept as
+rows, numbered by ``line_numbers``; ``field_count`` counts a line's fields), each adding only its
+own options: the engine reads quoted fields and types whole columns, the import reads fields
+verbatim and only the columns it uses.
 """
 from __future__ import annotations
 
