@@ -8,6 +8,11 @@ seconds, ms, us, ns or ISO 8601, detected) and the REES46 event log. One layout 
   raising ``DataFormatError`` (the engine CLI, the benchmarks, training on a file);
 - ``read_blocks`` / ``parse_block``: the shop's streaming import (tracking), column-wise blocks of
   valid rows plus a ``RowError`` (line number, reason) per bad row.
+
+Both tokenise rows with one function (``tokenise``: the layout's separator, blank lines kept as
+rows, numbered by ``line_numbers``; ``field_count`` counts a line's fields), each adding only its
+own options: the engine reads quoted fields and types whole columns, the import reads fields
+verbatim and only the columns it uses.
 """
 from __future__ import annotations
 
@@ -192,6 +197,35 @@ def _detect_time_unit(path, layout: FileLayout) -> str:
     return _unit_for(float(np.median(np.abs(values))))
 
 
+# ------------------------------------------------------------------------------ the row reader
+# One tokeniser for every format and both readers: the layout's separator, no header (a header
+# line is skipped by the caller), blank lines kept as rows so that row i is file line
+# ``first_line + i``, pandas' C parser. The readers add only their own typing: the engine reads
+# quoted fields, fills missing trailing fields and types whole columns; the import reads fields
+# verbatim (``quoted=False``), only the columns it uses, and checks each line's field count first
+# (``field_count``) so that a bad line is one row's error rather than the block's.
+
+
+def tokenise(source, layout: FileLayout, *, quoted: bool = True, **options):
+    """The rows of ``source`` (a path or a binary file object) as raw columns; ``options`` are the
+    reader's own (column names, dtypes, missing values, chunks, skipped rows, decoding)."""
+    if not quoted:
+        options["quoting"] = csv.QUOTE_NONE
+    return pd.read_csv(source, sep=layout.sep, header=None, skip_blank_lines=False, engine="c", **options)
+
+
+def line_numbers(first_line: int, n: int) -> np.ndarray:
+    """The file line numbers of ``n`` consecutive rows (blank lines are rows) from ``first_line``."""
+    return np.arange(first_line, first_line + n, dtype=np.int64)
+
+
+def field_count(line: bytes, layout: FileLayout) -> int:
+    """Number of fields of one (unquoted) line in the layout's separator."""
+    if layout.sep == r"\s+":
+        return len(line.split())
+    return line.count(layout.sep.encode()) + 1
+
+
 def _bad(mask: np.ndarray, lines: np.ndarray, path, what: str, values=None):
     if mask.any():
         pos = int(np.flatnonzero(mask)[0])
@@ -270,22 +304,12 @@ def _read_file(path, fmt: str, event_types, chunksize: int, acc: _Chunks) -> Non
         # The C parser types the numeric columns (fast); only empty fields are missing values,
         # so an item id such as "NA" stays an id.
         typing = {"dtype": {cols["ItemId"]: object}, "keep_default_na": False, "na_values": [""]}
-    reader = pd.read_csv(
-        path,
-        sep=lay.sep,
-        header=None,
-        skiprows=skip,
-        skip_blank_lines=False,
-        chunksize=chunksize,
-        engine="c",  # the C parser also handles the whitespace separator r"\s+"
-        encoding="utf-8-sig",
-        **typing,
-    )
+    reader = tokenise(path, lay, skiprows=skip, chunksize=chunksize, encoding="utf-8-sig", **typing)
     offset = 0
     try:
         for chunk in reader:
             n = len(chunk)
-            lines = np.arange(first_line + offset, first_line + offset + n)
+            lines = line_numbers(first_line + offset, n)
             offset += n
             if chunk.shape[1] < lay.n_fields:
                 # Missing trailing fields are filled in; a narrow chunk means every row was short.
@@ -553,18 +577,15 @@ _CATEGORICAL_COLUMNS = ("category", "event_type")
 
 def _read(block: bytes, layout: FileLayout, dtype) -> pd.DataFrame:
     dtype = {c: "category" if c in _CATEGORICAL_COLUMNS else t for c, t in dtype.items()}
-    return pd.read_csv(
+    return tokenise(
         io.BytesIO(block),
-        sep=layout.sep,
-        header=None,
+        layout,
+        quoted=False,
         names=layout.columns,
         usecols=[c for c in layout.columns if c in _USED_COLUMNS],
         dtype=dtype,
-        quoting=csv.QUOTE_NONE,
-        skip_blank_lines=False,
         keep_default_na=False,
         na_filter=False,
-        engine="c",
         encoding="utf-8",
         encoding_errors="replace",
     )
@@ -586,7 +607,7 @@ def parse_block(block: bytes, first_line: int, layout: FileLayout) -> tuple[Chun
         df = _read(block, layout, fast_dtype)
         if len(df) != n_lines:
             raise ValueError("line count mismatch")
-        lines = np.arange(first_line, first_line + n_lines, dtype=np.int64)
+        lines = line_numbers(first_line, n_lines)
         errors: list[RowError] = []
         typed = True
     except (ValueError, pd.errors.ParserError, OverflowError):
@@ -601,7 +622,6 @@ def parse_block(block: bytes, first_line: int, layout: FileLayout) -> tuple[Chun
 
 def _careful_read(block: bytes, first_line: int, layout: FileLayout):
     """The slow path: check every line's field count, then read the good lines as strings."""
-    sep = None if layout.sep == r"\s+" else layout.sep.encode()
     want = len(layout.columns)
     good: list[bytes] = []
     good_lines: list[int] = []
@@ -610,7 +630,7 @@ def _careful_read(block: bytes, first_line: int, layout: FileLayout):
         line = raw.rstrip(b"\r")
         if not line.strip():
             continue  # blank lines are not rows
-        n = len(line.split()) if sep is None else line.count(sep) + 1
+        n = field_count(line, layout)
         if n != want:
             errors.append(RowError(first_line + i, f"expected {want} fields, got {n}"))
             continue

@@ -266,3 +266,42 @@ def test_one_detection_errors_name_file_and_line(tmp_path):
     assert _triples(read_events(rees, fmt="rees46")) == [("72d76fde", "44600062", 1569888000.0)]
     with pytest.raises(DataFormatError, match="line 1: more than 4 fields"):
         read_events(rees, fmt="yoochoose")  # nine fields: not a YOOCHOOSE header, a bad click
+
+
+# ---------------------------------------------------------------- one row tokeniser, two readers
+from recommendations.gru4rec.formats import field_count, line_numbers, read_blocks, tokenise  # noqa: E402
+
+
+def test_tokenise_reads_quotes_for_the_engine_and_verbatim_for_the_import(tmp_path):
+    p = _write(tmp_path, '1,"a b",1400000000\n\n2,c,1400000001\n', "q.csv")
+    layout = detect_layout(str(p))
+    assert (layout.fmt, layout.sep, layout.header) == ("gru4rec", ",", False)
+    engine = tokenise(str(p), layout, dtype=str, keep_default_na=False)
+    assert engine.values.tolist() == [["1", "a b", "1400000000"], ["", "", ""], ["2", "c", "1400000001"]]
+    raw = tokenise(p.open("rb"), layout, quoted=False, dtype=str, keep_default_na=False)
+    assert raw.values.tolist() == [["1", '"a b"', "1400000000"], ["", "", ""], ["2", "c", "1400000001"]]
+    # blank lines stay rows, so row i is file line first + i
+    assert line_numbers(5, len(raw)).tolist() == [5, 6, 7]
+    assert line_numbers(5, 3).dtype == np.int64
+
+
+def test_field_count_per_separator(tmp_path):
+    tsv = detect_layout(str(_write(tmp_path, "SessionId\tItemId\tTime\n", "h.tsv")))
+    ws = detect_layout(str(_write(tmp_path, "1  5 1400000000\n", "w.txt")))
+    assert ws.sep == r"\s+"
+    assert [field_count(b, tsv) for b in (b"1\t2\t3", b"1\t2", b"1\t\t2\t", b"1 2 3")] == [3, 2, 4, 1]
+    assert [field_count(b, ws) for b in (b"1  2 3", b" 1 2 ", b"1\t2 3 4")] == [3, 2, 4]
+
+
+def test_both_readers_number_a_short_row_alike(tmp_path):
+    p = _write(tmp_path, "SessionId\tItemId\tTime\n1\t2\t1400000000\n\n1\t3\n2\t007\t1400000002\n", "s.tsv")
+    with pytest.raises(DataFormatError) as err:
+        read_events(p)
+    assert (err.value.line, str(err.value).endswith("line 4: missing Time")) == (4, True)
+    layout = detect_layout(str(p))
+    blocks = list(read_blocks(str(p), layout))
+    assert [[str(e) for e in errors] for _, _, errors, _, _ in blocks] == [["line 4: expected 3 fields, got 2"]]
+    chunk = blocks[0][1]
+    assert (chunk.session.tolist(), chunk.item.tolist(), chunk.time_us.tolist()) == (
+        ["1", "2"], ["2", "007"], [1400000000000000, 1400000002000000])
+    assert [rows for _, _, _, rows, _ in blocks] == [3]  # data rows: the blank line is none
