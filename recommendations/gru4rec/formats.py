@@ -756,12 +756,14 @@ def _validate(df: pd.DataFrame, lines: np.ndarray, layout: FileLayout, typed: bo
 def read_blocks(path: str, layout: FileLayout, block_bytes: int = BLOCK_BYTES):
     """Yield (block of whole lines, chunk of valid rows, errors, data rows in the block, bytes
     consumed so far) for a whole file."""
-    skip_header = layout.header
+    # the header is line ``layout.first`` (blank lines may come before it): skip up to it
+    skip_lines = layout.first if layout.header else 0
     for block, first_line, consumed in iter_blocks(path, block_bytes):
-        if skip_header:
+        while skip_lines and block:
             cut = block.find(b"\n")
-            block, first_line, skip_header = block[cut + 1 :], first_line + 1, False
-            if not block:
-                continue
+            block = block[cut + 1 :] if cut >= 0 else b""
+            first_line, skip_lines = first_line + 1, skip_lines - 1
+        if not block:
+            continue
         chunk, errors, rows = parse_block(block, first_line, layout)
         yield block, chunk, errors, rows, consumed

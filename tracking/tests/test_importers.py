@@ -126,6 +126,19 @@ def test_gru4rec_seconds_without_header(db, tmp_path):
         2014, 4, 2, 13, 17, 46, 940000, tzinfo=timezone.utc)
 
 
+
+def test_blank_lines_before_the_header(db, tmp_path):
+    """The header is the first non-blank line: it is skipped wherever it is, not read as data
+    (the import took the first line, a blank one, for the header and reported the real header as
+    'line 3: bad timestamp')."""
+    path = _write(tmp_path, "blank.tsv", "\n\nSessionId\tItemId\tTime\n1\tA\t1396444666\n1\tB\t1396445162\n")
+    layout = detect_layout(str(path))
+    assert (layout.header, layout.first) == (True, 3)
+    stats = import_file(str(path))
+    assert [(e.line, e.message) for e in stats.errors] == []
+    assert (stats.rows_read, stats.imported) == (2, 2)
+
+
 REES46 = """\
 event_time,event_type,product_id,category_id,category_code,brand,price,user_id,user_session
 2019-10-01 00:00:00 UTC,view,44600062,2103807459595387724,,shiseido,35.79,541312140,72d76fde-8bb3-4e00-8c23-a032dfed738c
