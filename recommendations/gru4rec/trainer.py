@@ -308,7 +308,8 @@ class Trainer:
         scores_u = torch.mm(out1, w_rows.t())  # [B, U]
         scores = scores_u.index_select(1, inv_sel)  # [B, C]: columns [targets ; samples]
         loss, d_scores = loss_and_grad(
-            p.loss, scores, log_q=self._log_q(y, smp), logq=p.logq, elu_param=p.elu_param, bpreg=p.bpreg
+            p.loss, scores, log_q=self._log_q(y, smp), logq=p.logq, elu_param=p.elu_param, bpreg=p.bpreg,
+            batch_size=p.batch_size,  # the configured size, also for a shrinking batch (spec)
         )
 
         # backward
@@ -347,7 +348,8 @@ class Trainer:
         w_sel = m.output.index_select(0, sel)
         scores = torch.mm(out1, w_sel.t())
         loss, d_scores = loss_and_grad(
-            p.loss, scores, log_q=self._log_q(y, smp), logq=p.logq, elu_param=p.elu_param, bpreg=p.bpreg
+            p.loss, scores, log_q=self._log_q(y, smp), logq=p.logq, elu_param=p.elu_param, bpreg=p.bpreg,
+            batch_size=p.batch_size,  # the configured size, also for a shrinking batch (spec)
         )
         g_out = torch.mm(d_scores.t(), out1)  # [C, H+1]: rows of [Wy | By] for targets and samples
         d_h = torch.mm(d_scores, w_sel[:, :hsize])
