@@ -40,7 +40,7 @@ class GRU4RecParams:
     # Not a reference name (our extension): the GRU cell. "classic": n = tanh(W_n x + U_n (r * h) + b_n)
     # (reset gate before U, one bias per gate); "reference": n = tanh(W_n x + b_in + r * (U_n h + b_hn))
     # with the hidden bias b_hn trained, the cell the spec names for the reference implementation.
-    # The default was chosen on validation days (docs/gru4rec-engine.md, "GRU cell").
+    # The default was chosen on validation days (docs/gru4rec-engine.md, "GRU cell": no consistent gain).
     gru_variant: str = GRU_VARIANT
 
     def __post_init__(self) -> None:
