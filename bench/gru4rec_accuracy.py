@@ -69,6 +69,8 @@ def main() -> None:
     ap.add_argument("--save", help="folder for the trained checkpoints")
     ap.add_argument("--item-lr-scale", type=float, default=None,
                     help="override the engine's item_lr_scale (1.0 = the spec's update taken literally)")
+    ap.add_argument("--gru-variant", choices=["classic", "reference"], default=None,
+                    help="override the engine's gru_variant (the GRU cell)")
     args = ap.parse_args()
     if not SPLITS.is_dir():
         sys.exit(f"skipped: {SPLITS} is absent (the benchmark splits live outside the repository)")
@@ -80,6 +82,8 @@ def main() -> None:
         params = SETTINGS[split].replace("n_epochs=10", f"n_epochs={args.epochs}")
         if args.item_lr_scale is not None:
             params += f",item_lr_scale={args.item_lr_scale}"
+        if args.gru_variant is not None:
+            params += f",gru_variant={args.gru_variant}"
         load = os.getloadavg()[0]
         t0, c0 = time.perf_counter(), time.process_time()
         model, history = fit(train, params, seed=args.seed, progress=False)
@@ -90,6 +94,7 @@ def main() -> None:
         eps = len(train) * args.epochs / train_s
         row = {
             "split": split, "epochs": args.epochs, "threads": torch.get_num_threads(), "item_lr_scale": item_lr_scale,
+            "gru_variant": model.params.gru_variant,
             "loadavg_1min_at_start": round(load, 2), "loadavg_1min_at_end": round(os.getloadavg()[0], 2),
             **{k: round(v, 4) for k, v in res.items() if k.startswith(("recall", "mrr"))},
             "n_test_transitions": res["n_events"], "eval_seconds": round(res["eval_seconds"], 3),

@@ -8,10 +8,13 @@ Weights are plain tensors (no autograd; the trainer computes gradients by hand):
 - ``embedding`` [n_items, E] for a separate embedding, or [n_items, 3*H0] for one-hot input
   (the first GRU layer's input weights, one row per item). Absent with the shared embedding.
 - ``gru.{l}.W_ih`` [D, 3H], ``gru.{l}.W_hh`` [H, 3H], ``gru.{l}.b_ih``, ``gru.{l}.b_hh`` [3H] per
-  layer, gates in the order reset, update, candidate. The cell is the classic GRU of Cho et al.
-  2014 as written in the GRU4Rec paper: ``r, z = sigmoid(x W + h U + b)``,
-  ``n = tanh(x W_n + (r * h) U_n + b_n)`` (reset gate applied to h *before* U), ``h' = (1-z) n + z h``,
-  one bias per gate (``b_ih``); ``b_hh`` is kept in the layout but unused (zero).
+  layer, gates in the order reset, update, candidate. ``r, z = sigmoid(x W + h U + b)``,
+  ``h' = (1-z) n + z h``; the candidate ``n`` depends on ``params.gru_variant``:
+  "classic" (Cho et al. 2014 as written in the GRU4Rec paper): ``n = tanh(x W_n + (r * h) U_n + b_n)``
+  (reset gate applied to h *before* U), one bias per gate (``b_ih``), ``b_hh`` unused (zero);
+  "reference" (the reference implementation's cell, per the spec):
+  ``n = tanh(x W_n + b_in + r * (h U_n + b_hn))`` with ``b_hn = b_hh[2H:]`` trained (``b_hh[:2H]``
+  stays zero: it would only duplicate ``b_ih`` for r and z).
   ``gru.0.W_ih`` is absent with one-hot input. The dense tensors are views of one flat buffer
   so that the optimiser updates them with a handful of kernels.
 """
@@ -153,7 +156,11 @@ class GRU4Rec:
         size = self.params.layers[layer]
         w_hh = self.dense[f"gru.{layer}.W_hh"]
         rz = torch.addmm(gi[:, : 2 * size], h, w_hh[:, : 2 * size]).sigmoid_()
-        n = torch.addmm(gi[:, 2 * size :], rz[:, :size] * h, w_hh[:, 2 * size :]).tanh_()
+        if self.params.gru_variant == "reference":  # r * (U_n h + b_hn)
+            hn = torch.addmm(self.dense[f"gru.{layer}.b_hh"][2 * size :], h, w_hh[:, 2 * size :])
+            n = torch.addcmul(gi[:, 2 * size :], rz[:, :size], hn).tanh_()
+        else:  # U_n (r * h)
+            n = torch.addmm(gi[:, 2 * size :], rz[:, :size] * h, w_hh[:, 2 * size :]).tanh_()
         return torch.lerp(n, h, rz[:, size:])  # (1 - z) * n + z * h
 
     def _gi(self, layer: int, inp: torch.Tensor) -> torch.Tensor:
@@ -292,7 +299,7 @@ class GRU4Rec:
                 gi = inp + self.dense["gru.0.b_ih"].numpy()
             else:
                 gi = inp @ self.dense[f"gru.{layer}.W_ih"].numpy() + self.dense[f"gru.{layer}.b_ih"].numpy()
-            u_rz, u_n = u_split[layer]
+            u_rz, u_n, b_hn = u_split[layer]
             h = np.zeros(size, dtype=np.float32)
             outs = np.empty((len(rows), size), dtype=np.float32)
             for t in range(len(rows)):
@@ -301,7 +308,10 @@ class GRU4Rec:
                 np.exp(rz, out=rz)
                 rz += 1.0
                 np.reciprocal(rz, out=rz)  # sigmoid
-                n = np.tanh(gi[t, 2 * size :] + (rz[:size] * h) @ u_n)
+                if b_hn is None:  # classic: U_n (r * h)
+                    n = np.tanh(gi[t, 2 * size :] + (rz[:size] * h) @ u_n)
+                else:  # reference: r * (U_n h + b_hn)
+                    n = np.tanh(gi[t, 2 * size :] + rz[:size] * (h @ u_n + b_hn))
                 h = n + rz[size:] * (h - n)  # (1 - z) n + z h
                 outs[t] = h
             inp = outs
@@ -372,8 +382,12 @@ class GRU4Rec:
 
     # ------------------------------------------------------------------ checkpoints
     def save(self, path: str | os.PathLike) -> None:
+        params = self.params.to_dict()
+        if params.get("gru_variant") == "classic":
+            # written only when it matters, so engines from before the option still load the file
+            del params["gru_variant"]
         meta = {
-            "params": self.params.to_dict(),
+            "params": params,
             "item_ids": self.item_ids,
             "train_range": self.meta.get("train_range"),
             "metrics": self.meta.get("metrics", {}),
@@ -421,7 +435,10 @@ class _ServeCache:
         self.u_split = []
         for layer, size in enumerate(model.params.layers):
             u = model.dense[f"gru.{layer}.W_hh"].detach().cpu().numpy()
-            self.u_split.append((np.ascontiguousarray(u[:, : 2 * size]), np.ascontiguousarray(u[:, 2 * size :])))
+            b_hn = None
+            if model.params.gru_variant == "reference":
+                b_hn = model.dense[f"gru.{layer}.b_hh"].detach().cpu().numpy()[2 * size :].copy()
+            self.u_split.append((np.ascontiguousarray(u[:, : 2 * size]), np.ascontiguousarray(u[:, 2 * size :]), b_hn))
         self.scorer = None
         if model.device.type == "cpu" and model.n_items >= model.SERVE_INT8_MIN_ITEMS:
             scorer = Int8Scorer(model.output)

@@ -9,6 +9,8 @@ import dataclasses
 from dataclasses import dataclass, field
 
 LOSSES = ("cross-entropy", "bpr-max")
+GRU_VARIANTS = ("classic", "reference")
+GRU_VARIANT = "classic"
 ITEM_LR_SCALE = 0.25
 
 
@@ -35,6 +37,11 @@ class GRU4RecParams:
     # the item rows far too aggressively here; the default was chosen on validation days carved
     # from the *training* data of both benchmark splits (docs/gru4rec-engine.md, "Item learning rate").
     item_lr_scale: float = ITEM_LR_SCALE
+    # Not a reference name (our extension): the GRU cell. "classic": n = tanh(W_n x + U_n (r * h) + b_n)
+    # (reset gate before U, one bias per gate); "reference": n = tanh(W_n x + b_in + r * (U_n h + b_hn))
+    # with the hidden bias b_hn trained, the cell the spec names for the reference implementation.
+    # The default was chosen on validation days (docs/gru4rec-engine.md, "GRU cell": no consistent gain).
+    gru_variant: str = GRU_VARIANT
 
     def __post_init__(self) -> None:
         self.validate()
@@ -54,6 +61,8 @@ class GRU4RecParams:
             raise ValueError("batch_size must be >= 1; n_sample, n_epochs, embedding >= 0")
         if self.learning_rate <= 0:
             raise ValueError(f"learning_rate must be > 0, got {self.learning_rate!r}")
+        if self.gru_variant not in GRU_VARIANTS:
+            raise ValueError(f"gru_variant must be one of {GRU_VARIANTS}, got {self.gru_variant!r}")
         if not self.item_lr_scale > 0:
             raise ValueError(f"item_lr_scale must be > 0, got {self.item_lr_scale!r}")
 

@@ -211,28 +211,38 @@ class Trainer:
         return self._step_scratch(x, y, keep, hidden)
 
     def _gru_forward(self, inp, keep, hidden):
-        """Classic GRU (Cho et al. 2014, as written in the GRU4Rec paper), one bias per gate:
-        r, z = sigmoid(x W_rz + h U_rz + b_rz); n = tanh(x W_n + (r * h) U_n + b_n); h' = (1-z) n + z h.
+        """One step of every GRU layer (the cell of ``params.gru_variant``, see model.py).
+
+        In training the state carried to the session's next step is the layer's output *after*
+        dropout, the same tensor that feeds the next layer or the scores (spec); a finished
+        session's slot is reset by ``keep`` (0) at the start of its next step.
         Returns (dropped-out output of the last layer, saved tensors, new hidden states)."""
         m, p = self.model, self.params
+        reference = p.gru_variant == "reference"
         saved, new_hidden = [], []
         for layer, size in enumerate(p.layers):
             h0 = hidden[layer] * keep
             gi = m._gi(layer, inp)
             w_hh = m.dense[f"gru.{layer}.W_hh"]
             rz = torch.addmm(gi[:, : 2 * size], h0, w_hh[:, : 2 * size]).sigmoid_()
-            rh = rz[:, :size] * h0
-            n = torch.addmm(gi[:, 2 * size :], rh, w_hh[:, 2 * size :]).tanh_()
+            if reference:  # n = tanh(W_n x + b_in + r * (U_n h + b_hn))
+                rh = torch.addmm(m.dense[f"gru.{layer}.b_hh"][2 * size :], h0, w_hh[:, 2 * size :])  # U_n h + b_hn
+                n = torch.addcmul(gi[:, 2 * size :], rz[:, :size], rh).tanh_()
+            else:  # n = tanh(W_n x + U_n (r * h) + b_n)
+                rh = rz[:, :size] * h0
+                n = torch.addmm(gi[:, 2 * size :], rh, w_hh[:, 2 * size :]).tanh_()
             h = torch.lerp(n, h0, rz[:, size:])
-            new_hidden.append(h)
             mask_h = self._dropout_mask(h.shape, p.dropout_p_hidden)
+            out = h * mask_h if mask_h is not None else h
+            new_hidden.append(out)
             saved.append((inp, h0, rz, n, rh, mask_h))
-            inp = h * mask_h if mask_h is not None else h
+            inp = out
         return inp, saved, new_hidden
 
     def _gru_backward(self, d_h, saved):
         """Gradients of the dense GRU weights into self.grads; returns d(first layer input)."""
         m, p = self.model, self.params
+        reference = p.gru_variant == "reference"
         d_inp = None
         for layer in range(len(p.layers) - 1, -1, -1):
             size = p.layers[layer]
@@ -243,12 +253,18 @@ class Trainer:
             d_an = (d_h - d_h * z).mul_(1.0 - n * n)  # through (1 - z) and tanh
             d_z = d_h * (h0 - n)
             w_hh = m.dense[f"gru.{layer}.W_hh"]
-            d_r = torch.mm(d_an, w_hh[:, 2 * size :].t()).mul_(h0)
+            g_hh = self.grads[f"gru.{layer}.W_hh"]
+            if reference:  # rh = U_n h + b_hn
+                d_r = d_an * rh
+                d_rh = d_an * rz[:, :size]
+                g_hh[:, 2 * size :] = torch.mm(h0.t(), d_rh)
+                torch.sum(d_rh, 0, out=self.grads[f"gru.{layer}.b_hh"][2 * size :])
+            else:  # rh = r * h
+                d_r = torch.mm(d_an, w_hh[:, 2 * size :].t()).mul_(h0)
+                g_hh[:, 2 * size :] = torch.mm(rh.t(), d_an)
             d_gi = torch.cat([d_r, d_z, d_an], dim=1)
             d_gi[:, : 2 * size].mul_(rz * (1.0 - rz))
-            g_hh = self.grads[f"gru.{layer}.W_hh"]
             g_hh[:, : 2 * size] = torch.mm(h0.t(), d_gi[:, : 2 * size])
-            g_hh[:, 2 * size :] = torch.mm(rh.t(), d_an)
             torch.sum(d_gi, 0, out=self.grads[f"gru.{layer}.b_ih"])
             if layer == 0 and m.input_mode == "onehot":
                 d_inp = d_gi
@@ -308,7 +324,8 @@ class Trainer:
         scores_u = torch.mm(out1, w_rows.t())  # [B, U]
         scores = scores_u.index_select(1, inv_sel)  # [B, C]: columns [targets ; samples]
         loss, d_scores = loss_and_grad(
-            p.loss, scores, log_q=self._log_q(y, smp), logq=p.logq, elu_param=p.elu_param, bpreg=p.bpreg
+            p.loss, scores, log_q=self._log_q(y, smp), logq=p.logq, elu_param=p.elu_param, bpreg=p.bpreg,
+            batch_size=p.batch_size,  # the configured size, also for a shrinking batch (spec)
         )
 
         # backward
@@ -347,7 +364,8 @@ class Trainer:
         w_sel = m.output.index_select(0, sel)
         scores = torch.mm(out1, w_sel.t())
         loss, d_scores = loss_and_grad(
-            p.loss, scores, log_q=self._log_q(y, smp), logq=p.logq, elu_param=p.elu_param, bpreg=p.bpreg
+            p.loss, scores, log_q=self._log_q(y, smp), logq=p.logq, elu_param=p.elu_param, bpreg=p.bpreg,
+            batch_size=p.batch_size,  # the configured size, also for a shrinking batch (spec)
         )
         g_out = torch.mm(d_scores.t(), out1)  # [C, H+1]: rows of [Wy | By] for targets and samples
         d_h = torch.mm(d_scores, w_sel[:, :hsize])

@@ -157,7 +157,8 @@ def test_mismatched_version_and_shapes_are_refused(model, tmp_path):
         GRU4Rec.load(tmp_path / "shape.safetensors")
 
 
-@pytest.mark.parametrize("spec", ["constrained_embedding=False,embedding=5", "constrained_embedding=False"])
+@pytest.mark.parametrize("spec", ["constrained_embedding=False,embedding=5", "constrained_embedding=False",
+                                  "gru_variant=reference", "gru_variant=classic"])
 def test_other_input_modes_round_trip(spec, tmp_path):
     m, _ = fit(events(rule_sessions(30)), spec + ",layers=6,batch_size=4,n_sample=2,n_epochs=1",
                progress=False, log=lambda s: None)
@@ -165,10 +166,14 @@ def test_other_input_modes_round_trip(spec, tmp_path):
     loaded = GRU4Rec.load(tmp_path / "m.safetensors")
     assert torch.equal(loaded.score_sessions([[0, 1]]), m.score_sessions([[0, 1]]))
     assert loaded.item_embeddings().shape[0] == m.n_items
+    assert loaded.params == m.params
+    if m.params.gru_variant == "reference":  # the trained hidden bias is saved and used
+        assert float(m.dense["gru.0.b_hh"][12:].abs().sum()) > 0
 
 
 @pytest.mark.parametrize("spec", ["layers=6", "layers=5/4,constrained_embedding=False,embedding=3",
-                                  "layers=4,constrained_embedding=False,embedding=0"])
+                                  "layers=4,constrained_embedding=False,embedding=0",
+                                  "layers=5/4,gru_variant=reference"])
 def test_single_session_fast_path_matches_batched_scores(spec):
     from recommendations.gru4rec.params import parse_params
 

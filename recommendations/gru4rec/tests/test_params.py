@@ -28,3 +28,12 @@ def test_unknown_name_is_an_error_naming_it():
         parse_params("batch_size=abc")
     with pytest.raises(ValueError, match="unknown"):
         GRU4RecParams.from_dict({"nope": 1})
+
+
+def test_gru_variant_is_parsed_and_checked():
+    assert parse_params("gru_variant=reference").gru_variant == "reference"
+    assert parse_params("layers=10").gru_variant == GRU4RecParams().gru_variant
+    p = parse_params("gru_variant=reference,layers=10/5")
+    assert parse_params(p.to_string()) == p
+    with pytest.raises(ValueError, match="gru_variant"):
+        parse_params("gru_variant=lstm")

@@ -12,6 +12,42 @@ from recommendations.gru4rec.trainer import ADAGRAD_EPS, Trainer, TrainingDiverg
 from .conftest import events, rule_sessions
 
 
+def test_gru_cell_reference_variant_by_hand():
+    """gru_variant=reference: n = tanh(W_n x + b_in + r * (U_n h + b_hn)), the hidden bias used
+    (only its candidate part), on tiny tensors against values computed by hand with math."""
+    import math
+
+    p = parse_params("layers=2,constrained_embedding=True,gru_variant=reference")
+    m = GRU4Rec(p, ["a", "b", "c"], seed=1)
+    with torch.no_grad():
+        m.output[:, :2] = torch.tensor([[0.5, -1.0], [0.2, 0.3], [1.0, 1.0]])
+        m.dense["gru.0.W_ih"].copy_(torch.tensor([[0.1, 0.2, 0.3, 0.4, 0.5, 0.6],
+                                                  [-0.1, 0.0, 0.1, -0.2, 0.2, -0.3]]))
+        m.dense["gru.0.W_hh"].copy_(torch.tensor([[0.3, -0.2, 0.1, 0.0, 0.7, -0.4],
+                                                  [0.2, 0.1, -0.3, 0.4, 0.25, 0.6]]))
+        m.dense["gru.0.b_ih"].copy_(torch.tensor([0.05, -0.05, 0.1, 0.0, 0.2, -0.1]))
+        m.dense["gru.0.b_hh"].copy_(torch.tensor([0.0, 0.0, 0.0, 0.0, 0.3, -0.6]))
+        h = torch.tensor([[0.4, -0.8]])
+        ours = m.step(torch.tensor([0]), [h])[0][0].tolist()
+    x, hv = [0.5, -1.0], [0.4, -0.8]
+    Wi, Wh = m.dense["gru.0.W_ih"].tolist(), m.dense["gru.0.W_hh"].tolist()
+    bi, bh = m.dense["gru.0.b_ih"].tolist(), m.dense["gru.0.b_hh"].tolist()
+    sig = lambda v: 1 / (1 + math.exp(-v))  # noqa: E731
+    gx = [sum(x[d] * Wi[d][c] for d in range(2)) + bi[c] for c in range(6)]
+    gh = [sum(hv[d] * Wh[d][c] for d in range(2)) for c in range(6)]
+    r = [sig(gx[k] + gh[k]) for k in range(2)]
+    z = [sig(gx[2 + k] + gh[2 + k]) for k in range(2)]
+    n = [math.tanh(gx[4 + k] + r[k] * (gh[4 + k] + bh[4 + k])) for k in range(2)]
+    by_hand = [(1 - z[k]) * n[k] + z[k] * hv[k] for k in range(2)]
+    assert ours == pytest.approx(by_hand, abs=1e-6)
+    # the classic cell differs on the same weights (r before U, no hidden bias)
+    n_classic = [math.tanh(gx[4 + k] + sum(r[d] * hv[d] * Wh[d][4 + k] for d in range(2))) for k in range(2)]
+    classic = [(1 - z[k]) * n_classic[k] + z[k] * hv[k] for k in range(2)]
+    assert abs(by_hand[0] - classic[0]) > 1e-3
+    # serving's numpy path and the batched path agree for this cell
+    assert torch.allclose(m._scores_one_cpu([0, 2, 1]), m.score_sessions([[0, 2, 1]])[0], atol=1e-5)
+
+
 def test_gru_cell_is_the_classic_gru():
     """The GRU4Rec paper's GRU: reset gate applied to h before U (candidate tanh(W x + U (r * h) + b)),
     one bias per gate (b_ih; b_hh is unused and stays zero)."""
@@ -32,14 +68,19 @@ def test_gru_cell_is_the_classic_gru():
     assert torch.allclose(ours.double(), ref, atol=1e-5)
 
 
-def _autograd_reference(m: GRU4Rec, p, x, y, keep, hidden, samples, log_q):
-    """The same step in float64 with autograd: returns grads of every weight."""
+def _autograd_reference(m: GRU4Rec, p, x, y, keep, hidden, samples, log_q, masks=None):
+    """The same step in float64 with autograd: returns grads of every weight. The loss is the sum
+    over the rows divided by the configured batch_size (spec); ``masks`` = (embedding mask or
+    None, [hidden mask or None per layer]) applies fixed dropout masks."""
     W = {k: v.detach().double().clone().requires_grad_() for k, v in m.tensors().items()}
     hsize = m.hidden_size
+    mask_e, masks_h = masks if masks is not None else (None, [None] * len(p.layers))
     if m.input_mode == "shared":
         inp = W["output"][x, :hsize]
     else:
         inp = W["embedding"][x]
+    if mask_e is not None:
+        inp = inp * mask_e.double()
     for layer, size in enumerate(p.layers):
         h0 = hidden[layer].double() * keep.double()
         if layer == 0 and m.input_mode == "onehot":
@@ -49,8 +90,13 @@ def _autograd_reference(m: GRU4Rec, p, x, y, keep, hidden, samples, log_q):
         U = W[f"gru.{layer}.W_hh"]
         r = torch.sigmoid(gi[:, :size] + h0 @ U[:, :size])
         z = torch.sigmoid(gi[:, size:2 * size] + h0 @ U[:, size:2 * size])
-        n = torch.tanh(gi[:, 2 * size:] + (r * h0) @ U[:, 2 * size:])
+        if p.gru_variant == "reference":
+            n = torch.tanh(gi[:, 2 * size:] + r * (h0 @ U[:, 2 * size:] + W[f"gru.{layer}.b_hh"][2 * size:]))
+        else:
+            n = torch.tanh(gi[:, 2 * size:] + (r * h0) @ U[:, 2 * size:])
         inp = (1 - z) * n + z * h0
+        if masks_h[layer] is not None:
+            inp = inp * masks_h[layer].double()
     sel = torch.cat([y, samples])
     scores = inp @ W["output"][sel, :hsize].t() + W["output"][sel, hsize]
     from .test_losses import ref_bpr_max, ref_cross_entropy
@@ -58,7 +104,7 @@ def _autograd_reference(m: GRU4Rec, p, x, y, keep, hidden, samples, log_q):
         loss = ref_cross_entropy(scores, log_q.double(), p.logq)
     else:
         loss = ref_bpr_max(scores, p.elu_param, p.bpreg)
-    loss.backward()
+    (loss * x.shape[0] / p.batch_size).backward()  # the references give the mean over the rows
     return {k: v.grad if v.grad is not None else torch.zeros_like(v) for k, v in W.items()}
 
 
@@ -67,6 +113,9 @@ def _autograd_reference(m: GRU4Rec, p, x, y, keep, hidden, samples, log_q):
     "loss=bpr-max,layers=4/3,elu_param=0.5,bpreg=1.5,constrained_embedding=True",
     "loss=cross-entropy,layers=4,constrained_embedding=False,embedding=3",
     "loss=bpr-max,layers=3/4,constrained_embedding=False,embedding=0,elu_param=0",
+    "loss=cross-entropy,layers=5,logq=1,constrained_embedding=True,gru_variant=reference",
+    "loss=bpr-max,layers=4/3,elu_param=0.5,bpreg=1.5,constrained_embedding=True,gru_variant=reference",
+    "loss=bpr-max,layers=3/4,constrained_embedding=False,embedding=0,elu_param=0,gru_variant=reference",
 ])
 def test_training_step_gradients_and_sparse_update(spec):
     """Hand-written backward == autograd; first Adagrad step moves exactly the batch's rows, the
@@ -206,6 +255,8 @@ def test_repeated_rows_summed_once_per_step_and_input_only_bias_untouched():
     "loss=bpr-max,layers=5/4,elu_param=0.5,bpreg=1.0,constrained_embedding=True,dropout_p_hidden=0.2",
     "loss=bpr-max,layers=4,constrained_embedding=False,embedding=3,elu_param=0",
     "loss=cross-entropy,layers=4,constrained_embedding=False,embedding=0",
+    "loss=bpr-max,layers=5/4,elu_param=0.5,bpreg=1.0,constrained_embedding=True,dropout_p_hidden=0.2,"
+    "dropout_p_embed=0.1,gru_variant=reference",
 ])
 def test_gpu_step_path_matches_the_cpu_path(spec):
     """The sync-free step a GPU runs (scratch-matrix merge of repeated rows, no data-dependent
@@ -239,3 +290,76 @@ def test_gpu_step_path_matches_the_cpu_path(spec):
     assert torch.allclose(s_cpu, s_gpu, atol=1e-5)
     if e_cpu is not None:
         assert torch.allclose(e_cpu, e_gpu, atol=1e-5)
+
+
+@pytest.mark.parametrize("variant", ["classic", "reference"])
+def test_last_batch_of_one_row_gets_1_over_batch_size_of_the_mean_gradient(variant):
+    """A shrinking batch (1 row left, batch_size 4): the step's loss and dense gradients are 1/4
+    of those of the mean over the rows present (the pre-correction rule)."""
+    p = parse_params(f"loss=bpr-max,layers=4,elu_param=0.5,bpreg=1.0,batch_size=4,n_sample=3,"
+                     f"learning_rate=0.1,gru_variant={variant}")
+    m = GRU4Rec(p, [str(i) for i in range(12)], seed=2)
+    tr = Trainer(m, np.arange(1, 13, dtype=np.float64), seed=0)
+    samples = torch.tensor([7, 3, 11])
+    tr.next_samples = lambda: samples
+    x, y, keep = torch.tensor([1]), torch.tensor([4]), torch.ones(1, 1)
+    hidden = [torch.randn(1, 4, generator=torch.Generator().manual_seed(5))]
+    ref = _autograd_reference(m, p, x, y, keep, hidden, samples, None)
+    from recommendations.gru4rec.losses import bpr_max
+
+    with torch.no_grad():  # the mean-loss value of the same scores, for the 1/4 check
+        out = m.step(x, [hidden[0]])[0]
+        sel = torch.cat([y, samples])
+        mean_loss, _ = bpr_max(out @ m.output[sel, :4].t() + m.output[sel, 4], 0.5, 1.0)
+    loss, _ = tr.step(x, y, keep, hidden)
+    assert float(loss) == pytest.approx(float(mean_loss) / 4, rel=1e-5)
+    for name in m.dense:
+        assert torch.allclose(tr.grads[name].double(), ref[name], atol=1e-6), name
+    assert float(tr.grads["gru.0.W_hh"].abs().sum()) > 0
+
+
+@pytest.mark.parametrize("variant", ["classic", "reference"])
+def test_carried_hidden_state_is_the_post_dropout_output(variant):
+    """Training: the state carried to the next step is each layer's output after dropout (the
+    tensor fed to the next layer / the scores), with fixed dropout masks; a slot reset by keep=0
+    starts from zeros; the gradients follow the dropped-out path. Evaluation has no dropout."""
+    p = parse_params(f"loss=cross-entropy,layers=5/4,batch_size=3,n_sample=2,dropout_p_hidden=0.5,"
+                     f"dropout_p_embed=0.25,logq=1,gru_variant={variant}")
+    m = GRU4Rec(p, [str(i) for i in range(10)], seed=6)
+    tr = Trainer(m, np.arange(1, 11, dtype=np.float64), seed=0)
+    samples = torch.tensor([8, 2])
+    tr.next_samples = lambda: samples
+    g = torch.Generator().manual_seed(3)
+    mask_e = (torch.rand(3, 4, generator=g) > 0.25).float() / 0.75
+    masks_h = [(torch.rand(3, s, generator=g) > 0.5).float() / 0.5 for s in p.layers]
+    assert all(0 < float((mk == 0).float().mean()) < 1 for mk in masks_h)
+    queue = [mask_e, *masks_h]
+    tr._dropout_mask = lambda shape, rate: queue.pop(0).clone() if rate > 0 else None
+    x, y = torch.tensor([1, 2, 3]), torch.tensor([4, 5, 6])
+    keep = torch.tensor([[1.0], [0.0], [1.0]])
+    hidden = [torch.randn(3, s, generator=g) for s in p.layers]
+    log_q = torch.cat([tr.log_pop[y], tr.log_sample_q[samples]])
+    ref = _autograd_reference(m, p, x, y, keep, hidden, samples, log_q, masks=(mask_e, masks_h))
+    before = {k: v.clone() for k, v in m.tensors().items()}
+    _, new_hidden = tr.step(x, y, keep, hidden)
+    for name in m.dense:
+        assert torch.allclose(tr.grads[name].double(), ref[name], atol=1e-5), name
+    # the expected carried state, layer by layer, on the weights before the update
+    saved = {k: v.clone() for k, v in m.tensors().items()}
+    for k, v in m.tensors().items():
+        v.copy_(before[k])
+    inp = m.output[x, :4] * mask_e
+    for layer, size in enumerate(p.layers):
+        h = m._cell(layer, m._gi(layer, inp), hidden[layer] * keep) * masks_h[layer]
+        assert torch.allclose(new_hidden[layer], h, atol=1e-6), layer
+        assert (new_hidden[layer][masks_h[layer] == 0] == 0).all()  # dropped units carry zero
+        inp = h
+    for k, v in m.tensors().items():
+        v.copy_(saved[k])
+    # evaluation: no dropout, the plain cell
+    with torch.no_grad():
+        ev = m.step(x, [hh * keep for hh in hidden])
+        plain = m.output[x, :4]
+        for layer in range(2):
+            plain = m._cell(layer, m._gi(layer, plain), hidden[layer] * keep)
+            assert torch.equal(ev[layer], plain)
