@@ -1,5 +1,4 @@
 """Reading click logs, one reader per format, and writing the TSV (recommendations.gru4rec.formats)."""
-from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -7,21 +6,10 @@ import pytest
 
 from recommendations.gru4rec.formats import DataFormatError, read_events, write_tsv
 
-SHARED = Path(__file__).resolve().parents[3].parent / "shared" / "data"
-
-
-def _write(tmp_path, text, name="events.txt"):
-    p = tmp_path / name
-    p.write_text(text, encoding="utf-8")
-    return p
-
-
-def _events(rows):
-    return pd.DataFrame(rows, columns=["SessionId", "ItemId", "Time"]).astype({"ItemId": str, "Time": float})
-
-
-def _triples(df):
-    return [(s, i, t) for s, i, t in zip(df.SessionId.tolist(), df.ItemId.tolist(), df.Time.tolist())]
+from .logs import SHARED
+from .logs import events as _events
+from .logs import triples as _triples
+from .logs import write_log as _write
 
 
 # ------------------------------------------------------------------------------ format detection

@@ -1,28 +1,14 @@
 """Preprocessing and the time split, on arrays and frames (recommendations.gru4rec.sessions)."""
-from pathlib import Path
 
 import numpy as np
-import pandas as pd
 import pytest
 
 from recommendations.gru4rec.formats import read_events
 from recommendations.gru4rec.sessions import filter_mask, preprocess, preprocess_split, split_by_time, split_stats
 
-SHARED = Path(__file__).resolve().parents[3].parent / "shared" / "data"
-
-
-def _write(tmp_path, text, name="events.txt"):
-    p = tmp_path / name
-    p.write_text(text, encoding="utf-8")
-    return p
-
-
-def _events(rows):
-    return pd.DataFrame(rows, columns=["SessionId", "ItemId", "Time"]).astype({"ItemId": str, "Time": float})
-
-
-def _triples(df):
-    return [(s, i, t) for s, i, t in zip(df.SessionId.tolist(), df.ItemId.tolist(), df.Time.tolist())]
+from .logs import SHARED
+from .logs import events as _events
+from .logs import triples as _triples
 
 
 # ------------------------------------------------------------------------------ preprocessing
