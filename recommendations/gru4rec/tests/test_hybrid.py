@@ -183,6 +183,19 @@ def test_evaluation_at_weight_0_and_1_equals_each_model_alone(models):
     assert e0["n_events"] == g["n_events"] and e1["n_sessions"] == k["n_sessions"]
 
 
+@pytest.mark.parametrize("ties", ["standard", "median"])
+def test_other_tie_rules_match_each_model_alone_too(models, ties):
+    gru, knn, test = models
+    g, k = evaluate(gru, test, ties=ties), evaluate_baseline(knn, test, ties=ties)
+    e0 = evaluate_hybrid(Hybrid(gru, knn, 0.0), test, ties=ties)
+    e1 = evaluate_hybrid(Hybrid(gru, knn, 1.0), test, ties=ties)
+    for key in ("recall@1", "recall@5", "recall@20", "mrr@20"):
+        assert e0[key] == pytest.approx(g[key], abs=1e-12)
+        assert e1[key] == pytest.approx(k[key], abs=1e-12)
+    with pytest.raises(ValueError, match="ties"):
+        evaluate_hybrid(Hybrid(gru, knn, 0.5), test, ties="optimistic")
+
+
 @pytest.mark.parametrize("fusion, extra", [("rrf", {"c": 3}), ("minmax", {})])
 def test_evaluation_ranks_like_serving(models, fusion, extra):
     """Every test transition: the target's conservative rank from top_items' fused scores (the
