@@ -272,11 +272,16 @@ class Hybrid:
         if k_idx:
             items, scores = self.knn.votes(k_idx)  # knn indices, scores > 0
             if mask is not None or ex is not None:
-                h_items = self.k2h[items]
                 if mask is not None:
-                    scores = scores + mask.numpy()[h_items]
-                if ex is not None:
-                    scores = np.where(np.isin(h_items, ex), -np.inf, scores)
+                    scores = scores + mask.numpy()[self.k2h[items]]
+                if ex is not None:  # items are ascending: find the excluded ones by bisection
+                    k_ex = self.h2k[ex]
+                    at = np.searchsorted(items, k_ex)
+                    hit = (at < len(items)) & (k_ex >= 0)
+                    at = at[hit]
+                    at = at[items[at] == k_ex[hit]]
+                    scores = scores.copy() if mask is None else scores
+                    scores[at] = -np.inf
             if len(items) > t:  # only voted items can be listed: select among them
                 sel = np.argpartition(-scores, t - 1)[:t]
                 items, scores = items[sel], scores[sel]
