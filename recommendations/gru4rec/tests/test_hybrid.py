@@ -329,7 +329,7 @@ def test_cli_train_evaluate_inspect_a_hybrid(tmp_path, capsys):
                  "--save", str(folder), "-q"]) == 0
     out = _last_json(capsys)
     assert out["model"] == "hybrid" and out["weight"] == 0.4 and out["fusion_params"] == {"depth": 6, "c": 3.0}
-    assert out["params"]["vsknn"]["k"] == 50 and "validation" not in out
+    assert out["params"]["vsknn"]["k"] == 50 and "validation" not in out and "events_per_second" not in out
     # the same numbers as the library on the same models
     h = Hybrid.load(folder)
     lib = evaluate_hybrid(h, events(noisy_sessions(60, seed=1)))
