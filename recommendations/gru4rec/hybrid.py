@@ -273,7 +273,7 @@ class Hybrid:
             items, scores = self.knn.votes(k_idx)  # knn indices, scores > 0
             if mask is not None or ex is not None:
                 if mask is not None:
-                    scores = scores + mask.numpy()[self.k2h[items]]
+                    scores = scores + mask.detach().to("cpu", torch.float32).numpy()[self.k2h[items]]
                 if ex is not None:  # items are ascending: find the excluded ones by bisection
                     k_ex = self.h2k[ex]
                     at = np.searchsorted(items, k_ex)
