@@ -1,0 +1,48 @@
+"""Which arm of an experiment a visit sees: a stable hash of the experiment's salt and the visit id,
+mapped to [0, 1) and cut by the arms' cumulative traffic shares.
+
+Sticky (the same visit always gets the same arm, in every process, with no stored state),
+independent between experiments (each has its own random salt, so being in arm 0 of one experiment
+says nothing about another) and uniform (blake2b's output bits are indistinguishable from random).
+Standard library only: web workers import this on every request.
+"""
+from __future__ import annotations
+
+import hashlib
+import secrets
+from collections.abc import Sequence
+
+from recommendations.experiments.validation import check_shares
+
+_SCALE = float(2**64)
+
+
+def new_salt() -> str:
+    """A fresh random salt for a new experiment (32 hex characters, 128 bits)."""
+    return secrets.token_hex(16)
+
+
+def unit_hash(visit_id: str, salt: str) -> float:
+    """The visit's position in [0, 1) for this salt: the first 64 bits of blake2b(salt, visit id)."""
+    if not isinstance(visit_id, str) or not visit_id:
+        raise ValueError(f"visit_id must be a non-empty string, got {visit_id!r}")
+    if not isinstance(salt, str) or not salt:
+        raise ValueError(f"salt must be a non-empty string, got {salt!r}")
+    salt_bytes = salt.encode("utf-8")
+    # The salt's length goes first so that salt "ab" + visit "c" and salt "a" + visit "bc" differ.
+    message = len(salt_bytes).to_bytes(4, "big") + salt_bytes + visit_id.encode("utf-8")
+    digest = hashlib.blake2b(message, digest_size=8).digest()
+    return int.from_bytes(digest, "big") / _SCALE
+
+
+def arm_for(visit_id: str, salt: str, shares: Sequence[float]) -> int:
+    """The index of the arm this visit belongs to; ``shares`` are the arms' traffic shares
+    (positive, normalised here, so ``[1, 1]`` and ``[0.5, 0.5]`` are the same split)."""
+    normalised = check_shares(shares)
+    position = unit_hash(visit_id, salt)
+    cumulative = 0.0
+    for index, share in enumerate(normalised):
+        cumulative += share
+        if position < cumulative:
+            return index
+    return len(normalised) - 1  # rounding: the cumulative sum may end a hair below 1.0
