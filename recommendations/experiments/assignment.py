@@ -8,9 +8,10 @@ Standard library only: web workers import this on every request.
 """
 from __future__ import annotations
 
+import bisect
 import hashlib
 import secrets
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 
 from recommendations.experiments.validation import check_shares
 
@@ -35,14 +36,26 @@ def unit_hash(visit_id: str, salt: str) -> float:
     return int.from_bytes(digest, "big") / _SCALE
 
 
+def _cumulative(shares: Sequence[float]) -> list[float]:
+    cumulative, total = [], 0.0
+    for share in check_shares(shares):
+        total += share
+        cumulative.append(total)
+    cumulative[-1] = 1.0  # rounding: the sum may end a hair below 1.0
+    return cumulative
+
+
+def _arm(position: float, cumulative: list[float]) -> int:
+    return bisect.bisect_right(cumulative, position)
+
+
 def arm_for(visit_id: str, salt: str, shares: Sequence[float]) -> int:
     """The index of the arm this visit belongs to; ``shares`` are the arms' traffic shares
     (positive, normalised here, so ``[1, 1]`` and ``[0.5, 0.5]`` are the same split)."""
-    normalised = check_shares(shares)
-    position = unit_hash(visit_id, salt)
-    cumulative = 0.0
-    for index, share in enumerate(normalised):
-        cumulative += share
-        if position < cumulative:
-            return index
-    return len(normalised) - 1  # rounding: the cumulative sum may end a hair below 1.0
+    return _arm(unit_hash(visit_id, salt), _cumulative(shares))
+
+
+def arms_for(visit_ids: Iterable[str], salt: str, shares: Sequence[float]) -> list[int]:
+    """``arm_for`` of many visits (the shares checked once): the simulation's assignment."""
+    cumulative = _cumulative(shares)
+    return [_arm(unit_hash(visit_id, salt), cumulative) for visit_id in visit_ids]

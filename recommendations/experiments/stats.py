@@ -328,6 +328,7 @@ def _mean(total: float, total_sq: float, n: int, alpha: float) -> dict:
 
 
 def _ctr_test(control: ArmTotals, arm: ArmTotals, alpha, relative_tau, previous):
+    alpha = check_alpha(alpha)
     if control.clicks_sq is None or arm.clicks_sq is None:
         return msprt_proportions(control.clicks, control.impressions, arm.clicks, arm.impressions,
                                  relative_tau=relative_tau, alpha=alpha, previous=previous)
@@ -341,6 +342,28 @@ def _ctr_test(control: ArmTotals, arm: ArmTotals, alpha, relative_tau, previous)
     if tau is None or variance <= 0:
         return _not_enough(rate_b - rate_a, alpha, tau, previous)
     return msprt(rate_b - rate_a, variance, tau, alpha, previous)
+
+
+def difference_test(metric: str, control: ArmTotals, arm: ArmTotals, alpha: float = 0.05, *,
+                    relative_tau: float = DEFAULT_RELATIVE_TAU,
+                    previous: Mapping | None = None) -> dict:
+    """The mSPRT of arm - control for one of ``METRICS`` (the result of ``msprt``)."""
+    if not isinstance(control, ArmTotals) or not isinstance(arm, ArmTotals):
+        raise ValueError("control and arm must be ArmTotals")
+    if metric == "ctr":
+        return _ctr_test(control, arm, alpha, relative_tau, previous)
+    if metric == "add_to_cart_rate":
+        return msprt_proportions(control.add_to_carts, control.visits, arm.add_to_carts,
+                                 arm.visits, relative_tau=relative_tau, alpha=alpha,
+                                 previous=previous)
+    if metric == "conversion":
+        return msprt_proportions(control.orders, control.visits, arm.orders, arm.visits,
+                                 relative_tau=relative_tau, alpha=alpha, previous=previous)
+    if metric == "revenue_per_visit":
+        return msprt_means(control.revenue, control.revenue_sq, control.visits, arm.revenue,
+                           arm.revenue_sq, arm.visits, relative_tau=relative_tau, alpha=alpha,
+                           previous=previous)
+    raise ValueError(f"metric must be one of {', '.join(METRICS)}, got {metric!r}")
 
 
 def arm_report(control: ArmTotals, arm: ArmTotals, alpha: float = 0.05, *,
@@ -357,19 +380,9 @@ def arm_report(control: ArmTotals, arm: ArmTotals, alpha: float = 0.05, *,
         raise ValueError("control and arm must be ArmTotals")
     alpha = check_alpha(alpha)
     previous = previous or {}
-    tests = {
-        "ctr": _ctr_test(control, arm, alpha, relative_tau, previous.get("ctr")),
-        "add_to_cart_rate": msprt_proportions(
-            control.add_to_carts, control.visits, arm.add_to_carts, arm.visits,
-            relative_tau=relative_tau, alpha=alpha, previous=previous.get("add_to_cart_rate")),
-        "conversion": msprt_proportions(
-            control.orders, control.visits, arm.orders, arm.visits,
-            relative_tau=relative_tau, alpha=alpha, previous=previous.get("conversion")),
-        "revenue_per_visit": msprt_means(
-            control.revenue, control.revenue_sq, control.visits, arm.revenue, arm.revenue_sq,
-            arm.visits, relative_tau=relative_tau, alpha=alpha,
-            previous=previous.get("revenue_per_visit")),
-    }
+    tests = {metric: difference_test(metric, control, arm, alpha, relative_tau=relative_tau,
+                                     previous=previous.get(metric))
+             for metric in METRICS}
     values = {
         "ctr": lambda t: _rate(t.clicks, t.impressions, alpha),
         "add_to_cart_rate": lambda t: _rate(t.add_to_carts, t.visits, alpha),
