@@ -435,10 +435,19 @@ def interleaving_report(wins_a: int, wins_b: int, ties: int, alpha: float = 0.05
         previous_test = {"p_value": previous["p_value"], "ci": (low - 0.5, high - 0.5)}
     test = msprt(share_b - 0.5, 0.25 / decided, tau, alpha, previous_test)
     low, high = test["ci"]
+    winner = None
+    if test["significant"]:
+        # The direction comes from the (running) confidence sequence, which a significant running
+        # minimum keeps off 1/2, not from today's share alone.
+        if low > 0 or high < 0:
+            winner = "B" if low > 0 else "A"
+        elif previous is not None and previous.get("winner"):
+            winner = previous["winner"]  # the sequence has missed (rare): keep the decision made
+        elif share_b != 0.5:
+            winner = "B" if share_b > 0.5 else "A"
     result.update({
         "share_b": share_b, "share_ci": proportion_ci(wins_b, decided, alpha),
         "ci": (max(0.0, low + 0.5), min(1.0, high + 0.5)), "p_value": test["p_value"],
-        "significant": test["significant"], "enough_data": True,
-        "winner": (("B" if share_b > 0.5 else "A") if test["significant"] else None),
+        "significant": test["significant"], "enough_data": True, "winner": winner,
     })
     return result
