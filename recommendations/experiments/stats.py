@@ -84,11 +84,16 @@ class ArmTotals:
 
     def __post_init__(self):
         visits = check_count(self.visits, "visits")
-        check_successes(self.clicks, self.impressions, "clicks", "impressions")
-        check_successes(self.add_to_carts, visits, "add_to_carts", "visits")
-        check_successes(self.orders, visits, "orders", "visits")
+        clicks, impressions = check_successes(self.clicks, self.impressions, "clicks", "impressions")
+        add_to_carts, _ = check_successes(self.add_to_carts, visits, "add_to_carts", "visits")
+        orders, _ = check_successes(self.orders, visits, "orders", "visits")
         revenue = check_real("revenue", self.revenue, low=0.0, low_open=False)
         revenue_sq = check_real("revenue_sq", self.revenue_sq, low=0.0, low_open=False)
+        # Stored as plain ints and floats, whatever came in (numpy integers, Decimal sums).
+        for name, value in (("visits", visits), ("impressions", impressions), ("clicks", clicks),
+                            ("add_to_carts", add_to_carts), ("orders", orders),
+                            ("revenue", revenue), ("revenue_sq", revenue_sq)):
+            object.__setattr__(self, name, value)
         if visits == 0 and revenue > 0:
             raise ValueError(f"revenue must be 0 with no visits, got {revenue!r}")
         if visits and revenue_sq < revenue * revenue / visits * (1 - 1e-9):
@@ -98,7 +103,7 @@ class ArmTotals:
             if any(value is None for value in optional):
                 raise ValueError("impressions_sq, clicks_sq and clicks_impressions go together")
             for name in ("impressions_sq", "clicks_sq", "clicks_impressions"):
-                check_count(getattr(self, name), name)
+                object.__setattr__(self, name, check_count(getattr(self, name), name))
 
     def as_dict(self) -> dict:
         return asdict(self)

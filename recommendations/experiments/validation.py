@@ -6,11 +6,15 @@ from __future__ import annotations
 import math
 import numbers
 from collections.abc import Sequence
+from decimal import Decimal
 
 
 def check_real(name: str, value, *, low: float | None = None, high: float | None = None,
                low_open: bool = True, high_open: bool = True) -> float:
-    """``value`` as a finite float within the bounds (open or closed), else ValueError naming ``name``."""
+    """``value`` as a finite float within the bounds (open or closed), else ValueError naming ``name``.
+    Decimals (a database sum of money) are accepted and converted."""
+    if isinstance(value, Decimal):
+        value = float(value)
     if isinstance(value, bool) or not isinstance(value, numbers.Real):
         raise ValueError(f"{name} must be a number, got {value!r}")
     value = float(value)

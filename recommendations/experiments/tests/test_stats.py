@@ -2,6 +2,7 @@
 running minimum, its error rate under repeated looks against a naive test's), sample size and MDE,
 sample-ratio mismatch, the reports, and validation that names the bad field."""
 import math
+from decimal import Decimal
 
 import numpy as np
 import pytest
@@ -207,6 +208,14 @@ def test_arm_report_uses_the_visit_level_ctr_variance_when_given():
     assert report["ctr"]["p_value"] > arm_report(CONTROL, ARM)["ctr"]["p_value"]
     assert report["ctr"]["significant"] is False
     assert report["ctr"]["p_value"] == pytest.approx(0.6236168846990869, rel=1e-9)
+
+
+def test_totals_from_the_database_become_plain_numbers():
+    totals = ArmTotals(np.int64(10), 20, 3, 2, 1, Decimal("12.50"), Decimal("156.25"))
+    assert totals.visits == 10 and type(totals.visits) is int
+    assert totals.revenue == 12.5 and type(totals.revenue) is float
+    report = arm_report(totals, ArmTotals(10, 20, 5, 2, 1, Decimal("10.00"), Decimal("100.00")))
+    assert report["revenue_per_visit"]["difference"] == pytest.approx(-0.25)
 
 
 def test_arm_report_early_and_empty_arms():
