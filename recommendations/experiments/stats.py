@@ -51,6 +51,11 @@ DEFAULT_INTERLEAVING_TAU = 0.05
 """The mixing standard deviation for the interleaving win share (a 55/45 split of the decided visits)."""
 
 MAX_SAMPLE_SIZE = 10**12
+# Bounds that keep every intermediate of the test finite in floating point (far outside any
+# shop's figures): |estimate| <= 1e50, 1e-100 <= variance <= 1e100, 1e-50 <= tau <= 1e50, sums of
+# values up to 1e100 and of squares up to 1e200, revenue up to 1e15 per arm.
+MAX_ESTIMATE, MIN_VARIANCE, MAX_VARIANCE, MIN_TAU, MAX_TAU = 1e50, 1e-100, 1e100, 1e-50, 1e50
+MAX_TOTAL, MAX_TOTAL_SQ, MAX_REVENUE = 1e100, 1e200, 1e15
 METRICS = ("ctr", "add_to_cart_rate", "conversion", "revenue_per_visit")
 
 
@@ -87,8 +92,10 @@ class ArmTotals:
         clicks, impressions = check_successes(self.clicks, self.impressions, "clicks", "impressions")
         add_to_carts, _ = check_successes(self.add_to_carts, visits, "add_to_carts", "visits")
         orders, _ = check_successes(self.orders, visits, "orders", "visits")
-        revenue = check_real("revenue", self.revenue, low=0.0, low_open=False)
-        revenue_sq = check_real("revenue_sq", self.revenue_sq, low=0.0, low_open=False)
+        revenue = check_real("revenue", self.revenue, low=0.0, low_open=False, high=MAX_REVENUE,
+                             high_open=False)
+        revenue_sq = check_real("revenue_sq", self.revenue_sq, low=0.0, low_open=False,
+                                high=MAX_REVENUE**2, high_open=False)
         # Stored as plain ints and floats, whatever came in (numpy integers, Decimal sums).
         for name, value in (("visits", visits), ("impressions", impressions), ("clicks", clicks),
                             ("add_to_carts", add_to_carts), ("orders", orders),
@@ -121,6 +128,14 @@ def proportion_ci(successes: int, n: int, alpha: float = 0.05) -> tuple[float, f
     return float(max(0.0, low)), float(min(1.0, high))
 
 
+def _check_total(value, name: str) -> float:
+    return check_real(name, value, low=-MAX_TOTAL, high=MAX_TOTAL, low_open=False, high_open=False)
+
+
+def _check_total_sq(value, name: str) -> float:
+    return check_real(name, value, low=0.0, high=MAX_TOTAL_SQ, low_open=False, high_open=False)
+
+
 def _sample_variance(total: float, total_sq: float, n: int) -> float:
     variance = (total_sq - total * total / n) / (n - 1)
     if variance < 0:
@@ -132,8 +147,7 @@ def _sample_variance(total: float, total_sq: float, n: int) -> float:
 
 def mean_ci(total: float, total_sq: float, n: int, alpha: float = 0.05) -> tuple[float, float]:
     """Student-t interval for the mean of n values given their sum and sum of squares."""
-    total = check_real("total", total)
-    total_sq = check_real("total_sq", total_sq, low=0.0, low_open=False)
+    total, total_sq = _check_total(total, "total"), _check_total_sq(total_sq, "total_sq")
     n = check_count(n, "n")
     alpha = check_alpha(alpha)
     if n < 2:
@@ -166,9 +180,11 @@ def msprt(estimate: float, variance: float, tau: float, alpha: float = 0.05,
     the running minimum p-value and the running intersection of the intervals; without it the
     p-value is that of this look alone, larger but just as valid.
     """
-    estimate = check_real("estimate", estimate)
-    variance = check_real("variance", variance, low=0.0)
-    tau = check_real("tau", tau, low=0.0)
+    estimate = check_real("estimate", estimate, low=-MAX_ESTIMATE, high=MAX_ESTIMATE,
+                          low_open=False, high_open=False)
+    variance = check_real("variance", variance, low=MIN_VARIANCE, high=MAX_VARIANCE,
+                          low_open=False, high_open=False)
+    tau = check_real("tau", tau, low=MIN_TAU, high=MAX_TAU, low_open=False, high_open=False)
     alpha = check_alpha(alpha)
     mixed_sd = math.sqrt(variance + tau * tau)
     log_ratio = float(scipy_stats.norm.logpdf(estimate, scale=mixed_sd)
@@ -185,15 +201,19 @@ def msprt(estimate: float, variance: float, tau: float, alpha: float = 0.05,
             # most alpha); then this look's interval is the honest one to show.
             if max(low, previous_low) <= min(high, previous_high):
                 low, high = max(low, previous_low), min(high, previous_high)
+    if not all(math.isfinite(value) for value in (p_value, low, high)):  # the bounds prevent it
+        raise ValueError(f"estimate, variance and tau ({estimate!r}, {variance!r}, {tau!r}) "
+                         "give no finite test")
     return {"p_value": p_value, "estimate": estimate, "ci": (low, high), "variance": variance,
             "tau": tau, "alpha": alpha, "significant": p_value <= alpha, "enough_data": True}
 
 
 def _tau_from(relative_tau: float, tau: float | None, scale: float) -> float | None:
     if tau is not None:
-        return check_real("tau", tau, low=0.0)
-    relative_tau = check_real("relative_tau", relative_tau, low=0.0)
-    return relative_tau * scale if scale > 0 else None
+        return check_real("tau", tau, low=MIN_TAU, high=MAX_TAU, low_open=False, high_open=False)
+    relative_tau = check_real("relative_tau", relative_tau, low=0.0, high=100.0, high_open=False)
+    tau = relative_tau * scale
+    return tau if MIN_TAU <= tau <= MAX_TAU else None
 
 
 def msprt_proportions(successes_a: int, n_a: int, successes_b: int, n_b: int, *,
@@ -210,7 +230,7 @@ def msprt_proportions(successes_a: int, n_a: int, successes_b: int, n_b: int, *,
     rate_a, rate_b = successes_a / n_a, successes_b / n_b
     tau = _tau_from(relative_tau, tau, (successes_a + successes_b) / (n_a + n_b))
     variance = rate_a * (1 - rate_a) / n_a + rate_b * (1 - rate_b) / n_b
-    if tau is None or variance <= 0:
+    if tau is None or variance < MIN_VARIANCE:
         return _not_enough(rate_b - rate_a, alpha, tau, previous)
     return msprt(rate_b - rate_a, variance, tau, alpha, previous)
 
@@ -220,10 +240,9 @@ def msprt_means(total_a: float, total_sq_a: float, n_a: int, total_b: float, tot
                 alpha: float = 0.05, previous: Mapping | None = None) -> dict:
     """mSPRT for mean_b - mean_a from sums and sums of squares (Welch-style variance).
     ``tau`` defaults to ``relative_tau`` times the absolute pooled mean."""
-    total_a = check_real("total_a", total_a)
-    total_b = check_real("total_b", total_b)
-    total_sq_a = check_real("total_sq_a", total_sq_a, low=0.0, low_open=False)
-    total_sq_b = check_real("total_sq_b", total_sq_b, low=0.0, low_open=False)
+    total_a, total_b = _check_total(total_a, "total_a"), _check_total(total_b, "total_b")
+    total_sq_a = _check_total_sq(total_sq_a, "total_sq_a")
+    total_sq_b = _check_total_sq(total_sq_b, "total_sq_b")
     n_a, n_b = check_count(n_a, "n_a"), check_count(n_b, "n_b")
     alpha = check_alpha(alpha)
     if n_a < 2 or n_b < 2:
@@ -232,7 +251,7 @@ def msprt_means(total_a: float, total_sq_a: float, n_a: int, total_b: float, tot
     tau = _tau_from(relative_tau, tau, abs(total_a + total_b) / (n_a + n_b))
     variance = (_sample_variance(total_a, total_sq_a, n_a) / n_a
                 + _sample_variance(total_b, total_sq_b, n_b) / n_b)
-    if tau is None or variance <= 0:
+    if tau is None or variance < MIN_VARIANCE:
         return _not_enough(mean_b - mean_a, alpha, tau, previous)
     return msprt(mean_b - mean_a, variance, tau, alpha, previous)
 
@@ -241,7 +260,13 @@ def ratio_variance(numerator: float, numerator_sq: float, denominator: float,
                    denominator_sq: float, cross: float, n: int) -> float:
     """Delta-method variance of sum(y) / sum(x) over n independent units (visits), from the sums
     of y, y^2, x, x^2 and x*y: the variance of a click-through rate when clicks cluster by visit."""
-    if n < 2 or denominator <= 0:
+    n = check_count(n, "n")
+    numerator, denominator = _check_total(numerator, "numerator"), _check_total(denominator, "denominator")
+    numerator_sq = _check_total_sq(numerator_sq, "numerator_sq")
+    denominator_sq = _check_total_sq(denominator_sq, "denominator_sq")
+    cross = check_real("cross", cross, low=-MAX_TOTAL_SQ, high=MAX_TOTAL_SQ, low_open=False,
+                       high_open=False)
+    if n < 2 or denominator < 1e-50:
         raise ValueError("a ratio's variance needs n >= 2 and a positive denominator")
     ratio = numerator / denominator
     mean_x = denominator / n
@@ -249,6 +274,8 @@ def ratio_variance(numerator: float, numerator_sq: float, denominator: float,
     var_x = _sample_variance(denominator, denominator_sq, n)
     cov_xy = (cross - numerator * denominator / n) / (n - 1)
     variance = (var_y - 2 * ratio * cov_xy + ratio * ratio * var_x) / (n * mean_x * mean_x)
+    if not math.isfinite(variance):
+        raise ValueError("numerator and denominator give no finite ratio variance (out of range)")
     return max(0.0, variance)
 
 
@@ -344,7 +371,7 @@ def _ctr_test(control: ArmTotals, arm: ArmTotals, alpha, relative_tau, previous)
                                   t.clicks_impressions, t.visits) for t in (control, arm))
     pooled = (control.clicks + arm.clicks) / (control.impressions + arm.impressions)
     tau = _tau_from(relative_tau, None, pooled)
-    if tau is None or variance <= 0:
+    if tau is None or variance < MIN_VARIANCE:
         return _not_enough(rate_b - rate_a, alpha, tau, previous)
     return msprt(rate_b - rate_a, variance, tau, alpha, previous)
 
@@ -422,7 +449,7 @@ def interleaving_report(wins_a: int, wins_b: int, ties: int, alpha: float = 0.05
     wins_a, wins_b, ties = (check_count(wins_a, "wins_a"), check_count(wins_b, "wins_b"),
                             check_count(ties, "ties"))
     alpha = check_alpha(alpha)
-    tau = check_real("tau", tau, low=0.0)
+    tau = check_real("tau", tau, low=MIN_TAU, high=1.0, low_open=False, high_open=False)
     decided = wins_a + wins_b
     result = {"wins_a": wins_a, "wins_b": wins_b, "ties": ties, "visits": decided + ties,
               "share_b": None, "share_ci": None, "ci": None, "p_value": 1.0,
