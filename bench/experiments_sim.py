@@ -8,7 +8,7 @@ interleaving, for the same effect. The last stdout line is a JSON object with ev
 
 Defaults: CTR 5% against 5.5% (relative +10%), 10 recommendations per visit, shoppers' click
 propensity Gamma(1) (mean 1), 1,000 visits a day with a look every day, at most 100,000 visits,
-alpha 0.05, the package's default mixing tau (10% of the pooled rate; 0.05 for interleaving).
+alpha 0.05, the package's default mixing tau (10% of the pooled rate; 0.025 on the interleaving win share).
 """
 from __future__ import annotations
 

@@ -242,7 +242,7 @@ def test_interleaving_report():
     assert report["share_b"] == 0.6 and report["visits"] == 6000
     assert report["share_ci"] == proportion_ci(600, 1000)
     assert report["significant"] is True and report["winner"] == "B"
-    assert report["p_value"] == pytest.approx(msprt(0.1, 0.25 / 1000, 0.05)["p_value"])
+    assert report["p_value"] == pytest.approx(msprt(0.1, 0.25 / 1000, 0.025)["p_value"])
     even = interleaving_report(500, 500, 10)
     assert even["winner"] is None and even["p_value"] == 1.0
     # An even later look keeps the decision the earlier one reached (running minimum, and the
