@@ -164,9 +164,25 @@ def mean_ci(total: float, total_sq: float, n: int, alpha: float = 0.05) -> tuple
 
 # --- the sequential test -------------------------------------------------------------------------
 
+def _previous(previous: Mapping | None) -> tuple[float | None, tuple[float, float] | None]:
+    """The p-value and interval of a previous look's result (None, None without one)."""
+    if previous is None:
+        return None, None
+    if not isinstance(previous, Mapping) or "p_value" not in previous:
+        raise ValueError("previous must be an earlier look's result (with p_value and ci)")
+    p_value = check_real("previous p_value", previous["p_value"], low=0.0, high=1.0,
+                         low_open=False, high_open=False)
+    ci = previous.get("ci")
+    if ci is not None:
+        if isinstance(ci, (str, bytes)) or not isinstance(ci, Sequence) or len(ci) != 2:
+            raise ValueError(f"previous ci must be a pair (low, high), got {ci!r}")
+        ci = (check_real("previous ci low", ci[0]), check_real("previous ci high", ci[1]))
+    return p_value, ci
+
+
 def _not_enough(estimate, alpha, tau, previous) -> dict:
-    p_value = 1.0 if previous is None else float(previous["p_value"])
-    ci = None if previous is None else previous.get("ci")
+    p_value, ci = _previous(previous)
+    p_value = 1.0 if p_value is None else p_value
     return {"p_value": p_value, "estimate": estimate, "ci": ci, "variance": None, "tau": tau,
             "alpha": alpha, "significant": p_value <= alpha, "enough_data": False}
 
@@ -195,14 +211,15 @@ def msprt(estimate: float, variance: float, tau: float, alpha: float = 0.05,
     radius = math.sqrt(variance * (variance + tau * tau) / (tau * tau)
                        * (2 * math.log(1 / alpha) + math.log1p(tau * tau / variance)))
     low, high = estimate - radius, estimate + radius
-    if previous is not None and previous.get("p_value") is not None:
-        p_value = min(p_value, float(previous["p_value"]))
-        if previous.get("ci") is not None:
-            previous_low, previous_high = previous["ci"]
-            # The intersection is empty only when the sequence has already missed (probability at
-            # most alpha); then this look's interval is the honest one to show.
-            if max(low, previous_low) <= min(high, previous_high):
-                low, high = max(low, previous_low), min(high, previous_high)
+    previous_p, previous_ci = _previous(previous)
+    if previous_p is not None:
+        p_value = min(p_value, previous_p)
+    if previous_ci is not None:
+        previous_low, previous_high = previous_ci
+        # The intersection is empty only when the sequence has already missed (probability at
+        # most alpha); then this look's interval is the honest one to show.
+        if max(low, previous_low) <= min(high, previous_high):
+            low, high = max(low, previous_low), min(high, previous_high)
     if not all(math.isfinite(value) for value in (p_value, low, high)):  # the bounds prevent it
         raise ValueError(f"estimate, variance and tau ({estimate!r}, {variance!r}, {tau!r}) "
                          "give no finite test")
@@ -457,16 +474,17 @@ def interleaving_report(wins_a: int, wins_b: int, ties: int, alpha: float = 0.05
               "share_b": None, "share_ci": None, "ci": None, "p_value": 1.0,
               "significant": False, "winner": None, "enough_data": False, "tau": tau,
               "alpha": alpha}
-    if previous is not None:
-        result["p_value"] = float(previous["p_value"])
-        result["ci"] = previous.get("ci")
+    previous_p, previous_ci = _previous(previous)
+    if previous_p is not None:
+        result["p_value"] = previous_p
+        result["ci"] = previous_ci
     if decided == 0:
         return result
     share_b = wins_b / decided
     previous_test = None
-    if previous is not None and previous.get("ci") is not None:
-        low, high = previous["ci"]
-        previous_test = {"p_value": previous["p_value"], "ci": (low - 0.5, high - 0.5)}
+    if previous_p is not None:
+        previous_test = {"p_value": previous_p, "ci": None if previous_ci is None else
+                         (previous_ci[0] - 0.5, previous_ci[1] - 0.5)}
     test = msprt(share_b - 0.5, 0.25 / decided, tau, alpha, previous_test)
     low, high = test["ci"]
     winner = None

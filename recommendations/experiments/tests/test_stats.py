@@ -289,6 +289,10 @@ def test_interleaving_report():
     (lambda: arm_report(CONTROL, ARM, alpha=1), "alpha"),
     (lambda: arm_report(CONTROL, ARM, relative_tau=0), "relative_tau"),
     (lambda: interleaving_report(1, -2, 0), "wins_b"),
+    (lambda: msprt(0.1, 1e-3, 0.1, previous={"ci": (0, 1)}), "previous must be"),
+    (lambda: msprt(0.1, 1e-3, 0.1, previous={"p_value": 2.0}), "previous p_value"),
+    (lambda: msprt(0.1, 1e-3, 0.1, previous={"p_value": 0.5, "ci": (0,)}), "previous ci"),
+    (lambda: arm_report(CONTROL, ARM, previous={"ctr": {"p_value": "x"}}), "previous p_value"),
 ])
 def test_bad_input_names_the_field(call, field):
     with pytest.raises(ValueError, match=field):
