@@ -91,7 +91,7 @@ def main(argv=None):
         started = time.monotonic()
         results = simulate("ab", shoppers, 1, args.runs, args.seed, **options)
         stats = summary(results, 1)
-        budgets = sorted({b for b in (10_000, 20_000, 30_000, 50_000, args.max_visits)
+        budgets = sorted({b for b in (5_000, 10_000, 15_000, 20_000, 30_000, 50_000, args.max_visits)
                           if b <= args.max_visits})
         curve = budget_power(results, 1, budgets)
         print(f"(a) A/B power over {args.runs} runs: {stats['correct']:.1%} decide for the better "
