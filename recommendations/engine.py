@@ -80,19 +80,16 @@ def artifact_load(kind: str, path: str | os.PathLike, sha256: str | None = None)
             from .gru4rec.model import GRU4Rec  # why: first use: web workers skip training modules (pandas)
 
             return GRU4Rec.load(path)
-        if kind == "vsknn":
-            from .gru4rec.baselines import SessionKNN  # why: first use: web workers skip training modules (pandas)
-
+        if kind in ("vsknn", "hybrid"):
             with tempfile.TemporaryDirectory() as tmp, zipfile.ZipFile(path) as zf:
-                _members_check(path, zf, nested=False)
+                _members_check(path, zf, nested=kind == "hybrid")
                 zf.extractall(tmp)
-                return SessionKNN.load(tmp)
-        if kind == "hybrid":
-            from .gru4rec.hybrid import Hybrid  # why: first use: web workers skip training modules (pandas)
+                if kind == "vsknn":
+                    from .gru4rec.baselines import SessionKNN  # why: first use: web workers skip training modules (pandas)
 
-            with tempfile.TemporaryDirectory() as tmp, zipfile.ZipFile(path) as zf:
-                _members_check(path, zf, nested=True)
-                zf.extractall(tmp)
+                    return SessionKNN.load(tmp)
+                from .gru4rec.hybrid import Hybrid  # why: first use: web workers skip training modules (pandas)
+
                 return Hybrid.load(tmp)
     except ArtifactError:
         raise
