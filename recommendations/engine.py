@@ -178,6 +178,16 @@ def gru4rec_params_string(params) -> str:
     return parse_params(params).to_string()
 
 
+def hybrid_settings(params: dict) -> dict:
+    """A hybrid trial's parameters as the training run reads them: ``{"weight", "fusion", ..(fusion
+    parameters), "gru4rec": parameter string, "vsknn": {..}}``."""
+    out = {k: v for k, v in params.items() if k not in ("gru4rec", "vsknn")}
+    out["weight"] = float(out["weight"])
+    out["gru4rec"] = gru4rec_params_string(params["gru4rec"])
+    out["vsknn"] = dict(params["vsknn"])
+    return out
+
+
 def hybrid_build(gru, knn, weight: float, fusion: str = "rrf", **fusion_params):
     """The hybrid of two trained models (the same training data), fused with ``weight`` on V-SKNN."""
     from .gru4rec.hybrid import Hybrid  # why: first use: web workers skip training modules (pandas)

@@ -365,7 +365,12 @@ def _run(run: TrainingRun, progress: bool, echo) -> TrainingRun:
         models["vsknn"] = engine.vsknn_train(train, **knn_params)
         params["vsknn"] = {"params": knn_params}
         if "gru4rec" in models:
-            hybrid = _hybrid(run, train, models, knn_params, shop_params, rep)
+            try:
+                hybrid = _hybrid(run, train, models, knn_params, shop_params, rep)
+            except Exception as exc:  # the two models still stand on their own
+                logger.exception("the hybrid failed in run %s", run.pk)
+                rep.log(f"hybrid failed: {type(exc).__name__}: {exc}")
+                hybrid = None
             if hybrid is not None:
                 models["hybrid"], params["hybrid"] = hybrid
 

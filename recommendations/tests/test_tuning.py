@@ -103,6 +103,7 @@ def test_trials_are_stored_once(db):
 
 @pytest.mark.django_db
 def test_stop_then_resume_continues_the_numbering_without_rerunning_stored_trials(events_file, monkeypatch):
+    monkeypatch.setattr(tuning_runs, "STOP_POLL_SECONDS", 0.0)  # the flag is read at the next step
     run = tuning_runs.tuning_run_queue(trials=4, timeout=TRIAL_TIMEOUT, data_path=str(events_file), publish=False)
     stored = []
     real_on_trial = tuning_runs._Recorder.on_trial
