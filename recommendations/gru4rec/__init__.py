@@ -2,7 +2,9 @@
 
 Data in (session/item/time events), tensors and files out; the Django side wraps it in
 ``recommendations.engine``. Main entry points: :class:`GRU4Rec` (model, serving, checkpoints),
-:func:`fit` (training), :func:`evaluate` (Recall@N / MRR@N), :func:`parse_params`.
+:func:`fit` (training), :func:`evaluate` (Recall@N / MRR@N), :func:`parse_params`; :class:`Hybrid`
+(GRU4Rec + V-SKNN fused per item, ``hybrid.py``) with :func:`fit_hybrid`, :func:`hybrid_weight_fit`,
+:func:`evaluate_hybrid`; :func:`objective` (the one number model choices maximise).
 
 The names are loaded on first use (PEP 562): a web worker that only serves a model imports
 ``model`` and ``checkpoint``, not the training and data modules (and pandas, ~34 MB a process).
@@ -18,6 +20,11 @@ _EXPORTS = {
     "TrainingDiverged": ".trainer",
     "fit": ".trainer",
     "evaluate": ".evaluation",
+    "Hybrid": ".hybrid",
+    "evaluate_hybrid": ".hybrid",
+    "hybrid_weight_fit": ".hybrid",
+    "fit_hybrid": ".hybrid",
+    "objective": ".metrics",
 }
 
 __all__ = sorted(_EXPORTS)

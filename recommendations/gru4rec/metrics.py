@@ -57,3 +57,16 @@ class RankMetrics:
             out[f"mrr@{c}"] = self.rr[c] / self.n if self.n else 0.0
         out["n_events"] = self.n
         return out
+
+
+def objective(metrics: dict) -> float:
+    """The one number model choices maximise (the hybrid's weight and fusion, hyper-parameter
+    tuning, model selection): the geometric mean of Recall@20 and MRR@20.
+
+    Why: the shop needs both the right items on the page (recall) and the best one near the top
+    (MRR), and neither may be sacrificed: a geometric mean is 0 when either is 0 and rewards equal
+    relative gains in each equally, where an arithmetic mean would let a large gain in one buy a
+    loss in the other. Raises KeyError when ``metrics`` lacks either key.
+    """
+    r, m = float(metrics["recall@20"]), float(metrics["mrr@20"])
+    return (max(r, 0.0) * max(m, 0.0)) ** 0.5
