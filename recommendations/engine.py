@@ -21,6 +21,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from .gru4rec.checkpoint import CheckpointError
+from .gru4rec.metrics import objective as _objective
 
 if TYPE_CHECKING:  # pandas only in annotations here: web workers serve without it (~34 MB each)
     import pandas as pd
@@ -238,6 +239,11 @@ def evaluate(kind: str, model, test: pd.DataFrame, cutoffs=CUTOFFS) -> dict:
 
         out = evaluate_baseline(model, test, cutoffs=cutoffs)
     return {k: (float(v) if isinstance(v, (float, np.floating)) else v) for k, v in out.items()}
+
+
+def objective(metrics: dict) -> float:
+    """The engine's one number for model choices: sqrt(Recall@20 x MRR@20) (``metrics.objective``)."""
+    return _objective(metrics)
 
 
 def metrics_at_least(candidate: dict, reference: dict, names=PRIMARY_METRICS) -> bool:

@@ -146,7 +146,7 @@ def _recommend_model(bundle, items, k, exclude_seen, explain, category_id, cap_p
     pks = [int(bundle.index_pk[i]) for i in cand]
     products = caches.products_active(pks)
     chosen = [ScoredProduct(products[pk], s) for pk, s in zip(pks, scores) if pk in products][:k]
-    shares = _shares(bundle, idx, chosen) if explain else {}
+    shares = _shares(bundle, idx, chosen, exclude_seen) if explain else {}
     strategy = bundle.kind
     reason = f"{bundle.kind} scored the catalogue after {len(used)} session item(s)"
     if len(chosen) < k:
@@ -161,7 +161,7 @@ def _recommend_model(bundle, items, k, exclude_seen, explain, category_id, cap_p
     return result
 
 
-def _shares(bundle: LoadedModel, idx: list[int], chosen: list[ScoredProduct]) -> dict[int, dict]:
+def _shares(bundle: LoadedModel, idx: list[int], chosen: list[ScoredProduct], exclude_seen: bool) -> dict[int, dict]:
     """For a hybrid: each answered product's share of each model in its fused score (product pk ->
     {"gru4rec": share, "vsknn": share}, the engine's ``contributions``); empty for other kinds."""
     contributions = getattr(bundle.engine, "contributions", None)
@@ -169,7 +169,8 @@ def _shares(bundle: LoadedModel, idx: list[int], chosen: list[ScoredProduct]) ->
         return {}
     pks = [s.product.pk for s in chosen]
     try:
-        out = contributions(idx, [bundle.pk_index[pk] for pk in pks])
+        out = contributions(idx, [bundle.pk_index[pk] for pk in pks], exclude=idx if exclude_seen else None,
+                            mask=bundle.unavailable)
     except Exception:  # the explanation is extra: the answer stands without it
         logger.exception("contributions failed for %s", bundle.version)
         return {}

@@ -455,8 +455,8 @@ def _hybrid(run: TrainingRun, train: pd.DataFrame, models: dict, knn_params: dic
             rep.log(f"no hybrid in this run: {exc}")
             return None
         source = f"learnt on the last {HYBRID_VALID_DAYS:g} training day(s)"
-    fusion_params = {k: v for k, v in choice.items()
-                     if k not in ("weight", "fusion", "metrics", "grid", "objective", "gru4rec", "vsknn")}
+    # hybrid_weight_fit names them in "fusion_params" (and beside it); tuned settings store them beside
+    fusion_params = choice.get("fusion_params") or {k: choice[k] for k in ("c", "depth") if k in choice}
     model = engine.hybrid_build(models["gru4rec"], models["vsknn"], float(choice["weight"]),
                                 choice.get("fusion", "rrf"), **fusion_params)
     rep.log(f"hybrid: weight {float(choice['weight']):.3f} on V-SKNN, fusion {choice.get('fusion', 'rrf')} ({source})")

@@ -14,7 +14,6 @@ continues, and the time budget left is the budget less the time already spent.
 from __future__ import annotations
 
 import logging
-import math
 import threading
 import time
 
@@ -287,9 +286,10 @@ def _execute(run: TuningRun, progress: bool, echo) -> TuningRun:
 
 # ----------------------------------------------------------------------------------- trials
 def _objective(record) -> float | None:
-    value = (record.metrics or {}).get("objective")
-    if value is None and record.metrics and "recall@20" in record.metrics and "mrr@20" in record.metrics:
-        value = math.sqrt(float(record.metrics["recall@20"]) * float(record.metrics["mrr@20"]))
+    metrics = record.metrics or {}
+    value = metrics.get("objective")
+    if value is None and "recall@20" in metrics and "mrr@20" in metrics:
+        value = engine.objective(metrics)
     return None if value is None else float(value)
 
 

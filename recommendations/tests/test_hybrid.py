@@ -45,7 +45,7 @@ def test_hybrid_is_registered_served_reloaded_and_explained(catalogue, sessions,
     model_pks = [int(bundle.index_pk[i]) for i in want_idx][:6]
     assert result.product_ids == model_pks
     # "why these?": each model's share of each answer, as the engine's contributions give it
-    shares = bundle.engine.contributions(idx, [bundle.pk_index[pk] for pk in model_pks])
+    shares = bundle.engine.contributions(idx, [bundle.pk_index[pk] for pk in model_pks], exclude=idx)
     rows = result.explanation["scores"]
     assert [r["shares"] for r in rows] == [{k: round(float(v), 4) for k, v in s.items()} for s in shares]
     assert all(set(r["shares"]) == {"gru4rec", "vsknn"} for r in rows)
