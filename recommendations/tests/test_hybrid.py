@@ -87,7 +87,7 @@ def test_a_hybrid_artifact_with_a_member_outside_its_folder_is_refused(tmp_path)
 
 
 @pytest.mark.django_db
-def test_a_training_run_registers_the_three_kinds_and_activates_the_best(catalogue, sessions, tmp_path,
+def test_a_training_run_registers_the_three_kinds_and_activates_the_best(client, catalogue, sessions, tmp_path,
                                                                          django_capture_on_commit_callbacks):
     data = tmp_path / "events.tsv"
     write_tsv(sessions, data)
@@ -108,6 +108,18 @@ def test_a_training_run_registers_the_three_kinds_and_activates_the_best(catalog
     assert hybrid["source"] == "learnt on the last 1 training day(s)" and 0.0 <= hybrid["weight"] <= 1.0
     assert hybrid["validation"]["recall@20"] >= 0.0
     assert run.result["parameters"]["source"] == "defaults (MODEL_TRAIN_PARAMS)"
+    # the admin shows the run's three versions side by side: in the registry list (with their run,
+    # the best marked) and on the run's page (a row per kind with its metrics)
+    from django.contrib.auth.models import User
+
+    client.force_login(User.objects.create_superuser("boss", password="pw"))
+    html = client.get("/admin/recommendations/modelversion/").content.decode()
+    run_link = f'<a href="/admin/recommendations/trainingrun/{run.pk}/change/">{run.pk}</a>'
+    assert html.count(run_link) == 3 and html.count(f"{run_link} (best)") == 1
+    html = client.get(f"/admin/recommendations/trainingrun/{run.pk}/change/").content.decode()
+    for kind, mv in versions.items():
+        label = f"{kind}: {mv.version}" + (" (best)" if kind == best else "")
+        assert f"<tr><th>{label}</th><td>{metrics[kind]['recall@5']:.4f}</td>" in html, label
 
 
 @pytest.mark.django_db
