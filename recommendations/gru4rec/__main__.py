@@ -4,6 +4,8 @@
     python -m recommendations.gru4rec train TRAIN [--test TEST] -p PARAMS [--save MODEL] [--model gru4rec]
     python -m recommendations.gru4rec evaluate MODEL TEST [-m 1 5 10 20] [--ties conservative]
     python -m recommendations.gru4rec inspect MODEL
+    python -m recommendations.gru4rec tune TRAIN --trials N [--timeout S] [--kinds gru4rec vsknn hybrid] [--resume FILE]
+    python -m recommendations.gru4rec select TRAIN --test TEST [--timeout S]
 
 Progress goes to stderr; the last line on stdout is one JSON object (metrics, timings).
 ``--model pop|itemknn|vsknn`` trains a baseline instead (``--save`` then names a folder).
@@ -177,6 +179,81 @@ def cmd_inspect(args) -> dict:
     return out
 
 
+def _threads(args) -> None:
+    import torch
+
+    if args.threads:
+        torch.set_num_threads(args.threads)
+
+
+def _read_trials(path: str) -> list:
+    """Trials of an earlier run: one JSON object a line (what ``--resume`` appends)."""
+    from .tuning import TrialRecord  # why: optuna is imported only by the tuning subcommands
+
+    out = []
+    p = Path(path)
+    if not p.exists():
+        return out
+    for n, line in enumerate(p.read_text(encoding="utf-8").splitlines(), 1):
+        if not line.strip():
+            continue
+        try:
+            out.append(TrialRecord.from_dict(json.loads(line)))
+        except (json.JSONDecodeError, ValueError, TypeError) as exc:
+            raise ValueError(f"{path} line {n}: not a trial ({exc})") from None
+    return out
+
+
+def _check_budget(args) -> None:
+    if getattr(args, "trials", 1) is not None and getattr(args, "trials", 1) < 1:
+        raise ValueError(f"--trials must be >= 1, got {args.trials}")
+    if args.timeout is not None and not args.timeout > 0:
+        raise ValueError(f"--timeout must be > 0 seconds, got {args.timeout:g}")
+    if not args.valid_days > 0:
+        raise ValueError(f"--valid-days must be > 0, got {args.valid_days:g}")
+
+
+def cmd_tune(args) -> dict:
+    from .tuning import check_kinds, tune  # why: optuna is imported only by the tuning subcommands
+
+    _check_budget(args)
+    kinds = check_kinds(args.kinds)
+    _threads(args)
+    previous = _read_trials(args.resume) if args.resume else []
+    train = _read(args.train)
+    sink = open(args.resume, "a", encoding="utf-8") if args.resume else None
+
+    def on_trial(rec) -> None:
+        if sink is not None:
+            sink.write(json.dumps(rec.to_dict(), default=float) + "\n")
+            sink.flush()
+
+    try:
+        result = tune(train, trials=args.trials, timeout=args.timeout, kinds=kinds, valid_days=args.valid_days,
+                      seed=args.seed, previous=previous, on_trial=on_trial, progress=not args.quiet,
+                      log=None if not args.quiet else (lambda msg: None))
+    finally:
+        if sink is not None:
+            sink.close()
+    return result.summary()
+
+
+def cmd_select(args) -> dict:
+    from .tuning import select  # why: optuna is imported only by the tuning subcommands
+
+    _check_budget(args)
+    _threads(args)
+    train, test = _read(args.train), _read(args.test)
+    out = select(train, test, timeout=args.timeout, seed=args.seed, valid_days=args.valid_days,
+                 progress=not args.quiet, log=None if not args.quiet else (lambda msg: None))
+    model = out.pop("model")
+    if args.save:
+        model.save(args.save)
+        out["saved"] = args.save
+    test_metrics = out.pop("test")
+    return {"kind": out["kind"], **_round(test_metrics), "params": out["params"], **out}
+
+
 def build_parser() -> argparse.ArgumentParser:
     ap = argparse.ArgumentParser(prog="python -m recommendations.gru4rec", description=__doc__,
                                  formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -218,6 +295,30 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--top", type=int, default=10)
     p.add_argument("--neighbours", type=int, default=3)
     p.set_defaults(func=cmd_inspect)
+
+    def tuning(q):
+        q.add_argument("--valid-days", type=float, default=1.0,
+                       help="validation days cut from the end of TRAIN (every choice is made on them)")
+        q.add_argument("--seed", type=int, default=0)
+        q.add_argument("--threads", type=int, default=0, help="torch CPU threads (0 = default)")
+        q.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
+
+    p = sub.add_parser("tune", help="search the settings of GRU4Rec, V-SKNN and the hybrid on validation days")
+    p.add_argument("train")
+    p.add_argument("--trials", type=int, required=True, help="trials in all (earlier ones of --resume included)")
+    p.add_argument("--timeout", type=float, default=None, help="seconds; ends the search early")
+    p.add_argument("--kinds", nargs="+", default=["gru4rec", "vsknn", "hybrid"], help="gru4rec vsknn hybrid")
+    p.add_argument("--resume", help="JSON-lines file of trials: read as earlier trials, each new trial appended")
+    tuning(p)
+    p.set_defaults(func=cmd_tune)
+
+    p = sub.add_parser("select", help="choose kind and settings on TRAIN, retrain the winner, evaluate on TEST")
+    p.add_argument("train")
+    p.add_argument("--test", required=True)
+    p.add_argument("--timeout", type=float, default=600.0, help="seconds for the search (default 600)")
+    p.add_argument("--save", help="write the retrained winner (GRU4Rec: a file; V-SKNN, hybrid: a folder)")
+    tuning(p)
+    p.set_defaults(func=cmd_select)
     return ap
 
 

@@ -391,8 +391,13 @@ class Trainer:
 
     # ---------------------------------------------------------------- epochs
     def train(self, sessions: EncodedSessions, n_epochs: int | None = None, progress: bool = True,
-              log=None, check_every: int = 256, max_steps: int | None = None, on_progress=None) -> list[dict]:
+              log=None, check_every: int = 256, max_steps: int | None = None, on_progress=None,
+              on_epoch=None) -> list[dict]:
         """Run ``n_epochs`` (default params.n_epochs) passes; returns per-epoch {loss, seconds, events/s}.
+
+        ``on_epoch(epoch, model)`` (1-based epoch) is called after each epoch, outside the timed
+        part; when it returns ``False`` training stops there (what tuning uses to evaluate on
+        validation sessions, prune a trial or stop early). Without it no per-epoch work is done.
 
         ``on_progress(epoch, n_epochs, fraction, loss)`` is called at each check (every
         ``check_every`` steps, where the loss is read back anyway) with the fraction of the epoch
@@ -452,6 +457,8 @@ class Trainer:
                 if on_progress is not None:
                     on_progress(epoch + 1, n_epochs, 1.0, avg)
                 log(f"epoch {epoch + 1}/{n_epochs}: loss {avg:.4f}, {secs:.1f} s, {rec['events_per_second']:.0f} events/s")
+                if on_epoch is not None and on_epoch(epoch + 1, self.model) is False:
+                    break
         return history
 
 
@@ -464,8 +471,9 @@ def _time_range(df: pd.DataFrame) -> dict:
 
 
 def fit(train: pd.DataFrame, params: GRU4RecParams | str, device: str = "cpu", seed: int | None = 0,
-        progress: bool = True, log=None, on_progress=None) -> tuple[GRU4Rec, list[dict]]:
-    """Build the item map from ``train`` (SessionId, ItemId, Time), create and train a model."""
+        progress: bool = True, log=None, on_progress=None, on_epoch=None) -> tuple[GRU4Rec, list[dict]]:
+    """Build the item map from ``train`` (SessionId, ItemId, Time), create and train a model.
+    ``on_epoch(epoch, model) -> bool | None``: see :meth:`Trainer.train` (False stops training)."""
     if isinstance(params, str):
         params = parse_params(params)
     item_ids = pd.unique(train["ItemId"].astype(str))
@@ -475,7 +483,7 @@ def fit(train: pd.DataFrame, params: GRU4RecParams | str, device: str = "cpu", s
     sessions = encode_sessions(train, model.item_index, min_length=2)
     support = item_support(sessions, model.n_items)
     trainer = Trainer(model, support, seed=seed)
-    history = trainer.train(sessions, progress=progress, log=log, on_progress=on_progress)
+    history = trainer.train(sessions, progress=progress, log=log, on_progress=on_progress, on_epoch=on_epoch)
     model.meta["train_range"] = _time_range(train)
     model.meta["history"] = history
     top = np.argsort(-support, kind="stable")[:100]
