@@ -180,12 +180,12 @@ def gru4rec_params_string(params) -> str:
 
 
 def hybrid_settings(params: dict) -> dict:
-    """A hybrid trial's parameters as the training run reads them: ``{"weight", "fusion", ..(fusion
-    parameters), "gru4rec": parameter string, "vsknn": {..}}``."""
-    out = {k: v for k, v in params.items() if k not in ("gru4rec", "vsknn")}
-    out["weight"] = float(out["weight"])
-    out["gru4rec"] = gru4rec_params_string(params["gru4rec"])
-    out["vsknn"] = dict(params["vsknn"])
+    """A hybrid trial's parameters (``tuning.TrialRecord.params``: weight, fusion, fusion_params,
+    the two models' parameters, their trial numbers) as the training run reads them: ``{"weight",
+    "fusion", ..(the fusion parameters), "gru4rec": parameter string, "vsknn": {..}}``."""
+    out = {"weight": float(params["weight"]), "fusion": params.get("fusion", "rrf"),
+           **(params.get("fusion_params") or {}),
+           "gru4rec": gru4rec_params_string(params["gru4rec"]), "vsknn": dict(params["vsknn"])}
     return out
 
 

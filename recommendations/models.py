@@ -209,6 +209,8 @@ class TuningTrial(models.Model):
     state = models.CharField(max_length=16, choices=State.choices)
     duration_s = models.FloatField(default=0.0)
     epochs = models.PositiveIntegerField(null=True, blank=True)
+    # GRU4Rec: the validation objective after each epoch (what the pruner compared)
+    epoch_objectives = models.JSONField(default=list, blank=True)
     error = models.TextField(blank=True)
     created = models.DateTimeField(auto_now_add=True)
 

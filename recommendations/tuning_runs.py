@@ -218,11 +218,7 @@ class _Recorder:
                                                         heartbeat_at=timezone.now())
 
     def on_trial(self, record) -> None:
-        trial_store(self.run, record)
-        obj = _objective(record)
-        self.log(f"trial {record.number} {record.kind}: {record.state}"
-                 + (f", objective {obj:.4f}" if obj is not None else "")
-                 + (f" ({record.error})" if record.error else ""))
+        trial_store(self.run, record)  # the search logs the trial's line itself
 
     def should_stop(self) -> bool:
         now = time.monotonic()
@@ -261,7 +257,8 @@ def _execute(run: TuningRun, progress: bool, echo) -> TuningRun:
             train, _test, stats = training.events_for_run(TrainingRun(data_path=run.data_path))
             rec.log(f"training part: {stats['train']['events']} events, {stats['train']['sessions']} sessions, "
                     f"{stats['train']['items']} items (the held-out day is not used)")
-            result = tune(train, trials=left, timeout=budget, kinds=KINDS, previous=previous,
+            # ``trials`` counts the previous ones too; the time budget is this start's
+            result = tune(train, trials=run.trials, timeout=budget, kinds=KINDS, previous=previous,
                           on_trial=rec.on_trial, should_stop=rec.should_stop, progress=progress, log=rec.log)
             for record in result.trials:  # the callbacks stored them; again, idempotently, in case one was missed
                 trial_store(run, record)
@@ -297,7 +294,8 @@ def trial_store(run: TuningRun, record) -> TuningTrial:
     """Store one trial (idempotent: (run, number) is unique; a second store updates the row)."""
     values = {"kind": record.kind, "params": record.params or {}, "metrics": record.metrics or {},
               "objective": _objective(record), "state": record.state, "duration_s": float(record.duration_s or 0.0),
-              "epochs": record.epochs, "error": record.error or ""}
+              "epochs": record.epochs, "error": record.error or "",
+              "epoch_objectives": list(getattr(record, "epoch_objectives", None) or [])}
     trial, _ = TuningTrial.objects.update_or_create(run=run, number=record.number, defaults=values)
     TuningRun.objects.filter(pk=run.pk).update(best=best_of(run), heartbeat_at=timezone.now())
     return trial
@@ -306,7 +304,8 @@ def trial_store(run: TuningRun, record) -> TuningTrial:
 def trial_as_dict(trial: TuningTrial) -> dict:
     """A stored trial as the engine's ``TrialRecord.from_dict`` reads it."""
     return {"number": trial.number, "kind": trial.kind, "params": trial.params, "metrics": trial.metrics,
-            "state": trial.state, "duration_s": trial.duration_s, "epochs": trial.epochs, "error": trial.error or None}
+            "state": trial.state, "duration_s": trial.duration_s, "epochs": trial.epochs, "error": trial.error,
+            "epoch_objectives": trial.epoch_objectives}
 
 
 def best_of(run: TuningRun) -> dict:
