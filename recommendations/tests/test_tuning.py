@@ -9,7 +9,7 @@ from django.conf import settings as django_settings
 from django.contrib.auth.models import Permission, User
 from django.core.management import CommandError, call_command
 
-from recommendations import training, tuning_runs
+from recommendations import engine, training, tuning_runs
 from recommendations.gru4rec.formats import write_tsv
 from recommendations.models import ShopTrainingSettings, TuningRun, TuningTrial
 
@@ -47,7 +47,13 @@ def test_the_command_stores_every_trial_and_the_shops_training_settings(events_f
     assert run.best["overall"]["number"] == top.number and run.best["overall"]["objective"] == top.objective
     row = ShopTrainingSettings.objects.get()
     assert (row.tuning_run, row.kind, row.set_by) == (run, top.kind, None)
-    assert training.training_params()["settings_id"] == row.pk
+    # the next training run's parameters are the tuned ones
+    params = training.training_params()
+    assert params["settings_id"] == row.pk
+    gru_best = (run.best["overall"]["params"] if top.kind == "hybrid" else {}).get("gru4rec") or run.best["gru4rec"]["params"]
+    assert params["gru4rec"] == engine.gru4rec_params_string(gru_best) == row.params["gru4rec"]
+    if "hybrid" in run.best:
+        assert params["hybrid"]["weight"] == run.best["hybrid"]["params"]["weight"]
     out = capsys.readouterr().out.strip().splitlines()
     assert json.loads(out[-1])["kind"] == top.kind and f"tuning run {run.pk}: 3 trials" in out[-2]
     # executing it again (a redelivered task) does nothing
