@@ -6,6 +6,7 @@ a live loss chart and their three versions side by side, each version's online p
 shop's training settings."""
 import threading
 
+from django import forms
 from django.contrib import admin, messages
 from django.core.exceptions import PermissionDenied
 from django.http import JsonResponse
@@ -575,19 +576,68 @@ class TuningRunAdmin(admin.ModelAdmin):
                            obj.log_tail)
 
 
+class TrainingSettingsForm(forms.ModelForm):
+    """New training settings by hand (a new row; the current ones are the initial values), checked
+    by the engine through ``training.training_settings_check``: each bad field is named."""
+
+    gru4rec = forms.CharField(label="GRU4Rec parameters", widget=forms.Textarea(attrs={"rows": 3, "cols": 100}),
+                              help_text="a parameter string, e.g. loss=cross-entropy,layers=100,n_epochs=10")
+    vsknn = forms.JSONField(label="V-SKNN settings", help_text='e.g. {"k": 100, "sample_size": 500, '
+                            '"similarity": "cosine", "weighting": "linear"}')
+    hybrid = forms.JSONField(label="Hybrid weight and fusion", required=False,
+                             help_text='e.g. {"weight": 0.7, "fusion": "rrf", "c": 60}; empty: learnt at each training run')
+
+    class Meta:
+        model = ShopTrainingSettings
+        fields = ("kind",)
+
+    def clean(self):
+        data = super().clean()
+        if self.errors:
+            return data
+        try:
+            self.settings = training.training_settings_check(data["gru4rec"], data["vsknn"], data.get("hybrid") or None)
+        except ValueError as exc:
+            for name, message in exc.args[0].items():
+                self.add_error(name, message)
+        return data
+
+
 @admin.register(ShopTrainingSettings)
 class ShopTrainingSettingsAdmin(admin.ModelAdmin):
-    """The shop's training parameters as tuning set them, newest first (the first row is current;
-    the history stays). Read-only: a tuning run writes them."""
+    """The shop's training parameters, newest first (the first row is current; the history stays).
+    Rows are never changed: a tuning run or a user with the tune_model permission adds a new one."""
 
     list_display = ("set_at", "kind", "set_by", "tuning_run", "gru4rec_params", "vsknn_params", "hybrid_params")
     list_select_related = ("set_by", "tuning_run")
     readonly_fields = ("set_at", "kind", "set_by", "tuning_run", "gru4rec_params", "vsknn_params", "hybrid_params",
                        "validation")
     exclude = ("params", "metrics")
+    form = TrainingSettingsForm
 
     def has_add_permission(self, request):
-        return False
+        return request.user.has_perm("recommendations.tune_model")
+
+    def get_readonly_fields(self, request, obj=None):
+        return self.readonly_fields if obj is not None else ()
+
+    def get_exclude(self, request, obj=None):
+        return self.exclude if obj is not None else ()
+
+    def get_form(self, request, obj=None, change=False, **kwargs):
+        if obj is None:
+            kwargs["fields"] = ("kind", "gru4rec", "vsknn", "hybrid")
+        return super().get_form(request, obj, change, **kwargs)
+
+    def get_changeform_initial_data(self, request):
+        current = training.training_params()
+        hybrid = {k: v for k, v in (current["hybrid"] or {}).items() if k not in ("gru4rec", "vsknn")}
+        return {"gru4rec": current["gru4rec"], "vsknn": current["vsknn"], "hybrid": hybrid or None}
+
+    def save_model(self, request, obj, form, change):
+        row = training.training_settings_set(**form.settings, kind=form.cleaned_data.get("kind") or "",
+                                             user=request.user)
+        obj.pk, obj.set_at, obj.params, obj.set_by = row.pk, row.set_at, row.params, row.set_by
 
     def has_change_permission(self, request, obj=None):
         return False

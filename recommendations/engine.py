@@ -179,14 +179,35 @@ def gru4rec_params_string(params) -> str:
     return parse_params(params).to_string()
 
 
-def hybrid_settings(params: dict) -> dict:
-    """A hybrid trial's parameters (``tuning.TrialRecord.params``: weight, fusion, fusion_params,
-    the two models' parameters, their trial numbers) as the training run reads them: ``{"weight",
-    "fusion", ..(the fusion parameters), "gru4rec": parameter string, "vsknn": {..}}``."""
-    out = {"weight": float(params["weight"]), "fusion": params.get("fusion", "rrf"),
-           **(params.get("fusion_params") or {}),
-           "gru4rec": gru4rec_params_string(params["gru4rec"]), "vsknn": dict(params["vsknn"])}
-    return out
+def vsknn_params_check(params) -> dict:
+    """V-SKNN settings checked by the engine (ValueError naming the bad one): k and sample_size
+    whole numbers >= 1, similarity and weighting among the engine's names."""
+    from .gru4rec.baselines import SessionKNN  # why: first use: web workers skip training modules (pandas)
+
+    if not isinstance(params, dict):
+        raise ValueError(f"V-SKNN settings must be an object, got {type(params).__name__}")
+    unknown = sorted(set(params) - {"k", "sample_size", "similarity", "weighting"})
+    if unknown:
+        raise ValueError(f"unknown V-SKNN setting(s): {', '.join(unknown)} (k, sample_size, similarity, weighting)")
+    for name in ("k", "sample_size"):
+        if name in params and (isinstance(params[name], bool) or not isinstance(params[name], int) or params[name] < 1):
+            raise ValueError(f"{name} must be a whole number >= 1, got {params[name]!r}")
+    return SessionKNN(**params).params()
+
+
+def hybrid_fusion_check(weight, fusion: str, **fusion_params) -> dict:
+    """A hybrid's weight and fusion checked by the engine: ``{"weight", "fusion", ..params}``."""
+    from .gru4rec.hybrid import FUSIONS, fusion_params as check  # why: first use: web workers skip training modules (pandas)
+
+    try:
+        w = float(weight)
+    except (TypeError, ValueError):
+        raise ValueError(f"weight must be a number from 0 to 1, got {weight!r}") from None
+    if not 0.0 <= w <= 1.0:
+        raise ValueError(f"weight must be a number from 0 to 1, got {weight!r}")
+    if fusion not in FUSIONS:
+        raise ValueError(f"fusion must be one of {', '.join(FUSIONS)}, got {fusion!r}")
+    return {"weight": w, "fusion": fusion, **check(fusion, **fusion_params)}
 
 
 def hybrid_build(gru, knn, weight: float, fusion: str = "rrf", **fusion_params):

@@ -36,7 +36,7 @@ from tracking.selectors import sessions_training_data
 
 from . import artifacts, engine, registry, selectors
 from .gru4rec.params import parse_params
-from .models import ModelVersion, TrainingRun
+from .models import ModelVersion, ShopTrainingSettings, TrainingRun
 from .serving import torch_threads_cap
 
 if TYPE_CHECKING:  # web workers import this module (tasks) and never train: no pandas there
@@ -161,6 +161,49 @@ def training_params() -> dict:
         else "defaults (MODEL_TRAIN_PARAMS)",
         "settings_id": row.pk if row is not None else None,
     }
+
+
+def training_settings_check(gru4rec: str, vsknn: dict, hybrid: dict | None = None) -> dict:
+    """The shop's training parameters checked by the engine: ``{"gru4rec": parameter string,
+    "vsknn": {..}, "hybrid": {"weight", "fusion", .., "gru4rec", "vsknn"} or absent}``. Raises
+    ValueError with ``{field: message}`` as its argument, naming each bad field."""
+    errors, out = {}, {}
+    try:
+        out["gru4rec"] = engine.gru4rec_params_string(gru4rec)
+    except (ValueError, TypeError) as exc:
+        errors["gru4rec"] = str(exc)
+    try:
+        out["vsknn"] = engine.vsknn_params_check(vsknn)
+    except (ValueError, TypeError) as exc:
+        errors["vsknn"] = str(exc)
+    if hybrid:
+        try:
+            h = dict(hybrid)
+            fusion_params = dict(h.pop("fusion_params", None) or {})
+            fusion_params.update({k: h.pop(k) for k in ("c", "depth") if k in h})
+            checked = engine.hybrid_fusion_check(h.pop("weight", None), h.pop("fusion", "rrf"), **fusion_params)
+            # a tuned weight holds for the component settings it was found with (default: this row's)
+            checked["gru4rec"] = engine.gru4rec_params_string(h.pop("gru4rec", None) or out.get("gru4rec") or gru4rec)
+            checked["vsknn"] = engine.vsknn_params_check(h.pop("vsknn", None) or out.get("vsknn") or vsknn)
+            h = {k: v for k, v in h.items() if k not in ("gru4rec_trial", "vsknn_trial")}
+            if h:
+                raise ValueError(f"unknown hybrid setting(s): {', '.join(sorted(h))}")
+            out["hybrid"] = checked
+        except (ValueError, TypeError) as exc:
+            errors["hybrid"] = str(exc)
+    if errors:
+        raise ValueError(errors)
+    return out
+
+
+def training_settings_set(*, gru4rec: str, vsknn: dict, hybrid: dict | None = None, kind: str = "",
+                          metrics: dict | None = None, user=None, tuning_run=None) -> ShopTrainingSettings:
+    """Make these the shop's training parameters: a new ``ShopTrainingSettings`` row (the history
+    stays; the latest row is current), checked first (ValueError as :func:`training_settings_check`)."""
+    params = training_settings_check(gru4rec, vsknn, hybrid)
+    return ShopTrainingSettings.objects.create(
+        params=params, kind=kind, metrics=metrics or {}, tuning_run=tuning_run,
+        set_by=user if getattr(user, "is_authenticated", False) else None)
 
 
 # ------------------------------------------------------------------------------ entry points

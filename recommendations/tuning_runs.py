@@ -327,17 +327,12 @@ def training_settings_from_run(run: TuningRun) -> ShopTrainingSettings | None:
     best = best_of(run)
     if "overall" not in best:
         return None
-    params: dict = {}
-    if "gru4rec" in best:
-        params["gru4rec"] = engine.gru4rec_params_string(best["gru4rec"]["params"])
-    if "vsknn" in best:
-        params["vsknn"] = dict(best["vsknn"]["params"])
-    if "hybrid" in best:
-        params["hybrid"] = engine.hybrid_settings(best["hybrid"]["params"])
-        if best["overall"]["kind"] == "hybrid":
-            # The winner is the hybrid: train its components with the settings it was found with.
-            params["gru4rec"] = params["hybrid"]["gru4rec"]
-            params["vsknn"] = params["hybrid"]["vsknn"]
+    gru4rec = best["gru4rec"]["params"] if "gru4rec" in best else settings.MODEL_TRAIN_PARAMS
+    vsknn = best["vsknn"]["params"] if "vsknn" in best else dict(training.VSKNN_PARAMS)
+    hybrid = best["hybrid"]["params"] if "hybrid" in best else None
+    if best["overall"]["kind"] == "hybrid":
+        # The winner is the hybrid: train its components with the settings it was found with.
+        gru4rec, vsknn = hybrid["gru4rec"], hybrid["vsknn"]
     metrics = {k: {"metrics": v["metrics"], "objective": v["objective"], "trial": v["number"]} for k, v in best.items()}
-    return ShopTrainingSettings.objects.create(params=params, kind=best["overall"]["kind"], metrics=metrics,
-                                               tuning_run=run, set_by=run.requested_by)
+    return training.training_settings_set(gru4rec=gru4rec, vsknn=vsknn, hybrid=hybrid, kind=best["overall"]["kind"],
+                                          metrics=metrics, user=run.requested_by, tuning_run=run)

@@ -232,3 +232,39 @@ def test_admin_pages_buttons_and_permissions(client, monkeypatch, django_capture
     r = client.post("/admin/recommendations/tuningrun/start/", {"trials": "lots"}, follow=True)
     assert r.status_code == 200 and "trials: a whole number from 1 to 1000 (got &#x27;lots&#x27;)" in r.content.decode()
     assert TuningRun.objects.count() == 2
+
+
+@pytest.mark.django_db
+def test_training_settings_by_hand_are_checked_and_kept_as_history(client):
+    with pytest.raises(ValueError) as exc:
+        training.training_settings_check("layers=0", {"k": 0}, {"weight": 2})
+    assert exc.value.args[0] == {
+        "gru4rec": exc.value.args[0]["gru4rec"], "vsknn": "k must be a whole number >= 1, got 0",
+        "hybrid": "weight must be a number from 0 to 1, got 2"}
+    assert "layers" in exc.value.args[0]["gru4rec"]
+
+    _login(client, name="viewer")
+    assert client.get("/admin/recommendations/shoptrainingsettings/add/").status_code == 403
+    assert client.post("/admin/recommendations/shoptrainingsettings/add/", {"gru4rec": "layers=8"}).status_code == 403
+    client.logout()
+    _login(client, perms=("tune_model", "add_shoptrainingsettings"), name="tuner")
+    page = client.get("/admin/recommendations/shoptrainingsettings/add/").content.decode()
+    assert django_settings.MODEL_TRAIN_PARAMS in page  # the current settings (the default) as the start
+    r = client.post("/admin/recommendations/shoptrainingsettings/add/",
+                    {"kind": "", "gru4rec": "layers=8,n_epochs=1", "vsknn": '{"k": 20, "similarity": "nope"}',
+                     "hybrid": ""})
+    assert r.status_code == 200 and "similarity must be one of" in r.content.decode()
+    assert not ShopTrainingSettings.objects.exists()
+    for weight in (0.25, 0.5):
+        r = client.post("/admin/recommendations/shoptrainingsettings/add/",
+                        {"kind": "hybrid", "gru4rec": "layers=8,n_epochs=1", "vsknn": '{"k": 20}',
+                         "hybrid": f'{{"weight": {weight}, "fusion": "rrf", "c": 10}}'})
+        assert r.status_code == 302, r.content.decode()[-2000:]
+    rows = list(ShopTrainingSettings.objects.order_by("set_at", "id"))
+    assert len(rows) == 2 and rows[-1].set_by.username == "tuner"
+    current = training.training_params()
+    assert current["settings_id"] == rows[-1].pk
+    assert current["gru4rec"] == engine.gru4rec_params_string("layers=8,n_epochs=1")
+    assert current["vsknn"] == {"k": 20, "sample_size": 500, "similarity": "cosine", "weighting": "linear"}
+    assert current["hybrid"] == {"weight": 0.5, "fusion": "rrf", "c": 10.0, "depth": 100,
+                                 "gru4rec": current["gru4rec"], "vsknn": current["vsknn"]}
