@@ -464,7 +464,8 @@ class TuningRunAdmin(admin.ModelAdmin):
 
     def changelist_view(self, request, extra_context=None):
         extra = {"can_tune": self._can_tune(request), "active_run": selectors.tuning_run_active(),
-                 "current_settings": selectors.training_settings_current(), "max_trials": tuning_runs.MAX_TRIALS}
+                 "current_settings": selectors.training_settings_current(), "max_trials": tuning_runs.MAX_TRIALS,
+                 "min_trials": tuning_runs.MIN_TRIALS}
         return super().changelist_view(request, {**(extra_context or {}), **extra})
 
     def change_view(self, request, object_id, form_url="", extra_context=None):
@@ -494,7 +495,8 @@ class TuningRunAdmin(admin.ModelAdmin):
         trials, timeout = request.POST.get("trials", "").strip(), request.POST.get("timeout", "").strip()
         errors = []
         if not (trials.isascii() and trials.isdigit()):
-            errors.append(f"trials: a whole number from 1 to {tuning_runs.MAX_TRIALS} (got {trials!r})")
+            errors.append(f"trials: a whole number from {tuning_runs.MIN_TRIALS} to {tuning_runs.MAX_TRIALS} "
+                          f"(got {trials!r})")
         if timeout and not (timeout.isascii() and timeout.isdigit()):
             errors.append(f"time budget: a whole number of seconds, or empty for none (got {timeout!r})")
         if errors:

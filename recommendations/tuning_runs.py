@@ -32,6 +32,7 @@ logger = logging.getLogger(__name__)
 TUNE_TASK = "recommendations.tasks.tune_model"
 KINDS = ("gru4rec", "vsknn", "hybrid")
 MAX_TRIALS = 1000
+MIN_TRIALS = len(KINDS)  # the search gives each kind at least one trial
 LOG_TAIL_CHARS = 6000
 STOP_POLL_SECONDS = 1.0
 NOT_QUEUED = "not queued"
@@ -55,9 +56,10 @@ class TuningNotQueued(Exception):
 
 # ------------------------------------------------------------------------------ entry points
 def tuning_run_validate(trials, timeout) -> tuple[int, int | None]:
-    """(trials, timeout) checked: 1..MAX_TRIALS trials, a timeout of at least 1 s or None."""
-    if isinstance(trials, bool) or not isinstance(trials, int) or not 1 <= trials <= MAX_TRIALS:
-        raise TuningRefused(f"trials must be a whole number from 1 to {MAX_TRIALS} (got {trials!r})")
+    """(trials, timeout) checked: MIN_TRIALS..MAX_TRIALS trials, a timeout of at least 1 s or None."""
+    if isinstance(trials, bool) or not isinstance(trials, int) or not MIN_TRIALS <= trials <= MAX_TRIALS:
+        raise TuningRefused(f"trials must be a whole number from {MIN_TRIALS} (one per kind: {', '.join(KINDS)}) "
+                            f"to {MAX_TRIALS} (got {trials!r})")
     if timeout is not None and (isinstance(timeout, bool) or not isinstance(timeout, int) or timeout < 1):
         raise TuningRefused(f"timeout must be a whole number of seconds, at least 1 (got {timeout!r})")
     return trials, timeout

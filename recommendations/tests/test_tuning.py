@@ -67,7 +67,9 @@ def test_bad_command_input_is_a_clear_error(db, tmp_path):
             (["--trials", "0"], "--trials must be a whole number, at least 1 (got '0')"),
             (["--trials", "x"], "--trials must be a whole number, at least 1 (got 'x')"),
             (["--timeout", "-5"], "--timeout must be a whole number, at least 1 (got '-5')"),
-            (["--trials", "5000"], "trials must be a whole number from 1 to 1000 (got 5000)"),
+            (["--trials", "5000"], "trials must be a whole number from 3 (one per kind: gru4rec, vsknn, hybrid) to "
+                                   "1000 (got 5000)"),
+            (["--trials", "2"], "trials must be a whole number from 3 (one per kind"),
             (["--resume", "77"], "--resume '77': no such tuning run (none exists yet)"),
             (["--data", str(tmp_path / "nope.tsv")], f"--data {tmp_path / 'nope.tsv'}: no such file")):
         with pytest.raises(CommandError) as exc:
@@ -82,7 +84,7 @@ def test_a_second_tuning_run_is_refused_while_one_is_active(db):
     with pytest.raises(tuning_runs.TuningBusy, match=f"tuning run {first.pk} is queued: one tuning run at a time"):
         tuning_runs.tuning_run_queue(trials=5, publish=False)
     with pytest.raises(CommandError, match=f"tuning run {first.pk} is queued"):
-        call_command("tune_model", "--trials", "2")
+        call_command("tune_model", "--trials", "3")
     assert TuningRun.objects.count() == 1
     tuning_runs.tuning_run_stop(first)
     assert TuningRun.objects.get(pk=first.pk).status == "stopped"
@@ -148,7 +150,7 @@ def test_stop_then_resume_continues_the_numbering_without_rerunning_stored_trial
 
 @pytest.mark.django_db(transaction=True)  # the run's thread reads the row through its own connection
 def test_tuning_waits_for_no_training_and_fails_clearly_when_the_lock_is_held(db):
-    run = tuning_runs.tuning_run_queue(trials=2, publish=False)
+    run = tuning_runs.tuning_run_queue(trials=3, publish=False)
     with training.training_lock():
         import threading
 
@@ -230,7 +232,7 @@ def test_admin_pages_buttons_and_permissions(client, monkeypatch, django_capture
     # bad input: a message, no run, no 500
     TuningRun.objects.filter(pk=new.get().pk).update(status="stopped")
     r = client.post("/admin/recommendations/tuningrun/start/", {"trials": "lots"}, follow=True)
-    assert r.status_code == 200 and "trials: a whole number from 1 to 1000 (got &#x27;lots&#x27;)" in r.content.decode()
+    assert r.status_code == 200 and "trials: a whole number from 3 to 1000 (got &#x27;lots&#x27;)" in r.content.decode()
     assert TuningRun.objects.count() == 2
 
 
@@ -268,3 +270,31 @@ def test_training_settings_by_hand_are_checked_and_kept_as_history(client):
     assert current["vsknn"] == {"k": 20, "sample_size": 500, "similarity": "cosine", "weighting": "linear"}
     assert current["hybrid"] == {"weight": 0.5, "fusion": "rrf", "c": 10.0, "depth": 100,
                                  "gru4rec": current["gru4rec"], "vsknn": current["vsknn"]}
+
+
+@pytest.mark.django_db
+def test_the_celery_task_executes_a_queued_run_once(events_file, django_capture_on_commit_callbacks, monkeypatch):
+    from recommendations import tasks
+
+    sent = []
+    monkeypatch.setattr(tasks.tune_model, "apply_async", lambda args, **kw: sent.append(args))
+    with django_capture_on_commit_callbacks(execute=True):
+        run = tuning_runs.tuning_run_queue(trials=3, timeout=TRIAL_TIMEOUT, data_path=str(events_file))
+    assert sent == [(run.pk,)]  # published once the row committed, by name, to the task
+    out = tasks.tune_model(run.pk)
+    assert out["status"] == "succeeded", out
+    assert TuningTrial.objects.filter(run=run).count() == 3
+    assert tasks.tune_model(run.pk) == {"run": run.pk, "status": "succeeded", "error": ""}  # twice: nothing more
+    assert TuningTrial.objects.filter(run=run).count() == 3
+
+
+@pytest.mark.postgresql(reason="only PostgreSQL's advisory lock shows that nobody is tuning")
+@pytest.mark.django_db
+def test_a_run_left_running_by_a_dead_worker_is_reaped_to_stopped_and_resumable():
+    from recommendations.tasks import training_runs_reap
+
+    run = TuningRun.objects.create(trials=3, status="running")
+    assert training_runs_reap() == 1
+    run.refresh_from_db()
+    assert run.status == "stopped" and run.error.startswith("worker lost (killed or crashed) while running")
+    assert tuning_runs.tuning_run_resume(run, publish=False).status == "queued"
