@@ -2,6 +2,9 @@
 
     python -m recommendations.gru4rec prep RAW OUTDIR [--test-days 1]
     python -m recommendations.gru4rec train TRAIN [--test TEST] -p PARAMS [--save MODEL] [--model gru4rec]
+    python -m recommendations.gru4rec train TRAIN --model hybrid [-p GRU_PARAMS] [--knn-params k=200,...]
+                                        [--weight W --fusion rrf|minmax [--fusion-params c=60,depth=100]]
+                                        [--valid-days 1] [--test TEST] [--save DIR]
     python -m recommendations.gru4rec evaluate MODEL TEST [-m 1 5 10 20] [--ties conservative]
     python -m recommendations.gru4rec inspect MODEL
     python -m recommendations.gru4rec tune TRAIN --trials N [--timeout S] [--kinds gru4rec vsknn hybrid] [--resume FILE]
@@ -9,6 +12,9 @@
 
 Progress goes to stderr; the last line on stdout is one JSON object (metrics, timings).
 ``--model pop|itemknn|vsknn`` trains a baseline instead (``--save`` then names a folder).
+``--model hybrid`` trains GRU4Rec and V-SKNN and fuses them (``hybrid.py``): without ``--weight``
+the weight and fusion are chosen on the last ``--valid-days`` of TRAIN, then both models are
+trained again on all of TRAIN; ``--save`` names a folder.
 """
 from __future__ import annotations
 
@@ -43,11 +49,33 @@ def _is_gru4rec_file(path: str) -> bool:
     return Path(path).is_file()
 
 
+KNN_PARAM_TYPES = {"k": int, "sample_size": int, "similarity": str, "weighting": str}
+
+
+def _kv(text: str, types: dict, what: str) -> dict:
+    """``a=1,b=x`` -> {"a": 1, "b": "x"}, typed by ``types``; ValueError naming the bad part."""
+    out: dict = {}
+    for part in filter(None, (p.strip() for p in (text or "").split(","))):
+        key, sep, value = part.partition("=")
+        key = key.strip()
+        if not sep or key not in types:
+            raise ValueError(f"{what}: bad entry {part!r}; expected key=value with key in {sorted(types)}")
+        try:
+            out[key] = types[key](value.strip())
+        except ValueError:
+            raise ValueError(f"{what}: {key}={value.strip()!r} is not a valid {types[key].__name__}") from None
+    return out
+
+
 def _load(path: str, device: str = "cpu"):
     if _is_gru4rec_file(path):
         from .model import GRU4Rec  # why: each subcommand loads only its modules
 
         return "gru4rec", GRU4Rec.load(path, device=device)
+    if (Path(path) / "hybrid.json").is_file():
+        from .hybrid import Hybrid  # why: each subcommand loads only its modules
+
+        return "hybrid", Hybrid.load(path, device=device)
     from .baselines import load_baseline  # why: each subcommand loads only its modules
 
     model = load_baseline(path)
@@ -59,6 +87,10 @@ def _evaluate(kind: str, model, test, cutoffs, ties: str) -> dict:
         from .evaluation import evaluate  # why: each subcommand loads only its modules
 
         return evaluate(model, test, cutoffs=cutoffs, ties=ties)
+    if kind == "hybrid":
+        from .hybrid import evaluate_hybrid  # why: each subcommand loads only its modules
+
+        return evaluate_hybrid(model, test, cutoffs=cutoffs, ties=ties)
     from .baselines import evaluate_baseline  # why: each subcommand loads only its modules
 
     t0 = time.perf_counter()
@@ -84,11 +116,55 @@ def cmd_prep(args) -> dict:
     return {"train": str(out / "train.tsv"), "test": str(out / "test.tsv"), **stats}
 
 
+def _train_hybrid(args, train, result: dict):
+    from . import hybrid  # why: each subcommand loads only its modules
+    from .baselines import SessionKNN  # why: each subcommand loads only its modules
+    from .params import parse_params  # why: each subcommand loads only its modules
+    from .trainer import fit  # why: each subcommand loads only its modules
+
+    params = parse_params(args.params)
+    if args.epochs is not None:
+        params.n_epochs = args.epochs
+    knn_params = _kv(args.knn_params, KNN_PARAM_TYPES, "--knn-params")
+    SessionKNN(**knn_params)  # bad values fail before any training
+    fparams = _kv(args.fusion_params, {"c": float, "depth": int}, "--fusion-params")
+    if (args.weight is None) != (args.fusion is None):
+        raise ValueError("--weight and --fusion go together (both skip the validation fit)")
+    if args.fusion_params and args.fusion is None:
+        raise ValueError("--fusion-params needs --weight and --fusion")
+    _log(f"params: {params.to_string()}; V-SKNN {SessionKNN(**knn_params).params()}")
+    if args.weight is not None:
+        hybrid.fusion_params(args.fusion, **fparams)  # checked before training
+        hybrid._check_weight(args.weight)
+        gru, _ = fit(train, params, device=args.device, seed=args.seed, progress=not args.quiet)
+        knn = SessionKNN(**knn_params).fit(train)
+        model = hybrid.Hybrid(gru, knn, args.weight, args.fusion, **fparams)
+    else:
+        model, info = hybrid.fit_hybrid(train, params, knn_params, valid_days=args.valid_days, seed=args.seed,
+                                        progress=not args.quiet, device=args.device)
+        result["validation"] = {
+            "objective": round(info["objective"], 6),
+            **{k: round(v, 6) for k, v in info["metrics"].items() if k.startswith(("recall@20", "mrr@20"))},
+            **{k: {m: round(v, 6) for m, v in info[k].items()} for k in ("valid_gru4rec", "valid_vsknn") if k in info},
+        }
+        result["fit_seconds_validation"] = info["fit_seconds_validation"]
+        result["fit_seconds_final"] = info["fit_seconds_final"]
+    result["params"] = model.params()
+    result["weight"], result["fusion"], result["fusion_params"] = model.weight, model.fusion, model.fusion_params
+    return model
+
+
 def cmd_train(args) -> dict:
     import torch
 
     if args.threads:
         torch.set_num_threads(args.threads)
+    if args.model != "hybrid":
+        for flag, value in (("--knn-params", args.knn_params), ("--weight", args.weight), ("--fusion", args.fusion),
+                            ("--fusion-params", args.fusion_params)):
+            if value is not None and not (flag == "--knn-params" and args.model == "vsknn"):
+                raise ValueError(f"{flag} applies to --model hybrid" + (" or vsknn" if flag == "--knn-params" else "")
+                                 + " only")
     train = _read(args.train)
     _log(f"train: {len(train):,} events, {train['SessionId'].nunique():,} sessions, {train['ItemId'].nunique():,} items")
     result: dict = {"model": args.model}
@@ -104,22 +180,25 @@ def cmd_train(args) -> dict:
         model, history = fit(train, params, device=args.device, seed=args.seed, progress=not args.quiet)
         result["params"] = params.to_string()
         result["epochs"] = [_round(h) for h in history]
+    elif args.model == "hybrid":
+        model = _train_hybrid(args, train, result)
     else:
         from . import baselines  # why: each subcommand loads only its modules
 
         if args.params:
-            raise SystemExit("-p/--params applies to --model gru4rec only")
-        model = getattr(baselines, BASELINE_KINDS[args.model])().fit(train)
+            raise SystemExit("-p/--params applies to --model gru4rec or hybrid only")
+        kw = _kv(args.knn_params, KNN_PARAM_TYPES, "--knn-params") if args.model == "vsknn" else {}
+        model = getattr(baselines, BASELINE_KINDS[args.model])(**kw).fit(train)
     train_s = time.perf_counter() - t0
     result["train_seconds"] = round(train_s, 3)
     n_epochs = len(result.get("epochs", [])) or 1
     result["events_per_second"] = round(len(train) * n_epochs / train_s, 1)
     if args.test:
         test = _read(args.test)
-        kind = "gru4rec" if args.model == "gru4rec" else "baseline"
+        kind = args.model if args.model in ("gru4rec", "hybrid") else "baseline"
         metrics = _evaluate(kind, model, test, args.cutoffs, args.ties)
         result.update(_round(metrics))
-        if args.model == "gru4rec":
+        if args.model in ("gru4rec", "hybrid"):
             model.meta["metrics"] = {k: v for k, v in metrics.items() if k.startswith(("recall", "mrr"))}
     if args.save:
         model.save(args.save)
@@ -143,6 +222,14 @@ def cmd_inspect(args) -> dict:
     import numpy as np
 
     kind, model = _load(args.model)
+    if kind == "hybrid":
+        out = {"model": "hybrid", "n_items": model.n_items, "n_items_gru4rec": model.gru.n_items,
+               "n_items_vsknn": model.knn.n_items, "params": model.params(), "fit": model.meta.get("fit"),
+               "metrics": model.meta.get("metrics"), "train_range": model.gru.meta.get("train_range")}
+        _log(f"hybrid of GRU4Rec ({model.gru.n_items:,} items) and V-SKNN ({model.knn.n_items:,} items): "
+             f"fusion {model.fusion} {model.fusion_params}, V-SKNN weight {model.weight}")
+        _log(f"metrics: {out['metrics']}")
+        return out
     if kind != "gru4rec":
         return {"model": kind, "n_items": model.n_items, "params": model.params()}
     wy, by = model.output_vectors()
@@ -276,8 +363,14 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("train")
     p.add_argument("--test")
     p.add_argument("-p", "--params", default="", help="e.g. loss=cross-entropy,layers=100,batch_size=32")
-    p.add_argument("--model", choices=["gru4rec", *BASELINE_KINDS], default="gru4rec")
-    p.add_argument("--save", help="GRU4Rec: a .safetensors file; baselines: a folder")
+    p.add_argument("--model", choices=["gru4rec", *BASELINE_KINDS, "hybrid"], default="gru4rec")
+    p.add_argument("--save", help="GRU4Rec: a .safetensors file; baselines and hybrid: a folder")
+    p.add_argument("--knn-params", help="V-SKNN (vsknn, hybrid): e.g. k=200,sample_size=500,similarity=cosine,"
+                                        "weighting=linear")
+    p.add_argument("--weight", type=float, help="hybrid: V-SKNN's share in [0, 1] (with --fusion: no validation fit)")
+    p.add_argument("--fusion", choices=["rrf", "minmax"], help="hybrid: the fusion (with --weight)")
+    p.add_argument("--fusion-params", help="hybrid, with --fusion: e.g. c=60,depth=100")
+    p.add_argument("--valid-days", type=float, default=1, help="hybrid: days cut off TRAIN to choose the weight")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--epochs", type=int, help="override n_epochs")
     p.add_argument("-q", "--quiet", action="store_true", help="no progress bar")

@@ -228,7 +228,7 @@ class Hybrid:
         p = self.fusion_params
         parts: dict[int, list[float]] = {}
         if g_idx:
-            g_ex = [i for i in exclude if i < self.n_gru] if exclude is not None else None
+            g_ex = [int(i) for i in exclude if int(i) < self.n_gru] if exclude is not None else None
             g_mask = mask[: self.n_gru] if mask is not None else None
             pos, vals = self.gru.top_items(g_idx, t, exclude=g_ex, mask=g_mask)
             if pos:
@@ -237,12 +237,17 @@ class Hybrid:
                 for i, v in zip(items.tolist(), vs.tolist()):
                     parts[i] = [v, 0.0]
         if k_idx:
-            scores = torch.from_numpy(self.knn.score_sessions([k_idx])[0])
+            scores = self.knn.score_sessions([k_idx])[0]
             km = self._knn_mask(exclude, mask)
             if km is not None:
-                scores = scores + km
-            vals, pos = _topk(scores.view(1, -1), t)
-            _, items, vs = list_parts(vals, pos, self.fusion, p, positive_only=True)
+                scores += km.numpy()
+            # only voted items can be listed: select among them, not over the whole catalogue
+            pos = np.flatnonzero(scores > 0)
+            if len(pos) > t:
+                pos = pos[np.argpartition(-scores[pos], t - 1)[:t]]
+            pos = pos[np.argsort(-scores[pos], kind="stable")]
+            _, items, vs = list_parts(torch.from_numpy(scores[pos]).view(1, -1), torch.from_numpy(pos).view(1, -1),
+                                      self.fusion, p, positive_only=True)
             for i, v in zip(self.k2h[items.numpy()].tolist(), vs.tolist()):
                 parts.setdefault(i, [0.0, 0.0])[1] = v
         return parts
@@ -538,10 +543,9 @@ def fit_hybrid(train_df, gru_params, knn_params: dict | None = None, valid_days:
     rest, choose weight and fusion there (:func:`hybrid_weight_fit`), then train both again on all
     of ``train_df`` and fuse them with that choice. Returns (hybrid, info: the choice, the validation
     metrics and grid, the models' validation metrics at weights 0 and 1, timings)."""
-    # why: training-only modules, kept out of the serving imports
-    from .params import parse_params
-    from .sessions import split_by_time
-    from .trainer import fit
+    from .params import parse_params  # why: training-only modules, kept out of the serving imports
+    from .sessions import split_by_time  # why: training-only modules, kept out of the serving imports
+    from .trainer import fit  # why: training-only modules, kept out of the serving imports
 
     say = log or (lambda msg: print(msg, file=sys.stderr, flush=True) if progress else None)
     params = parse_params(gru_params) if isinstance(gru_params, str) else gru_params
