@@ -331,8 +331,19 @@ def cmd_select(args) -> dict:
     _check_budget(args)
     _threads(args)
     train, test = _read(args.train), _read(args.test)
-    out = select(train, test, timeout=args.timeout, seed=args.seed, valid_days=args.valid_days,
-                 progress=not args.quiet, log=None if not args.quiet else (lambda msg: None))
+    sink = open(args.trials_log, "w", encoding="utf-8") if args.trials_log else None
+
+    def on_trial(rec) -> None:
+        if sink is not None:
+            sink.write(json.dumps(rec.to_dict(), default=float) + "\n")
+            sink.flush()
+
+    try:
+        out = select(train, test, timeout=args.timeout, seed=args.seed, valid_days=args.valid_days,
+                     progress=not args.quiet, log=None if not args.quiet else (lambda msg: None), on_trial=on_trial)
+    finally:
+        if sink is not None:
+            sink.close()
     model = out.pop("model")
     if args.save:
         model.save(args.save)
@@ -410,6 +421,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--test", required=True)
     p.add_argument("--timeout", type=float, default=600.0, help="seconds for the search (default 600)")
     p.add_argument("--save", help="write the retrained winner (GRU4Rec: a file; V-SKNN, hybrid: a folder)")
+    p.add_argument("--trials-log", help="write every trial of the search to this JSON-lines file")
     tuning(p)
     p.set_defaults(func=cmd_select)
     return ap

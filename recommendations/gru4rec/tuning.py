@@ -570,7 +570,8 @@ SELECT_TRIALS = 200  # the time budget, not this number, ends a select search
 
 def select(train_df: pd.DataFrame, test_df: pd.DataFrame | None = None, *, timeout: float, seed: int = 0,
            progress: bool = False, log: Callable[[str], None] | None = None, valid_days: float = 1.0,
-           trials: int = SELECT_TRIALS, device: str = "cpu") -> dict:
+           trials: int = SELECT_TRIALS, device: str = "cpu",
+           on_trial: Callable[[TrialRecord], None] | None = None) -> dict:
     """Choose the kind and its settings on ``train_df`` alone (:func:`tune` within ``timeout``
     seconds, the three kinds compared by the validation objective), retrain the winner with its
     settings on all of ``train_df`` (not counted in ``timeout``; bounded by one training of each
@@ -579,7 +580,7 @@ def select(train_df: pd.DataFrame, test_df: pd.DataFrame | None = None, *, timeo
     "total"}, "model": the retrained model}."""
     t0 = time.perf_counter()
     result = tune(train_df, trials=trials, timeout=timeout, valid_days=valid_days, seed=seed,
-                  progress=progress, log=log, device=device)
+                  progress=progress, log=log, device=device, on_trial=on_trial)
     best = result.best["overall"]
     if best is None:
         raise ValueError("no trial completed within the budget; raise the timeout")
