@@ -9,7 +9,8 @@ and :data:`VSKNN_PARAMS`.
 Every entry point (API, admin, task, beat, command, demo) goes through the ``training_run_*``
 functions here.
 
-One run at a time: a PostgreSQL session advisory lock on a dedicated connection. A worker that
+One run at a time: a PostgreSQL session advisory lock on a dedicated connection (tuning runs,
+``recommendations.tuning_runs``, execute under it too: tuning and training never overlap). A worker that
 dies loses its connection and so its lock; the next run that gets the lock marks the dead run
 failed ("worker lost") before it starts. The reaper (beat, every minute) does the same without
 waiting for a next run, and fails ``queued`` runs that no worker started (a message lost with a
@@ -77,7 +78,7 @@ def training_lock(wait: float = 0.0):
                     if cur.fetchone()[0]:
                         break
                     if time.monotonic() >= deadline:
-                        raise TrainingBusy("another training run is in progress")
+                        raise TrainingBusy("another training run or a tuning run is in progress")
                     time.sleep(0.05)
             try:
                 yield
@@ -89,7 +90,7 @@ def training_lock(wait: float = 0.0):
     else:
         acquired = _local_lock.acquire(timeout=wait) if wait > 0 else _local_lock.acquire(blocking=False)
         if not acquired:
-            raise TrainingBusy("another training run is in progress")
+            raise TrainingBusy("another training run or a tuning run is in progress")
         try:
             yield
         finally:
