@@ -159,3 +159,16 @@ def test_without_tuned_settings_training_uses_the_environment_default(settings, 
     assert run.params == SMALL_PARAMS
     ShopTrainingSettings.objects.create(params={"gru4rec": "layers=8,n_epochs=1"})
     assert TrainingRun.objects.create(params=training.training_params()["gru4rec"]).params == "layers=8,n_epochs=1"
+
+
+@pytest.mark.django_db
+def test_inspect_model_shows_a_hybrids_neighbours_and_checks_its_artifact(catalogue, sessions, capsys):
+    from django.core.management import call_command
+
+    mv, model = _hybrid_version(sessions, "v-hybrid")
+    call_command("inspect_model", "v-hybrid", "--items", "p3", "--neighbours", "2")
+    out = capsys.readouterr().out
+    near = model.gru.similar_items("p3", 2)
+    assert "neighbours by item embedding (cosine), 2 each:" in out
+    assert all(f"{sim:6.3f}  Product {j[1:]} ({j})" in out for j, sim in near)
+    assert f"artifact OK: sha256 verified, loads with {model.n_items} items" in out
