@@ -319,6 +319,16 @@ class SessionKNN(_Baseline):
         return 1.0 / np.log2(n - p + 2)  # "log"
 
     def _score_one(self, session: Sequence[int], out: np.ndarray) -> None:
+        items, scores = self.votes(session)
+        out[items] += scores
+
+    def votes(self, session: Sequence[int]) -> tuple[np.ndarray, np.ndarray]:
+        """The items some neighbour voted for after ``session`` (item indices, ascending) and their
+        scores (float32, > 0): the non-zero entries of :meth:`score_sessions`'s row, without a
+        catalogue-sized array (one-session serving)."""
+        empty = (np.zeros(0, dtype=np.int64), np.zeros(0, dtype=np.float32))
+        if not len(session):
+            return empty
         seq = np.asarray(session, dtype=np.int64)
         w = self._weights(len(seq))
         # An item clicked more than once keeps the weight of its latest position.
@@ -334,7 +344,7 @@ class SessionKNN(_Baseline):
         cnt = stop - begin
         cand_all = ix[np.repeat(begin, cnt) + (np.arange(cnt.sum()) - np.repeat(np.cumsum(cnt) - cnt, cnt))]
         if len(cand_all) == 0:
-            return
+            return empty
         cand, inv = np.unique(cand_all, return_inverse=True)
         sim = np.bincount(inv, weights=np.repeat(wu, cnt), minlength=len(cand))
         if len(cand) > self.sample_size:
@@ -347,7 +357,11 @@ class SessionKNN(_Baseline):
         sp_, sx = self.sess_items.indptr, self.sess_items.indices
         ncnt = sp_[cand + 1] - sp_[cand]
         items = sx[np.repeat(sp_[cand], ncnt) + (np.arange(ncnt.sum()) - np.repeat(np.cumsum(ncnt) - ncnt, ncnt))]
-        out += np.bincount(items, weights=np.repeat(sim, ncnt), minlength=self.n_items).astype(np.float32)
+        # the same sums, in the same order, as a bincount over the whole catalogue
+        voted, inv = np.unique(items, return_inverse=True)
+        scores = np.bincount(inv, weights=np.repeat(sim, ncnt), minlength=len(voted)).astype(np.float32)
+        keep = scores > 0
+        return voted[keep], scores[keep]
 
     def score_sessions(self, sessions):
         out = np.zeros((len(sessions), self.n_items), dtype=np.float32)

@@ -145,11 +145,45 @@ def list_parts(vals: torch.Tensor, idxs: torch.Tensor, fusion: str, params: dict
         # equal scores share a rank: 1 + the number of strictly higher scores (all among the top depth)
         asc = top.flip(1).contiguous()
         higher = top.shape[1] - torch.searchsorted(asc[rows], s.view(-1, 1), right=True).view(-1)
-        parts = (c + 1.0) / (c + 1.0 + higher.to(torch.float64))
+        denom = c + 1.0 + higher.to(torch.float64)
+        parts = torch.full_like(denom, c + 1.0) / denom  # not scalar / tensor: torch multiplies by a reciprocal
     else:  # minmax
         denom = vmax[rows] - lo[rows]
         parts = (s - lo[rows]) / denom
     return rows, idxs[rows, cols].to(torch.long), parts
+
+
+def row_parts(vals: np.ndarray, idxs: np.ndarray, fusion: str, params: dict, positive_only: bool
+              ) -> tuple[np.ndarray, np.ndarray]:
+    """:func:`list_parts` for one request in numpy (serving: torch's per-call cost, ~5-10 us an
+    op, would double the latency): ``vals`` the model's best ``T <= depth + 1`` scores, best first
+    (only finite ones), ``idxs`` their items. Returns (listed items, parts); the same arithmetic,
+    in float64, step for step (tests compare the two on every test transition)."""
+    depth = params["depth"]
+    vals = np.asarray(vals, dtype=np.float64)
+    keep = np.isfinite(vals) & (vals > 0) if positive_only else np.isfinite(vals)
+    vals, idxs = vals[keep], np.asarray(idxs)[keep]
+    n = len(vals)
+    if n == 0:
+        return np.zeros(0, dtype=np.int64), np.zeros(0, dtype=np.float64)
+    vmax = vals[0]
+    if n > depth:
+        lo = vals[depth]
+    else:
+        spread = max(vmax - vals[-1], 0.0)
+        lo = vals[-1] - (spread / depth if spread > 0 else 1.0)
+    if positive_only:
+        lo = max(lo, 0.0)
+    top = vals[:depth]
+    listed = top > lo
+    s = top[listed]
+    if fusion == "rrf":
+        c = params["c"]
+        higher = len(top) - np.searchsorted(top[::-1], s, side="right")
+        parts = (c + 1.0) / (c + 1.0 + higher.astype(np.float64))
+    else:
+        parts = (s - lo) / (vmax - lo)
+    return np.asarray(idxs[:depth][listed], dtype=np.int64), parts
 
 
 def _topk(scores: torch.Tensor, k: int) -> tuple[torch.Tensor, torch.Tensor]:
@@ -222,39 +256,44 @@ class Hybrid:
 
     # -------------------------------------------------------------------------------- serving
     def _parts_one(self, idx, exclude=None, mask: torch.Tensor | None = None):
-        """(items, gru parts, knn parts) of one request: the union of both lists, hybrid indices."""
+        """(items (hybrid indices), GRU4Rec parts, V-SKNN parts) of one request over the union of
+        both lists, numpy arrays aligned by item."""
         g_idx, k_idx = self._split_idx(idx)
         t = self.depth + 1
         p = self.fusion_params
-        parts: dict[int, list[float]] = {}
+        ex = np.asarray([int(i) for i in exclude], dtype=np.int64) if exclude is not None and len(exclude) else None
+        g_items = k_items = np.zeros(0, dtype=np.int64)
+        g_parts = k_parts = np.zeros(0, dtype=np.float64)
         if g_idx:
-            g_ex = [int(i) for i in exclude if int(i) < self.n_gru] if exclude is not None else None
+            g_ex = ex[ex < self.n_gru].tolist() if ex is not None else None
             g_mask = mask[: self.n_gru] if mask is not None else None
             pos, vals = self.gru.top_items(g_idx, t, exclude=g_ex, mask=g_mask)
-            if pos:
-                _, items, vs = list_parts(torch.tensor([vals], dtype=torch.float64), torch.tensor([pos]),
-                                          self.fusion, p, positive_only=False)
-                for i, v in zip(items.tolist(), vs.tolist()):
-                    parts[i] = [v, 0.0]
+            g_items, g_parts = row_parts(np.asarray(vals), np.asarray(pos, dtype=np.int64), self.fusion, p, False)
         if k_idx:
-            scores = self.knn.score_sessions([k_idx])[0]
-            km = self._knn_mask(exclude, mask)
-            if km is not None:
-                scores += km.numpy()
-            # only voted items can be listed: select among them, not over the whole catalogue
-            pos = np.flatnonzero(scores > 0)
-            if len(pos) > t:
-                pos = pos[np.argpartition(-scores[pos], t - 1)[:t]]
-            pos = pos[np.argsort(-scores[pos], kind="stable")]
-            _, items, vs = list_parts(torch.from_numpy(scores[pos]).view(1, -1), torch.from_numpy(pos).view(1, -1),
-                                      self.fusion, p, positive_only=True)
-            for i, v in zip(self.k2h[items.numpy()].tolist(), vs.tolist()):
-                parts.setdefault(i, [0.0, 0.0])[1] = v
-        return parts
-
-    def _fused(self, parts: dict[int, list[float]]) -> dict[int, float]:
-        w = self.weight
-        return {i: w * k + (1.0 - w) * g for i, (g, k) in parts.items()}
+            items, scores = self.knn.votes(k_idx)  # knn indices, scores > 0
+            if mask is not None or ex is not None:
+                if mask is not None:
+                    scores = scores + mask.detach().to("cpu", torch.float32).numpy()[self.k2h[items]]
+                if ex is not None:  # items are ascending: find the excluded ones by bisection
+                    k_ex = self.h2k[ex]
+                    at = np.searchsorted(items, k_ex)
+                    hit = (at < len(items)) & (k_ex >= 0)
+                    at = at[hit]
+                    at = at[items[at] == k_ex[hit]]
+                    scores = scores.copy() if mask is None else scores
+                    scores[at] = -np.inf
+            if len(items) > t:  # only voted items can be listed: select among them
+                sel = np.argpartition(-scores, t - 1)[:t]
+                items, scores = items[sel], scores[sel]
+            order = np.argsort(-scores, kind="stable")
+            k_items, k_parts = row_parts(scores[order], items[order], self.fusion, p, True)
+            k_items = self.k2h[k_items]
+        both = np.union1d(g_items, k_items)
+        g = np.zeros(len(both))
+        k = np.zeros(len(both))
+        g[np.searchsorted(both, g_items)] = g_parts
+        k[np.searchsorted(both, k_items)] = k_parts
+        return both, g, k
 
     def top_items(self, idx: Sequence[int], n: int, exclude=None, mask: torch.Tensor | None = None
                   ) -> tuple[list[int], list[float]]:
@@ -266,16 +305,21 @@ class Hybrid:
         n = max(0, min(int(n), self.n_items))
         if not idx or n == 0:
             return [], []
-        fused = self._fused(self._parts_one(idx, exclude, mask))
-        best = sorted(((-v, i) for i, v in fused.items() if v > 0))[:n]
-        return [i for _, i in best], [-v for v, _ in best]
+        items, g, k = self._parts_one(idx, exclude, mask)
+        fused = self.weight * k + (1.0 - self.weight) * g
+        pos = np.flatnonzero(fused > 0)
+        order = np.lexsort((items[pos], -fused[pos]))[:n]  # best first; equal scores by index
+        return items[pos[order]].tolist(), fused[pos[order]].tolist()
 
     def contributions(self, idx: Sequence[int], items: Sequence[int], exclude=None,
                       mask: torch.Tensor | None = None) -> list[dict]:
         """For each of ``items`` (hybrid indices, e.g. what :meth:`top_items` returned for the same
         session, ``exclude`` and ``mask``): each model's share of its fused score,
         ``{"gru4rec": share, "vsknn": share}`` summing to 1 (both 0 for an item neither lists)."""
-        parts = self._parts_one(idx, exclude, mask) if idx else {}
+        parts = {}
+        if idx:
+            both, gp, kp = self._parts_one(idx, exclude, mask)
+            parts = {int(i): (a, b) for i, a, b in zip(both.tolist(), gp.tolist(), kp.tolist())}
         w = self.weight
         out = []
         for i in items:

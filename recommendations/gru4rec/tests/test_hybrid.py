@@ -19,6 +19,7 @@ from recommendations.gru4rec.hybrid import (
     fusion_params,
     hybrid_weight_fit,
     list_parts,
+    row_parts,
 )
 from recommendations.gru4rec.metrics import objective
 from recommendations.gru4rec.trainer import fit
@@ -83,6 +84,25 @@ def test_minmax_parts_and_short_lists():
     # V-SKNN: only positive scores are listed and lo is at least 0
     _, items, parts = list_parts(torch.tensor([[3.0, 0.0, 0.0]]), torch.tensor([[5, 6, 7]]), "minmax", p, True)
     assert items.tolist() == [5] and parts.tolist() == [1.0]
+
+
+@pytest.mark.parametrize("fusion", ["rrf", "minmax"])
+@pytest.mark.parametrize("positive_only", [False, True])
+def test_the_serving_twin_computes_the_same_parts(fusion, positive_only):
+    rng = np.random.default_rng(0)
+    p = fusion_params(fusion, depth=5)
+    for trial in range(200):
+        t = int(rng.integers(1, 7))  # up to depth + 1 scores; some rows short, with ties and zeros
+        vals = np.sort(rng.integers(-2, 5, size=t).astype(np.float64))[::-1].copy()
+        if trial % 3 == 0:
+            vals[int(rng.integers(t)):] = -math.inf
+        vals = np.sort(vals)[::-1].copy()
+        idxs = rng.permutation(50)[:t]
+        _, items, parts = list_parts(torch.from_numpy(vals).view(1, -1), torch.from_numpy(idxs).view(1, -1), fusion, p,
+                                     positive_only)
+        r_items, r_parts = row_parts(vals, idxs, fusion, p, positive_only)
+        assert r_items.tolist() == items.tolist()
+        assert r_parts.tolist() == parts.tolist()
 
 
 def test_fusion_params_are_validated():
@@ -309,7 +329,7 @@ def test_cli_train_evaluate_inspect_a_hybrid(tmp_path, capsys):
                  "--save", str(folder), "-q"]) == 0
     out = _last_json(capsys)
     assert out["model"] == "hybrid" and out["weight"] == 0.4 and out["fusion_params"] == {"depth": 6, "c": 3.0}
-    assert out["params"]["vsknn"]["k"] == 50 and "validation" not in out
+    assert out["params"]["vsknn"]["k"] == 50 and "validation" not in out and "events_per_second" not in out
     # the same numbers as the library on the same models
     h = Hybrid.load(folder)
     lib = evaluate_hybrid(h, events(noisy_sessions(60, seed=1)))
