@@ -38,8 +38,9 @@ def _r(m: dict) -> dict:
     return {"recall@20": round(float(m["recall@20"]), 4), "mrr@20": round(float(m["mrr@20"]), 4)}
 
 
-def run_split(split: str, timeout: float, seed: int, valid_days: float, baselines: bool) -> dict | None:
-    folder = SPLITS / split
+def run_split(split: str, timeout: float, seed: int, valid_days: float, baselines: bool,
+              splits: Path = SPLITS) -> dict | None:
+    folder = splits / split
     if not (folder / "train.tsv").is_file() or not (folder / "test.tsv").is_file():
         print(f"skipped {split}: {folder}/train.tsv or test.tsv is absent (the splits live outside the repository)",
               file=sys.stderr)
@@ -90,6 +91,7 @@ def main() -> None:
     ap.add_argument("--threads", type=int, default=0, help="torch threads (0 = torch default)")
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--no-baselines", action="store_true", help="only the served column")
+    ap.add_argument("--data", type=Path, default=SPLITS, help="folder of the <split>/{train,test}.tsv folders")
     args = ap.parse_args()
     if not args.timeout > 0:
         ap.error(f"--timeout must be > 0, got {args.timeout:g}")
@@ -97,7 +99,7 @@ def main() -> None:
         torch.set_num_threads(args.threads)
     rows = []
     for split in args.split:
-        row = run_split(split, args.timeout, args.seed, args.valid_days, not args.no_baselines)
+        row = run_split(split, args.timeout, args.seed, args.valid_days, not args.no_baselines, args.data)
         if row is not None:
             print(json.dumps(row), flush=True)
             rows.append(row)

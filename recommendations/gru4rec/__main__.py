@@ -1,4 +1,4 @@
-"""Command line for the GRU4Rec engine: prep, train, evaluate, inspect (and the baselines).
+"""Command line for the GRU4Rec engine: prep, train, evaluate, inspect, tune, select (and the baselines).
 
     python -m recommendations.gru4rec prep RAW OUTDIR [--test-days 1]
     python -m recommendations.gru4rec train TRAIN [--test TEST] -p PARAMS [--save MODEL] [--model gru4rec]

@@ -308,7 +308,8 @@ def tune(train_df: pd.DataFrame, *, trials: int, timeout: float | None = None, k
     (``valid_days``; see the module doc for the phases). ``trials`` counts every trial, the
     ``previous`` ones (an earlier, stopped run: added to the studies so the search resumes, not
     re-run) included. ``timeout`` (seconds) ends the search early: each kind still gets its first
-    trial (a GRU4Rec trial past the budget ends at the next epoch boundary with its best epoch).
+    trial (a GRU4Rec trial stops at the first epoch boundary where one more epoch, at the pace of
+    the last one, would end past the budget, and keeps its best epoch).
     ``on_trial(record)`` is called after each trial; ``should_stop()`` is polled between trials
     and after every epoch: when true the running trial ends as "pruned" (error "stopped") and
     the result says ``stopped``."""
@@ -448,10 +449,12 @@ def _gru_trial(study, num, tr, va, va_enc, seed, device, max_epochs, patience, d
     trial = study.ask()
     values = _suggest_gru(trial)
     params = gru_params_from(values, n_epochs=max_epochs)
-    track = {"best": -1.0, "epoch": 0, "snap": None, "metrics": {}, "values": [], "end": ""}
+    track = {"best": -1.0, "epoch": 0, "snap": None, "metrics": {}, "values": [], "end": "",
+             "last": time.perf_counter()}
 
     def on_epoch(epoch: int, model: GRU4Rec) -> bool:
         t0 = time.perf_counter()
+        epoch_s = t0 - track["last"]  # training of this epoch (and the previous validation pass)
         if "enc" not in va_enc or va_enc["items"] is not model.item_index and va_enc["items"] != model.item_index:
             va_enc["enc"], va_enc["items"] = encode_sessions(va, model.item_index, min_length=2), model.item_index
         m = _metrics(evaluate(model, va_enc["enc"], cutoffs=CUTOFFS))
@@ -469,7 +472,9 @@ def _gru_trial(study, num, tr, va, va_enc, seed, device, max_epochs, patience, d
         if stop_requested():
             track["end"] = "stopped"
             return False
-        if time.perf_counter() >= deadline():
+        now = time.perf_counter()
+        track["last"] = now
+        if now + epoch_s >= deadline():  # another epoch would end past the budget
             track["end"] = "budget"
             return False
         return True
