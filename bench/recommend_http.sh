@@ -5,7 +5,7 @@
 # the model answers, after the history query; the second an unknown visit (the popular fallback, what
 # this bench measured before). MODEL_DIR must be absolute (the setup runs in bench/).
 #   DATABASE_URL=postgres://postgres@127.0.0.1:5432/shop_h6_bench REDIS_URL=redis://127.0.0.1:6379/6 \
-#   MODEL_DIR=$PWD/var/bench-models bash bench/recommend_http.sh
+#   MODEL_DIR=$PWD/var/bench-models [KIND=hybrid] bash bench/recommend_http.sh
 set -euo pipefail
 cd "$(dirname "$0")/.."
 PY=${PY:-.venv/bin/python}
@@ -22,7 +22,9 @@ export DJANGO_SETTINGS_MODULE=shop.settings THROTTLE_ANON=1000000/s THROTTLE_USE
 export DJANGO_DEBUG=${DJANGO_DEBUG:-false} SECRET_KEY=${SECRET_KEY:-bench-only-$(head -c 24 /dev/urandom | base64)} \
   ALLOWED_HOSTS=${ALLOWED_HOSTS:-127.0.0.1,localhost} SECURE_SSL_REDIRECT=${SECURE_SSL_REDIRECT:-false}
 (cd bench && "../$PY" recommend_setup.py >/dev/null)
-VISIT=$("$PY" -c "import sys; sys.path.insert(0,'bench'); from recommend_setup import bench_visit, ensure; from recommendations import registry; registry.model_activate(ensure()[0]); print(bench_visit())" | tail -1)
+# KIND=hybrid: the 40k-item hybrid (bench/recommend_setup.py hybrid_ensure) is the active model.
+KIND=${KIND:-gru4rec}
+VISIT=$("$PY" -c "import sys; sys.path.insert(0,'bench'); from recommend_setup import bench_visit, ensure, hybrid_ensure; from recommendations import registry; registry.model_activate(hybrid_ensure() if '$KIND' == 'hybrid' else ensure()[0]); print(bench_visit())" | tail -1)
 NEW_VISIT=$("$PY" -c "import uuid; print(uuid.uuid4())")
 .venv/bin/gunicorn shop.wsgi -w 2 -b 127.0.0.1:$PORT --access-logfile /dev/null --log-level warning &
 GPID=$!

@@ -1,9 +1,10 @@
-"""In-process latency of recommend_for_session: a 10-item session against a 40,000-item GRU4Rec,
-k=6, one thread (TORCH_NUM_THREADS=1), beside the engine alone; the int8 candidate stage
-(candidates re-scored, recall of its top C, exactness against fp32); the process RSS. Every
-figure is printed with the 1-minute load average (the machine is shared).
+"""In-process latency of recommend_for_session: a 10-item session against a 40,000-item GRU4Rec
+(or, with --kind hybrid, the 40,000-item hybrid of bench/recommend_setup.py), k=6, one thread
+(TORCH_NUM_THREADS=1), beside the engine alone; the int8 candidate stage (candidates re-scored,
+recall of its top C, exactness against fp32); the process RSS. Every figure is printed with the
+1-minute load average (the machine is shared).
 
-    DATABASE_URL=postgres://... REDIS_URL=redis://... MODEL_DIR=... python bench/recommend_latency.py [rounds]
+    DATABASE_URL=postgres://... REDIS_URL=redis://... MODEL_DIR=... python bench/recommend_latency.py [rounds] [--kind hybrid]
 """
 import os
 import random
@@ -11,12 +12,12 @@ import resource
 import sys
 import time
 
-from recommend_setup import bench_visit, ensure  # noqa: I001  (sets up Django)
+from recommend_setup import bench_visit, ensure, hybrid_ensure  # noqa: I001  (sets up Django)
 
 import numpy as np
 import torch
 
-from recommendations import ranking, registry, serving
+from recommendations import artifacts, ranking, registry, serving
 
 
 def rss_mb() -> float:
@@ -63,11 +64,19 @@ def candidate_stage(eng, sessions):
 
 
 def main():
-    rounds = int(sys.argv[1]) if len(sys.argv) > 1 else 1
+    args = [a for a in sys.argv[1:] if not a.startswith("--kind")]
+    kind = next((a.split("=", 1)[1] for a in sys.argv[1:] if a.startswith("--kind=")), None)
+    if "--kind" in sys.argv:
+        kind = sys.argv[sys.argv.index("--kind") + 1]
+        args.remove(kind)
+    kind = kind or "gru4rec"
+    if kind not in ("gru4rec", "hybrid"):
+        sys.exit(f"--kind: gru4rec or hybrid (got {kind!r})")
+    rounds = int(args[0]) if args else 1
     rss0 = rss_mb()
     a, _ = ensure()
     visit = bench_visit()
-    registry.model_activate(a)
+    registry.model_activate(hybrid_ensure() if kind == "hybrid" else a)
     bundle = serving.model_reload()
     rss1 = rss_mb()
     print(f"model {bundle.version}: {bundle.n_items} items, loaded in {bundle.load_seconds * 1e3:.0f} ms, "
@@ -76,12 +85,18 @@ def main():
     pks = [int(p) for p in bundle.index_pk]
     sessions = [rng.sample(pks, 10) for _ in range(256)]
     eng = bundle.engine
-    candidate_stage(eng, [[bundle.pk_index[p] for p in s] for s in sessions[:200]])
+    gru = eng if kind == "gru4rec" else artifacts.model_load(a)  # the hybrid's GRU4Rec, for the calibration
+    if kind == "gru4rec":
+        candidate_stage(eng, [[bundle.pk_index[p] for p in s] for s in sessions[:200]])
     it = iter(range(10**9))
 
     def engine_only():
         s = sessions[next(it) % 256]
-        eng.recommend([bundle.item_ids[bundle.pk_index[p]] for p in s], k=6)
+        if kind == "gru4rec":
+            eng.recommend([bundle.item_ids[bundle.pk_index[p]] for p in s], k=6)
+        else:
+            idx = [bundle.pk_index[p] for p in s]
+            eng.top_items(idx, 14, exclude=idx)
 
     def service():
         ranking.recommend_for_session(items=sessions[next(it) % 256], k=6)
@@ -95,14 +110,16 @@ def main():
     def similar():
         ranking.similar_items(sessions[next(it) % 256][0], k=6)
 
-    out = bundle.engine.output
+    out = gru.output
     h = torch.randn(1, out.shape[1] - 1)
 
     def bare():  # the old floor: one fp32 40k x H mat-vec + top-k, no GRU steps, no Python around it
         torch.topk(torch.addmm(out[:, -1], h, out[:, :-1].t()), 14)
 
     for r in range(rounds):
-        for name, fn in [("calibration: fp32 matvec+topk", bare), ("engine.recommend (GRU4Rec alone)", engine_only),
+        for name, fn in [("calibration: fp32 matvec+topk", bare),
+                         ("engine.recommend (GRU4Rec alone)" if kind == "gru4rec" else "engine.top_items (hybrid alone)",
+                          engine_only),
                          ("recommend_for_session(items)", service),
                          ("recommend_for_session(session=visit)", service_visit),
                          ("recommend_for_session explain", service_explain), ("similar_items", similar)]:

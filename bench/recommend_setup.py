@@ -1,7 +1,8 @@
 """Shared by the recommendation benchmarks: a 40,000-item catalogue, two registered GRU4Rec
-versions of that size (random weights: serving cost does not depend on what the weights learnt)
-and a visit with a 10-item history (the GET /api/recommendations/?session=... case). A missing
-PostgreSQL database is created and migrated first.
+versions of that size (random weights: serving cost does not depend on what the weights learnt),
+on demand a hybrid of that size (the first GRU4Rec fused with a V-SKNN fitted on synthetic sessions
+over the 40,000 items: :func:`hybrid_ensure`), and a visit with a 10-item history (the
+GET /api/recommendations/?session=... case). A missing PostgreSQL database is created and migrated first.
 
     DATABASE_URL=postgres://postgres@127.0.0.1:5432/shop_h6_bench REDIS_URL=redis://127.0.0.1:6379/6 \
     MODEL_DIR=$PWD/var/bench-models python bench/recommend_setup.py   # idempotent
@@ -27,6 +28,10 @@ from recommendations.models import ModelVersion  # noqa: E402
 N_ITEMS = int(os.environ.get("BENCH_ITEMS", 40_000))
 PARAMS = "loss=cross-entropy,layers=100"
 VERSIONS = ("bench-40k-a", "bench-40k-b")
+HYBRID_VERSION = "bench-40k-hybrid"
+# The V-SKNN of the hybrid: synthetic sessions over the catalogue, popularity Zipf-like (a few items
+# in many sessions, most in few), as a shop's log is; the shop's default V-SKNN settings.
+KNN_SESSIONS = int(os.environ.get("BENCH_KNN_SESSIONS", 100_000))
 
 
 def database_ensure() -> None:
@@ -61,6 +66,37 @@ def ensure() -> list[ModelVersion]:
     return out
 
 
+def hybrid_ensure() -> ModelVersion:
+    """The 40k-item hybrid version (registered once): GRU4Rec ``bench-40k-a`` with a V-SKNN fitted
+    on KNN_SESSIONS synthetic sessions (2-12 items each, 30 days), weight 0.5, RRF fusion."""
+    import numpy as np
+    import pandas as pd
+
+    from recommendations import training
+    from recommendations.gru4rec.baselines import SessionKNN
+    from recommendations.gru4rec.hybrid import Hybrid
+
+    a = ensure()[0]
+    mv = ModelVersion.objects.filter(version=HYBRID_VERSION).first()
+    if mv is not None and artifacts.exists(mv.artifact):
+        return mv
+    ModelVersion.objects.filter(version=HYBRID_VERSION).delete()
+    rng = np.random.default_rng(0)
+    lengths = rng.integers(2, 13, KNN_SESSIONS)
+    n = int(lengths.sum())
+    items = np.minimum(rng.zipf(1.3, n) - 1, N_ITEMS - 1)
+    items = rng.permutation(N_ITEMS)[items]  # popular items spread over the catalogue
+    sessions = np.repeat(np.arange(KNN_SESSIONS), lengths)
+    start = np.repeat(rng.uniform(0, 30 * 86400, KNN_SESSIONS), lengths)
+    df = pd.DataFrame({"SessionId": sessions, "ItemId": [f"bench-{i}" for i in items],
+                       "Time": start + np.arange(n) % 13 * 30.0})
+    knn = SessionKNN(**training.VSKNN_PARAMS).fit(df)
+    gru = artifacts.model_load(a)
+    model = Hybrid(gru, knn, 0.5, fusion="rrf")
+    return registry.model_version_register(kind="hybrid", model=model, version=HYBRID_VERSION,
+                                           parameters={"weight": 0.5, "fusion": "rrf"}, metrics={"model": {}})
+
+
 def bench_visit(n_items: int = 10) -> str:
     """The uuid of a visit that viewed ``n_items`` bench products (recorded once)."""
     from catalog.models import Product
@@ -76,6 +112,6 @@ def bench_visit(n_items: int = 10) -> str:
 
 
 if __name__ == "__main__":
-    for mv in ensure():
+    for mv in ensure() + ([hybrid_ensure()] if "--hybrid" in sys.argv else []):
         print(mv.version, mv.artifact, mv.n_items)
     print("visit", bench_visit())

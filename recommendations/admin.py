@@ -1,9 +1,12 @@
 """Staff admin for the model registry: metrics side by side and as charts (offline beside the
 baselines, online results over time), activate / roll back / retrain / compare, training runs with
-a live loss chart, and each version's online performance (impressions, clicks, CTR, add-to-cart,
-orders attributed to its recommendations)."""
+a live loss chart and their three versions side by side, each version's online performance
+(impressions, clicks, CTR, add-to-cart, orders attributed to its recommendations), tuning runs
+(start / stop / resume, every trial, the objective chart, the best parameters so far) and the
+shop's training settings."""
 import threading
 
+from django import forms
 from django.contrib import admin, messages
 from django.core.exceptions import PermissionDenied
 from django.http import JsonResponse
@@ -14,8 +17,8 @@ from django.utils.html import format_html, format_html_join
 
 from tracking.selectors import recommendation_outcomes
 
-from . import admin_charts, engine, registry, selectors, training
-from .models import ModelActivation, ModelVersion, TrainingRun
+from . import admin_charts, engine, registry, selectors, training, tuning_runs
+from .models import ModelActivation, ModelVersion, ShopTrainingSettings, TrainingRun, TuningRun, TuningTrial
 
 CHART_JS = ("shop/vendor/chart-4.6.1.umd.min.js", "recommendations/admin-charts.js")
 
@@ -29,7 +32,7 @@ def _metric(mv: ModelVersion, name: str) -> str:
 
 @admin.register(ModelVersion)
 class ModelVersionAdmin(admin.ModelAdmin):
-    list_display = ("version", "kind", "status", "n_items", "recall_20", "mrr_20", "popularity_recall_20",
+    list_display = ("version", "kind", "training_run_link", "status", "n_items", "recall_20", "mrr_20", "popularity_recall_20",
                     "itemknn_recall_20", "online", "online_conversions", "created", "activated_at")
     list_filter = ("kind", "status")
     search_fields = ("version",)
@@ -49,7 +52,16 @@ class ModelVersionAdmin(admin.ModelAdmin):
         return False  # immutable; actions go through the registry
 
     def get_queryset(self, request):
-        return super().get_queryset(request).select_related("activated_by")
+        return super().get_queryset(request).select_related("activated_by", "training_run")
+
+    @admin.display(description="Run", ordering="training_run")
+    def training_run_link(self, obj):
+        if obj.training_run_id is None:
+            return "-"
+        best = ((obj.training_run.result or {}).get("best") if obj.training_run else None) == obj.version
+        return format_html('<a href="{}">{}</a>{}', reverse("admin:recommendations_trainingrun_change",
+                                                            args=[obj.training_run_id]),
+                           obj.training_run_id, " (best)" if best else "")
 
     # -- deleting: never the active version (Django's own confirmation page lists it as protected,
     # for the delete button and the bulk action alike); the artifact file goes with the row.
@@ -321,8 +333,20 @@ class TrainingRunAdmin(admin.ModelAdmin):
         links = format_html_join(", ", '<a href="{}">{}</a>', (
             (reverse("admin:recommendations_modelversion_changelist") + f"?q={v}", v) for v in versions.values()))
         activated = "activated" if result.get("activated") else "not activated"
-        return format_html("best: {} ({}: {}); versions: {}", result.get("best", "-"), activated,
-                           result.get("decision", "-"), links)
+        # The run's versions side by side on its held-out day, the baselines below them.
+        names = [f"{m}@{c}" for c in engine.CUTOFFS for m in ("recall", "mrr")]
+        rows = [(f"{kind}: {versions.get(kind, '-')}" + (" (best)" if versions.get(kind) == result.get("best") else ""), m)
+                for kind, m in (result.get("metrics") or {}).items()]
+        rows += [(f"baseline {k}", m) for k, m in (result.get("baselines") or {}).items()]
+        table = format_html(
+            '<table class="run-versions"><tr><th></th>{}</tr>{}</table>',
+            format_html_join("", "<th>{}</th>", ((n,) for n in names)),
+            format_html_join("", "<tr><th>{}</th>{}</tr>", (
+                (label, format_html_join("", "<td>{}</td>", ((f"{float(m.get(n, 0)):.4f}",) for n in names)))
+                for label, m in rows)))
+        source = (result.get("parameters") or {}).get("source", "-")
+        return format_html("best: {} ({}: {}); versions: {}; parameters: {}{}", result.get("best", "-"), activated,
+                           result.get("decision", "-"), links, source, table)
 
     @admin.display(description="Log (last lines)")
     def log(self, obj):
@@ -348,3 +372,301 @@ class ModelActivationAdmin(admin.ModelAdmin):
 
     def has_delete_permission(self, request, obj=None):
         return False
+
+
+def _params_text(params) -> str:
+    if isinstance(params, str):
+        return params.replace(",", ", ")
+    return ", ".join(f"{k}={v}" for k, v in (params or {}).items())
+
+
+class TuningTrialInline(admin.TabularInline):
+    """Every trial of the run, read-only, in order."""
+
+    model = TuningTrial
+    extra = 0
+    can_delete = False
+    fields = ("number", "kind", "state", "objective_value", "recall_20", "mrr_20", "epochs", "duration",
+              "parameter_text", "error")
+    readonly_fields = fields
+    ordering = ("number",)
+
+    def has_add_permission(self, request, obj=None):
+        return False
+
+    def has_change_permission(self, request, obj=None):
+        return False
+
+    @admin.display(description="Objective")
+    def objective_value(self, obj):
+        return "-" if obj.objective is None else f"{obj.objective:.4f}"
+
+    @admin.display(description="Recall@20")
+    def recall_20(self, obj):
+        value = (obj.metrics or {}).get("recall@20")
+        return "-" if value is None else f"{float(value):.4f}"
+
+    @admin.display(description="MRR@20")
+    def mrr_20(self, obj):
+        value = (obj.metrics or {}).get("mrr@20")
+        return "-" if value is None else f"{float(value):.4f}"
+
+    @admin.display(description="Duration")
+    def duration(self, obj):
+        return f"{obj.duration_s:.1f} s"
+
+    @admin.display(description="Parameters")
+    def parameter_text(self, obj):
+        return format_html('<code style="white-space:normal;overflow-wrap:anywhere">{}</code>', _params_text(obj.params))
+
+
+@admin.register(TuningRun)
+class TuningRunAdmin(admin.ModelAdmin):
+    """Tuning runs: start one (trials, time budget), stop it, resume it; each run's trials, the
+    objective chart and the best parameters so far. Buttons need the tune_model permission."""
+
+    list_display = ("id", "status", "trials_done", "best_summary", "requested_by", "created", "finished_at", "elapsed")
+    list_filter = ("status",)
+    list_select_related = ("requested_by",)
+    readonly_fields = ("status", "trials", "timeout", "data_path", "requested_by", "created", "started_at",
+                       "heartbeat_at", "finished_at", "elapsed", "error", "best_parameters", "log")
+    exclude = ("best", "log_tail", "elapsed_s")
+    inlines = [TuningTrialInline]
+    change_form_template = "admin/recommendations/tuningrun/change_form.html"
+    change_list_template = "admin/recommendations/tuningrun/change_list.html"
+
+    class Media:
+        js = CHART_JS
+
+    def has_add_permission(self, request):
+        return False  # the Start button queues a run through tuning_runs
+
+    def has_change_permission(self, request, obj=None):
+        return False
+
+    def get_deleted_objects(self, objs, request):
+        deleted, counts, perms_needed, protected = super().get_deleted_objects(objs, request)
+        protected = list(protected) + [f"tuning run {run.pk}: {run.status} (stop it first)"
+                                       for run in objs if run.is_active]
+        return deleted, counts, perms_needed, protected
+
+    def _can_tune(self, request) -> bool:
+        return request.user.has_perm("recommendations.tune_model")
+
+    def get_urls(self):
+        return [
+            path("start/", self.admin_site.admin_view(self.start_view), name="recommendations_tuningrun_start"),
+            path("<int:pk>/stop/", self.admin_site.admin_view(self.stop_view), name="recommendations_tuningrun_stop"),
+            path("<int:pk>/resume/", self.admin_site.admin_view(self.resume_view),
+                 name="recommendations_tuningrun_resume"),
+            *super().get_urls(),
+        ]
+
+    def changelist_view(self, request, extra_context=None):
+        extra = {"can_tune": self._can_tune(request), "active_run": selectors.tuning_run_active(),
+                 "current_settings": selectors.training_settings_current(), "max_trials": tuning_runs.MAX_TRIALS,
+                 "min_trials": tuning_runs.MIN_TRIALS}
+        return super().changelist_view(request, {**(extra_context or {}), **extra})
+
+    def change_view(self, request, object_id, form_url="", extra_context=None):
+        run = self.get_object(request, object_id)
+        extra = {}
+        if run is not None:
+            extra = {"can_tune": self._can_tune(request),
+                     "charts": [admin_charts.tuning_chart(selectors.tuning_trials(run))],
+                     "can_stop": run.status in (TuningRun.Status.QUEUED, TuningRun.Status.RUNNING),
+                     "can_resume": run.status in (TuningRun.Status.STOPPED, TuningRun.Status.FAILED),
+                     "run_active": run.is_active}
+        return super().change_view(request, object_id, form_url, {**(extra_context or {}), **extra})
+
+    # -- the buttons (POST only, CSRF by the admin, permission-checked)
+    def _post_or_redirect(self, request, to):
+        if request.method != "POST":
+            return redirect(to)
+        if not self._can_tune(request):
+            raise PermissionDenied
+        return None
+
+    def start_view(self, request):
+        back = "admin:recommendations_tuningrun_changelist"
+        early = self._post_or_redirect(request, back)
+        if early is not None:
+            return early
+        trials, timeout = request.POST.get("trials", "").strip(), request.POST.get("timeout", "").strip()
+        errors = []
+        if not (trials.isascii() and trials.isdigit()):
+            errors.append(f"trials: a whole number from {tuning_runs.MIN_TRIALS} to {tuning_runs.MAX_TRIALS} "
+                          f"(got {trials!r})")
+        if timeout and not (timeout.isascii() and timeout.isdigit()):
+            errors.append(f"time budget: a whole number of seconds, or empty for none (got {timeout!r})")
+        if errors:
+            self.message_user(request, "Not started: " + "; ".join(errors), messages.ERROR)
+            return redirect(back)
+        try:
+            run = tuning_runs.tuning_run_queue(user=request.user, trials=int(trials),
+                                               timeout=int(timeout) if timeout else None)
+        except (tuning_runs.TuningBusy, tuning_runs.TuningRefused) as exc:
+            self.message_user(request, f"Not started: {exc}", messages.ERROR)
+            return redirect(back)
+        except tuning_runs.TuningNotQueued as exc:
+            self.message_user(request, f"Tuning run {exc.run.pk} was not queued: {exc}", messages.ERROR)
+            return redirect(back)
+        self.message_user(request, format_html('Tuning run <a href="{}">{}</a> queued.',
+                                               reverse("admin:recommendations_tuningrun_change", args=[run.pk]), run.pk))
+        return redirect("admin:recommendations_tuningrun_change", run.pk)
+
+    def stop_view(self, request, pk):
+        back = reverse("admin:recommendations_tuningrun_change", args=[pk])
+        early = self._post_or_redirect(request, back)
+        if early is not None:
+            return early
+        run = get_object_or_404(TuningRun, pk=pk)
+        try:
+            run = tuning_runs.tuning_run_stop(run, user=request.user)
+        except tuning_runs.TuningRefused as exc:
+            self.message_user(request, f"Not stopped: {exc}", messages.ERROR)
+        else:
+            self.message_user(request, f"Tuning run {run.pk} is {run.status}; resume it later to continue.")
+        return redirect(back)
+
+    def resume_view(self, request, pk):
+        back = reverse("admin:recommendations_tuningrun_change", args=[pk])
+        early = self._post_or_redirect(request, back)
+        if early is not None:
+            return early
+        run = get_object_or_404(TuningRun, pk=pk)
+        try:
+            run = tuning_runs.tuning_run_resume(run, user=request.user)
+        except (tuning_runs.TuningBusy, tuning_runs.TuningRefused) as exc:
+            self.message_user(request, f"Not resumed: {exc}", messages.ERROR)
+        except tuning_runs.TuningNotQueued as exc:
+            self.message_user(request, f"Tuning run {exc.run.pk} was not queued: {exc}", messages.ERROR)
+        else:
+            self.message_user(request, f"Tuning run {run.pk} queued again; it continues from its stored trials.")
+        return redirect(back)
+
+    # -- displays
+    @admin.display(description="Trials done / requested")
+    def trials_done(self, obj):
+        return f"{obj.trial_rows.count()} / {obj.trials}"
+
+    @admin.display(description="Best so far")
+    def best_summary(self, obj):
+        best = (obj.best or {}).get("overall")
+        return "-" if not best else f"{best['kind']} #{best['number']}: {best['objective']:.4f}"
+
+    @admin.display(description="Time spent")
+    def elapsed(self, obj):
+        return f"{obj.elapsed_s:.0f} s"
+
+    @admin.display(description="Best parameters so far (validation)")
+    def best_parameters(self, obj):
+        best = obj.best or {}
+        order = [k for k in ("overall", "gru4rec", "vsknn", "hybrid") if k in best]
+        if not order:
+            return "-"
+        return format_html("<table>{}</table>", format_html_join("", (
+            '<tr><th>{}</th><td>{} trial {}</td><td>objective {}</td><td>R@20 {} / MRR@20 {}</td>'
+            '<td><code style="white-space:normal;overflow-wrap:anywhere">{}</code></td></tr>'), (
+            (k, best[k]["kind"], best[k]["number"], f"{best[k]['objective']:.4f}",
+             f"{float(best[k]['metrics'].get('recall@20', 0)):.4f}", f"{float(best[k]['metrics'].get('mrr@20', 0)):.4f}",
+             _params_text(best[k]["params"])) for k in order)))
+
+    @admin.display(description="Log (last lines)")
+    def log(self, obj):
+        return format_html('<pre id="tuning-log" style="max-height:30em;overflow:auto;white-space:pre-wrap">{}</pre>',
+                           obj.log_tail)
+
+
+class TrainingSettingsForm(forms.ModelForm):
+    """New training settings by hand (a new row; the current ones are the initial values), checked
+    by the engine through ``training.training_settings_check``: each bad field is named."""
+
+    gru4rec = forms.CharField(label="GRU4Rec parameters", widget=forms.Textarea(attrs={"rows": 3, "cols": 100}),
+                              help_text="a parameter string, e.g. loss=cross-entropy,layers=100,n_epochs=10")
+    vsknn = forms.JSONField(label="V-SKNN settings", help_text='e.g. {"k": 100, "sample_size": 500, '
+                            '"similarity": "cosine", "weighting": "linear"}')
+    hybrid = forms.JSONField(label="Hybrid weight and fusion", required=False,
+                             help_text='e.g. {"weight": 0.7, "fusion": "rrf", "c": 60}; empty: learnt at each training run')
+
+    class Meta:
+        model = ShopTrainingSettings
+        fields = ("kind",)
+
+    def clean(self):
+        data = super().clean()
+        if self.errors:
+            return data
+        try:
+            self.settings = training.training_settings_check(data["gru4rec"], data["vsknn"], data.get("hybrid") or None)
+        except ValueError as exc:
+            for name, message in exc.args[0].items():
+                self.add_error(name, message)
+        return data
+
+
+@admin.register(ShopTrainingSettings)
+class ShopTrainingSettingsAdmin(admin.ModelAdmin):
+    """The shop's training parameters, newest first (the first row is current; the history stays).
+    Rows are never changed: a tuning run or a user with the tune_model permission adds a new one."""
+
+    list_display = ("set_at", "kind", "set_by", "tuning_run", "gru4rec_params", "vsknn_params", "hybrid_params")
+    list_select_related = ("set_by", "tuning_run")
+    readonly_fields = ("set_at", "kind", "set_by", "tuning_run", "gru4rec_params", "vsknn_params", "hybrid_params",
+                       "validation")
+    exclude = ("params", "metrics")
+    form = TrainingSettingsForm
+
+    def has_add_permission(self, request):
+        return request.user.has_perm("recommendations.tune_model")
+
+    def get_readonly_fields(self, request, obj=None):
+        return self.readonly_fields if obj is not None else ()
+
+    def get_exclude(self, request, obj=None):
+        return self.exclude if obj is not None else ()
+
+    def get_form(self, request, obj=None, change=False, **kwargs):
+        if obj is None:
+            kwargs["fields"] = ("kind", "gru4rec", "vsknn", "hybrid")
+        return super().get_form(request, obj, change, **kwargs)
+
+    def get_changeform_initial_data(self, request):
+        current = training.training_params()
+        hybrid = {k: v for k, v in (current["hybrid"] or {}).items() if k not in ("gru4rec", "vsknn")}
+        return {"gru4rec": current["gru4rec"], "vsknn": current["vsknn"], "hybrid": hybrid or None}
+
+    def save_model(self, request, obj, form, change):
+        row = training.training_settings_set(**form.settings, kind=form.cleaned_data.get("kind") or "",
+                                             user=request.user)
+        obj.pk, obj.set_at, obj.params, obj.set_by = row.pk, row.set_at, row.params, row.set_by
+
+    def has_change_permission(self, request, obj=None):
+        return False
+
+    def has_delete_permission(self, request, obj=None):
+        return False
+
+    @admin.display(description="GRU4Rec")
+    def gru4rec_params(self, obj):
+        return format_html('<code style="white-space:normal;overflow-wrap:anywhere">{}</code>',
+                           _params_text((obj.params or {}).get("gru4rec")) or "default (MODEL_TRAIN_PARAMS)")
+
+    @admin.display(description="V-SKNN")
+    def vsknn_params(self, obj):
+        return _params_text((obj.params or {}).get("vsknn")) or "default"
+
+    @admin.display(description="Hybrid")
+    def hybrid_params(self, obj):
+        hybrid = (obj.params or {}).get("hybrid") or {}
+        if not hybrid:
+            return "learnt at each training run"
+        return _params_text({k: v for k, v in hybrid.items() if k not in ("gru4rec", "vsknn")})
+
+    @admin.display(description="Validation metrics (tuning)")
+    def validation(self, obj):
+        rows = obj.metrics or {}
+        return format_html("<table>{}</table>", format_html_join("", "<tr><th>{}</th><td>{}</td><td>{}</td></tr>", (
+            (k, f"objective {float(v.get('objective') or 0):.4f}",
+             ", ".join(f"{n} {float(v['metrics'].get(n, 0)):.4f}" for n in engine.PRIMARY_METRICS))
+            for k, v in rows.items())))

@@ -124,3 +124,27 @@ def loss_chart(curve: dict) -> dict:
                      {"label": "running epoch, so far", "data": running, "kind": "point"}],
         "y": {"title": "loss"},
     }
+
+
+def tuning_chart(trials) -> dict:
+    """A tuning run's objective (sqrt(Recall@20 * MRR@20) on validation) by trial: completed and
+    pruned trials as points (a pruned trial's value is its last reported one, when it has one),
+    and the best completed objective so far as a line."""
+    trials = sorted(trials, key=lambda t: t.number)
+    completed, pruned, best_line = [], [], []
+    best = None
+    for t in trials:
+        value = None if t.objective is None else round(float(t.objective), 4)
+        completed.append(value if t.state == "complete" else None)
+        pruned.append(value if t.state == "pruned" else None)
+        if t.state == "complete" and value is not None and (best is None or value > best):
+            best = value
+        best_line.append(best)
+    return {
+        "id": "tuning-objective", "title": "Objective by trial: sqrt(Recall@20 x MRR@20) on the validation days",
+        "type": "line", "labels": [f"{t.number} {t.kind}" for t in trials],
+        "datasets": [{"label": "completed", "data": completed, "kind": "point"},
+                     {"label": "pruned", "data": pruned, "kind": "point"},
+                     {"label": "best so far", "data": best_line}],
+        "y": {"title": "objective"},
+    }

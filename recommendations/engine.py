@@ -3,8 +3,9 @@
 Artifacts, training, evaluation and the event table live here so that services never reach into
 the engine's internals; nothing in this module touches the database.
 
-An artifact is a single file: GRU4Rec is the engine's safetensors checkpoint; V-SKNN (a folder in
-the engine) is packed into an uncompressed zip so that it too is one file with one digest.
+An artifact is a single file: GRU4Rec is the engine's safetensors checkpoint; V-SKNN and the hybrid
+(folders in the engine; the hybrid's holds its GRU4Rec checkpoint and its V-SKNN folder) are packed
+into an uncompressed zip so that they too are one file with one digest.
 ``recommendations.artifacts`` names it by content and stores it.
 """
 from __future__ import annotations
@@ -20,14 +21,15 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from .gru4rec.checkpoint import CheckpointError
+from .gru4rec.metrics import objective as _objective
 
 if TYPE_CHECKING:  # pandas only in annotations here: web workers serve without it (~34 MB each)
     import pandas as pd
 
-KINDS = ("gru4rec", "vsknn")
+KINDS = ("gru4rec", "vsknn", "hybrid")
 CUTOFFS = (5, 10, 20)
 PRIMARY_METRICS = ("recall@20", "mrr@20")
-_EXT = {"gru4rec": ".safetensors", "vsknn": ".zip"}
+_EXT = {"gru4rec": ".safetensors", "vsknn": ".zip", "hybrid": ".zip"}
 
 
 class ArtifactError(Exception):
@@ -54,13 +56,13 @@ def artifact_save(kind: str, model, path: str | os.PathLike) -> None:
     path = Path(path)
     if kind == "gru4rec":
         model.save(path)
-    elif kind == "vsknn":
+    elif kind in ("vsknn", "hybrid"):
         with tempfile.TemporaryDirectory(dir=path.parent, prefix=".tmp-") as tmp:
             folder = Path(tmp) / "folder"
             model.save(folder)
             with zipfile.ZipFile(path, "w", compression=zipfile.ZIP_STORED) as zf:
-                for f in sorted(folder.iterdir()):
-                    zf.write(f, f.name)
+                for f in sorted(p for p in folder.rglob("*") if p.is_file()):
+                    zf.write(f, f.relative_to(folder).as_posix())
     else:
         raise ValueError(f"unknown model kind {kind!r}")
 
@@ -79,20 +81,35 @@ def artifact_load(kind: str, path: str | os.PathLike, sha256: str | None = None)
             from .gru4rec.model import GRU4Rec  # why: first use: web workers skip training modules (pandas)
 
             return GRU4Rec.load(path)
-        if kind == "vsknn":
-            from .gru4rec.baselines import SessionKNN  # why: first use: web workers skip training modules (pandas)
-
+        if kind in ("vsknn", "hybrid"):
             with tempfile.TemporaryDirectory() as tmp, zipfile.ZipFile(path) as zf:
-                for name in zf.namelist():
-                    if "/" in name or name.startswith("."):
-                        raise ArtifactError(f"{path}: unexpected member {name!r}")
+                _members_check(path, zf, nested=kind == "hybrid")
                 zf.extractall(tmp)
-                return SessionKNN.load(tmp)
+                if kind == "vsknn":
+                    from .gru4rec.baselines import SessionKNN  # why: first use: web workers skip training modules (pandas)
+
+                    return SessionKNN.load(tmp)
+                from .gru4rec.hybrid import Hybrid  # why: first use: web workers skip training modules (pandas)
+
+                return Hybrid.load(tmp)
     except ArtifactError:
         raise
     except (CheckpointError, ValueError, KeyError, OSError, zipfile.BadZipFile) as exc:
         raise ArtifactError(f"{path}: refused by the engine ({type(exc).__name__}: {exc})") from exc
     raise ArtifactError(f"unknown model kind {kind!r}")
+
+
+def _members_check(path, zf: zipfile.ZipFile, nested: bool) -> None:
+    """Refuse a zip whose members could land outside the folder it is unpacked into (absolute
+    paths, ``..``, hidden names), or, unless ``nested``, in a sub-folder; and an empty one."""
+    names = zf.namelist()
+    if not names:
+        raise ArtifactError(f"{path}: empty artifact")
+    for name in names:
+        parts = name.split("/")
+        if ((not nested and len(parts) > 1) or name.startswith("/") or "\\" in name
+                or any(p in ("", ".", "..") or p.startswith(".") for p in parts)):
+            raise ArtifactError(f"{path}: unexpected member {name!r}")
 
 
 # ------------------------------------------------------------------------------------- data
@@ -151,6 +168,73 @@ def vsknn_train(train: pd.DataFrame, **params):
     return SessionKNN(**params).fit(train)
 
 
+def gru4rec_params_string(params) -> str:
+    """A GRU4Rec parameter string from a string or a dict of parameters (a tuning trial's), checked
+    by the engine (raises ValueError naming the bad parameter)."""
+    from .gru4rec.params import GRU4RecParams, parse_params  # why: first use: web workers skip training modules (pandas)
+
+    if isinstance(params, dict):
+        known = {k: v for k, v in params.items() if k in GRU4RecParams.__dataclass_fields__}
+        return GRU4RecParams.from_dict(known).to_string()
+    return parse_params(params).to_string()
+
+
+def vsknn_params_check(params) -> dict:
+    """V-SKNN settings checked by the engine (ValueError naming the bad one): k and sample_size
+    whole numbers >= 1, similarity and weighting among the engine's names."""
+    from .gru4rec.baselines import SessionKNN  # why: first use: web workers skip training modules (pandas)
+
+    if not isinstance(params, dict):
+        raise ValueError(f"V-SKNN settings must be an object, got {type(params).__name__}")
+    unknown = sorted(set(params) - {"k", "sample_size", "similarity", "weighting"})
+    if unknown:
+        raise ValueError(f"unknown V-SKNN setting(s): {', '.join(unknown)} (k, sample_size, similarity, weighting)")
+    for name in ("k", "sample_size"):
+        if name in params and (isinstance(params[name], bool) or not isinstance(params[name], int) or params[name] < 1):
+            raise ValueError(f"{name} must be a whole number >= 1, got {params[name]!r}")
+    return SessionKNN(**params).params()
+
+
+def hybrid_fusion_check(weight, fusion: str, **fusion_params) -> dict:
+    """A hybrid's weight and fusion checked by the engine: ``{"weight", "fusion", ..params}``."""
+    from .gru4rec.hybrid import FUSIONS, fusion_params as check  # why: first use: web workers skip training modules (pandas)
+
+    try:
+        w = float(weight)
+    except (TypeError, ValueError):
+        raise ValueError(f"weight must be a number from 0 to 1, got {weight!r}") from None
+    if not 0.0 <= w <= 1.0:
+        raise ValueError(f"weight must be a number from 0 to 1, got {weight!r}")
+    if fusion not in FUSIONS:
+        raise ValueError(f"fusion must be one of {', '.join(FUSIONS)}, got {fusion!r}")
+    return {"weight": w, "fusion": fusion, **check(fusion, **fusion_params)}
+
+
+def hybrid_build(gru, knn, weight: float, fusion: str = "rrf", **fusion_params):
+    """The hybrid of two trained models (the same training data), fused with ``weight`` on V-SKNN."""
+    from .gru4rec.hybrid import Hybrid  # why: first use: web workers skip training modules (pandas)
+
+    return Hybrid(gru, knn, weight, fusion=fusion, **fusion_params)
+
+
+def hybrid_weight_learn(train: pd.DataFrame, gru_params: str, knn_params: dict, valid_days: float = 1,
+                        log: Callable[[str], None] | None = None) -> dict:
+    """Learn the hybrid's weight and fusion on validation days carved from the end of ``train``
+    (never the held-out day): GRU4Rec and V-SKNN are trained on the rest, and the engine's
+    ``hybrid_weight_fit`` searches the weight on the validation days. Returns its answer
+    (``{"weight", "fusion", ..., "metrics", "grid"}``); ValueError when ``train`` is too short to
+    carve validation days from."""
+    from .gru4rec.hybrid import hybrid_weight_fit  # why: first use: web workers skip training modules (pandas)
+    from .gru4rec.sessions import split_by_time  # why: first use: web workers skip training modules (pandas)
+
+    fit_part, valid = split_by_time(train, days=valid_days)
+    if len(fit_part) == 0 or len(valid) == 0:
+        raise ValueError(f"the training part is too short to carve {valid_days:g} validation day(s) from")
+    gru = gru4rec_train(fit_part, gru_params, log=log)
+    knn = vsknn_train(fit_part, **knn_params)
+    return hybrid_weight_fit(gru, knn, valid)
+
+
 def baseline_train(kind: str, train: pd.DataFrame):
     from .gru4rec.baselines import ItemKNN, Popularity  # why: first use: web workers skip training modules (pandas)
 
@@ -167,11 +251,20 @@ def evaluate(kind: str, model, test: pd.DataFrame, cutoffs=CUTOFFS) -> dict:
         from .gru4rec.evaluation import evaluate as gru_evaluate  # why: first use: web workers skip training modules (pandas)
 
         out = gru_evaluate(model, test, cutoffs=cutoffs)
+    elif kind == "hybrid":
+        from .gru4rec.hybrid import evaluate_hybrid  # why: first use: web workers skip training modules (pandas)
+
+        out = evaluate_hybrid(model, test, cutoffs=cutoffs)
     else:
         from .gru4rec.baselines import evaluate_baseline  # why: first use: web workers skip training modules (pandas)
 
         out = evaluate_baseline(model, test, cutoffs=cutoffs)
     return {k: (float(v) if isinstance(v, (float, np.floating)) else v) for k, v in out.items()}
+
+
+def objective(metrics: dict) -> float:
+    """The engine's one number for model choices: sqrt(Recall@20 x MRR@20) (``metrics.objective``)."""
+    return _objective(metrics)
 
 
 def metrics_at_least(candidate: dict, reference: dict, names=PRIMARY_METRICS) -> bool:

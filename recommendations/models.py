@@ -1,4 +1,5 @@
-"""Recommendations data: the model registry (one row per trained artifact) and training runs."""
+"""Recommendations data: the model registry (one row per trained artifact), training runs, tuning
+runs with their trials, and the shop's training settings (what tuning chose, with its history)."""
 from django.conf import settings
 from django.db import models
 from django.db.models import Q
@@ -15,6 +16,7 @@ class ModelVersion(models.Model):
     class Kind(models.TextChoices):
         GRU4REC = "gru4rec", "GRU4Rec"
         VSKNN = "vsknn", "V-SKNN (session kNN)"
+        HYBRID = "hybrid", "Hybrid (GRU4Rec + V-SKNN)"
 
     class Status(models.TextChoices):
         READY = "ready", "Ready"
@@ -135,3 +137,111 @@ class TrainingRun(models.Model):
             return None
         end = self.finished_at or self.heartbeat_at
         return None if end is None else (end - self.started_at).total_seconds()
+
+
+class TuningRun(models.Model):
+    """One hyperparameter search for the shop (``recommendations.tuning_runs``): Optuna trials of
+    the three kinds on validation days carved from the shop's training data. A stopped run resumes
+    where it stopped (its stored trials are handed back to the search)."""
+
+    class Status(models.TextChoices):
+        QUEUED = "queued", "Queued"
+        RUNNING = "running", "Running"
+        STOPPING = "stopping", "Stopping"
+        STOPPED = "stopped", "Stopped"
+        SUCCEEDED = "succeeded", "Succeeded"
+        FAILED = "failed", "Failed"
+
+    ACTIVE_STATUSES = ("queued", "running", "stopping")
+
+    status = models.CharField(max_length=16, choices=Status.choices, default=Status.QUEUED, db_index=True)
+    trials = models.PositiveIntegerField("trials requested", default=30)
+    timeout = models.PositiveIntegerField("time budget (seconds)", null=True, blank=True)
+    # Tune on this event file instead of the shop's events (the command's --data).
+    data_path = models.CharField(max_length=500, blank=True)
+    # {"overall": {"number", "kind", "params", "metrics", "objective"}, "gru4rec": {..}, ..}
+    best = models.JSONField(default=dict, blank=True)
+    error = models.TextField(blank=True)
+    log_tail = models.TextField(blank=True)
+    requested_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    created = models.DateTimeField(auto_now_add=True)
+    started_at = models.DateTimeField(null=True, blank=True)
+    heartbeat_at = models.DateTimeField(null=True, blank=True)
+    finished_at = models.DateTimeField(null=True, blank=True)
+    # Seconds spent searching, over every start of this run (a resumed run adds to it).
+    elapsed_s = models.FloatField(default=0.0)
+
+    class Meta:
+        ordering = ["-created", "-id"]
+        permissions = [("tune_model", "Can start, stop and resume a tuning run")]
+        constraints = [
+            # One at a time: at most one run queued, running or stopping (a unique index on a constant).
+            models.UniqueConstraint(models.Value(True), condition=Q(status__in=("queued", "running", "stopping")),
+                                    name="recommendations_one_active_tuning"),
+        ]
+
+    def __str__(self):
+        return f"tuning run {self.pk} ({self.status})"
+
+    @property
+    def is_active(self) -> bool:
+        return self.status in self.ACTIVE_STATUSES
+
+
+class TuningTrial(models.Model):
+    """One trial of a tuning run: a kind, its parameters and its validation metrics. (run, number)
+    is unique, so storing a trial twice (a retried callback, a resumed run) keeps one row."""
+
+    class State(models.TextChoices):
+        COMPLETE = "complete", "Complete"
+        PRUNED = "pruned", "Pruned"
+        FAILED = "failed", "Failed"
+
+    run = models.ForeignKey(TuningRun, on_delete=models.CASCADE, related_name="trial_rows")
+    number = models.PositiveIntegerField()
+    kind = models.CharField(max_length=16)
+    params = models.JSONField(default=dict, blank=True)
+    metrics = models.JSONField(default=dict, blank=True)
+    # sqrt(recall@20 * mrr@20) on the validation days (the engine's metrics.objective)
+    objective = models.FloatField(null=True, blank=True)
+    state = models.CharField(max_length=16, choices=State.choices)
+    duration_s = models.FloatField(default=0.0)
+    epochs = models.PositiveIntegerField(null=True, blank=True)
+    # GRU4Rec: the validation objective after each epoch (what the pruner compared)
+    epoch_objectives = models.JSONField(default=list, blank=True)
+    error = models.TextField(blank=True)
+    created = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["run", "number"]
+        constraints = [models.UniqueConstraint(fields=["run", "number"], name="recommendations_trial_number_once")]
+
+    def __str__(self):
+        return f"trial {self.number} of tuning run {self.run_id} ({self.kind}, {self.state})"
+
+
+class ShopTrainingSettings(models.Model):
+    """The shop's training parameters, one row per change (the history is kept; the latest row is
+    current). Without any row, training uses settings.MODEL_TRAIN_PARAMS, the built-in V-SKNN
+    settings, and learns the hybrid's weight on validation days at every run."""
+
+    # {"gru4rec": "<GRU4Rec parameter string>", "vsknn": {"k": .., ..}, "hybrid": {"weight": .., "fusion": .., ..}}
+    params = models.JSONField(default=dict, blank=True)
+    # the kind the tuning run found best on validation (a training run still activates the best on its held-out day)
+    kind = models.CharField(max_length=16, choices=ModelVersion.Kind.choices, blank=True)
+    # validation metrics per kind, as the tuning run measured them
+    metrics = models.JSONField(default=dict, blank=True)
+    tuning_run = models.ForeignKey(TuningRun, null=True, blank=True, on_delete=models.SET_NULL, related_name="+")
+    set_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL,
+                               related_name="+")
+    set_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["-set_at", "-id"]
+        verbose_name = "shop training settings"
+        verbose_name_plural = "shop training settings"
+
+    def __str__(self):
+        return f"training settings of {self.set_at:%Y-%m-%d %H:%M} ({self.kind or 'default'})"

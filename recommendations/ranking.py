@@ -51,7 +51,7 @@ class ScoredProduct:
 
 @dataclass
 class RecommendationResult:
-    strategy: str  # "gru4rec", "vsknn", "embedding", "itemknn" or "popular"
+    strategy: str  # "gru4rec", "vsknn", "hybrid", "embedding", "itemknn", "hybrid-similar" or "popular"
     model_version: str | None
     items: list[ScoredProduct]
     explanation: dict | None = None
@@ -89,8 +89,9 @@ def _model_candidates(bundle: LoadedModel, idx: list[int], n: int, exclude_seen:
     ann = _ann_candidates(bundle, idx, n, exclude_seen)
     if ann is not None:
         return ann
-    # Both kinds answer through the engine's top_items (GRU4Rec: int8 candidates, fp32 re-scoring
-    # on CPU; V-SKNN: items no neighbour voted for are not answers, the popular fallback fills).
+    # Every kind answers through the engine's top_items (GRU4Rec: int8 candidates, fp32 re-scoring
+    # on CPU; V-SKNN: items no neighbour voted for are not answers, the popular fallback fills;
+    # the hybrid: both models' candidates fused).
     return bundle.engine.top_items(idx, n, exclude=idx if exclude_seen else None, mask=bundle.unavailable)
 
 
@@ -145,6 +146,7 @@ def _recommend_model(bundle, items, k, exclude_seen, explain, category_id, cap_p
     pks = [int(bundle.index_pk[i]) for i in cand]
     products = caches.products_active(pks)
     chosen = [ScoredProduct(products[pk], s) for pk, s in zip(pks, scores) if pk in products][:k]
+    shares = _shares(bundle, idx, chosen, exclude_seen) if explain else {}
     strategy = bundle.kind
     reason = f"{bundle.kind} scored the catalogue after {len(used)} session item(s)"
     if len(chosen) < k:
@@ -155,8 +157,24 @@ def _recommend_model(bundle, items, k, exclude_seen, explain, category_id, cap_p
         chosen += fill
     result = RecommendationResult(strategy, bundle.version, chosen, used=used, skipped=skipped)
     if explain:
-        result.explanation = _explanation(result, reason, exclude_seen)
+        result.explanation = _explanation(result, reason, exclude_seen, shares)
     return result
+
+
+def _shares(bundle: LoadedModel, idx: list[int], chosen: list[ScoredProduct], exclude_seen: bool) -> dict[int, dict]:
+    """For a hybrid: each answered product's share of each model in its fused score (product pk ->
+    {"gru4rec": share, "vsknn": share}, the engine's ``contributions``); empty for other kinds."""
+    contributions = getattr(bundle.engine, "contributions", None)
+    if contributions is None or not chosen:
+        return {}
+    pks = [s.product.pk for s in chosen]
+    try:
+        out = contributions(idx, [bundle.pk_index[pk] for pk in pks], exclude=idx if exclude_seen else None,
+                            mask=bundle.unavailable)
+    except Exception:  # the explanation is extra: the answer stands without it
+        logger.exception("contributions failed for %s", bundle.version)
+        return {}
+    return {pk: {name: round(float(v), 4) for name, v in share.items()} for pk, share in zip(pks, out)}
 
 
 def _popular_scored(k: int, category_id: int | None, exclude: set[int]) -> list[ScoredProduct]:
@@ -182,7 +200,11 @@ def _recommend_popular(k, items, exclude_seen, explain, category_id, reason, ver
     return result
 
 
-def _explanation(result: RecommendationResult, reason: str, exclude_seen: bool) -> dict:
+def _explanation(result: RecommendationResult, reason: str, exclude_seen: bool, shares: dict | None = None) -> dict:
+    scores = [{"product": s.product.pk, "name": s.product.name, "score": s.score} for s in result.items]
+    if shares:  # a hybrid: each model's share of each of its answers (popular fill-ins have none)
+        for row in scores:
+            row["shares"] = shares.get(row["product"])
     return {
         "strategy": result.strategy,
         "reason": reason,
@@ -190,13 +212,13 @@ def _explanation(result: RecommendationResult, reason: str, exclude_seen: bool) 
         "session_items_used": result.used,
         "session_items_skipped": result.skipped,
         "exclude_seen": exclude_seen,
-        "scores": [{"product": s.product.pk, "name": s.product.name, "score": s.score} for s in result.items],
+        "scores": scores,
     }
 
 
 def similar_items(product: Product | int, k: int = 6) -> RecommendationResult:
     """Nearest products by the active model's item embeddings (cosine); item-kNN co-occurrence for
-    V-SKNN models; popular items of the product's category when the model does not know it."""
+    V-SKNN models; both fused for a hybrid; popular items of the product's category when the model does not know it."""
     k = max(1, int(k))
     pk = product.pk if isinstance(product, Product) else int(product)
     category_id = product.category_id if isinstance(product, Product) else None
@@ -221,6 +243,10 @@ def similar_items(product: Product | int, k: int = 6) -> RecommendationResult:
 
 
 def _similar_candidates(bundle: LoadedModel, i: int, n: int) -> tuple[list[int], list[float], str]:
-    # GRU4Rec: cosine of item embeddings; V-SKNN: item-kNN on its session matrix (both in the engine).
+    # GRU4Rec: cosine of item embeddings; V-SKNN: item-kNN on its session matrix; the hybrid: both
+    # lists fused (all in the engine).
     out_i, out_s = bundle.engine.similar(i, n, mask=bundle.unavailable)
-    return out_i, out_s, "embedding" if bundle.kind == "gru4rec" else "itemknn"
+    return out_i, out_s, _SIMILAR_STRATEGY.get(bundle.kind, bundle.kind)
+
+
+_SIMILAR_STRATEGY = {"gru4rec": "embedding", "vsknn": "itemknn", "hybrid": "hybrid-similar"}

@@ -14,7 +14,7 @@ from shop.validators import is_ascii_digits
 from tracking import selectors as tracking_selectors
 
 from . import caches
-from .models import ModelVersion, TrainingRun
+from .models import ModelVersion, ShopTrainingSettings, TrainingRun, TuningRun, TuningTrial
 
 logger = logging.getLogger(__name__)
 
@@ -49,6 +49,20 @@ def model_version_previous(current: ModelVersion | None) -> ModelVersion | None:
 
 def training_run_list() -> QuerySet[TrainingRun]:
     return TrainingRun.objects.all()
+
+
+def training_settings_current() -> ShopTrainingSettings | None:
+    """The shop's current training settings (the latest row), None while nothing was tuned."""
+    return ShopTrainingSettings.objects.select_related("set_by", "tuning_run").order_by("-set_at", "-id").first()
+
+
+def tuning_run_active() -> TuningRun | None:
+    """The tuning run queued, running or stopping (at most one), if any."""
+    return TuningRun.objects.filter(status__in=TuningRun.ACTIVE_STATUSES).first()
+
+
+def tuning_trials(run: TuningRun) -> QuerySet[TuningTrial]:
+    return TuningTrial.objects.filter(run=run).order_by("number")
 
 
 def online_performance(versions: list[str]) -> dict[str, dict]:

@@ -1,4 +1,5 @@
-"""Recommendations Celery tasks (training queue): thin wrappers around ``training``; each takes
+"""Recommendations Celery tasks (training queue): thin wrappers around ``training`` and
+``tuning_runs``; each takes
 primary keys, calls one training function and is safe to run twice. Nothing reads their results
 (a training run's row is its status), so none is stored: queueing one never waits on the result
 store."""
@@ -9,7 +10,7 @@ from celery import shared_task
 from celery.signals import worker_process_init
 from django.conf import settings
 
-from . import training
+from . import training, tuning_runs
 
 logger = logging.getLogger(__name__)
 
@@ -28,15 +29,25 @@ def model_train(run_id: int) -> dict:
              soft_time_limit=max(settings.TRAINING_TASK_TIME_LIMIT - 60, 60))
 def model_train_scheduled() -> dict:
     """Nightly retrain from the shop's own events (beat), activating only a model at least as good."""
-    run = training.training_run_now(params=settings.MODEL_TRAIN_PARAMS, activate=True)
+    run = training.training_run_now(activate=True)  # the shop's training settings (tuned) or the defaults
     return {"run": run.pk, "status": run.status, "error": run.error}
 
 
 @shared_task(name="recommendations.tasks.training_runs_reap", ignore_result=True)
 def training_runs_reap() -> int:
     """Every minute (beat): a run left ``running`` by a killed worker, or ``queued`` with no worker
-    taking it (TRAINING_QUEUE_GRACE_SECONDS), is marked failed with the reason."""
-    return training.training_runs_reap()
+    taking it (TRAINING_QUEUE_GRACE_SECONDS), is marked failed with the reason; a tuning run left
+    running by a killed worker ends stopped (resumable)."""
+    return training.training_runs_reap() + tuning_runs.tuning_runs_reap()
+
+
+@shared_task(name=tuning_runs.TUNE_TASK, ignore_result=True,
+             time_limit=settings.TRAINING_TASK_TIME_LIMIT,
+             soft_time_limit=max(settings.TRAINING_TASK_TIME_LIMIT - 60, 60))
+def tune_model(run_id: int) -> dict:
+    """Execute a queued tuning run; safe to run twice (a run that is not queued is left alone)."""
+    run = tuning_runs.tuning_run_execute(run_id)
+    return {"run": run.pk, "status": run.status, "error": run.error}
 
 
 @worker_process_init.connect

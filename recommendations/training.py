@@ -1,11 +1,16 @@
 """Training, the one orchestrator: record a run, hand it to Celery (or a background thread
-without a broker), then export the shop's sessions (or read an event file), train GRU4Rec and
-V-SKNN, evaluate both beside the baselines and the active model on the same held-out last day,
-register the versions and activate the better one if it is at least as good as the active model.
+without a broker), then export the shop's sessions (or read an event file), train GRU4Rec, V-SKNN
+and their hybrid (its weight from the shop's tuned settings, or learnt on validation days carved
+from the training part), evaluate the three beside the baselines and the active model on the same
+held-out last day, register the versions and activate the best one if it is at least as good as
+the active model. The parameters are the shop's training settings (the latest
+``ShopTrainingSettings`` row, written by tuning) or, while nothing was tuned, settings.MODEL_TRAIN_PARAMS
+and :data:`VSKNN_PARAMS`.
 Every entry point (API, admin, task, beat, command, demo) goes through the ``training_run_*``
 functions here.
 
-One run at a time: a PostgreSQL session advisory lock on a dedicated connection. A worker that
+One run at a time: a PostgreSQL session advisory lock on a dedicated connection (tuning runs,
+``recommendations.tuning_runs``, execute under it too: tuning and training never overlap). A worker that
 dies loses its connection and so its lock; the next run that gets the lock marks the dead run
 failed ("worker lost") before it starts. The reaper (beat, every minute) does the same without
 waiting for a next run, and fails ``queued`` runs that no worker started (a message lost with a
@@ -30,9 +35,9 @@ from django.utils import timezone
 from catalog.selectors import product_external_ids
 from tracking.selectors import sessions_training_data
 
-from . import artifacts, engine, registry
+from . import artifacts, engine, registry, selectors
 from .gru4rec.params import parse_params
-from .models import ModelVersion, TrainingRun
+from .models import ModelVersion, ShopTrainingSettings, TrainingRun
 from .serving import torch_threads_cap
 
 if TYPE_CHECKING:  # web workers import this module (tasks) and never train: no pandas there
@@ -48,6 +53,8 @@ STALE_SECONDS = 600
 # The share of a run's progress bar that GRU4Rec's epochs fill (export before, V-SKNN and evaluation after).
 TRAIN_PROGRESS = (0.05, 0.65)
 VSKNN_PARAMS = {"k": 100, "sample_size": 500, "similarity": "cosine", "weighting": "linear"}
+# The validation days carved from the end of the training part to learn the hybrid's weight on.
+HYBRID_VALID_DAYS = 1.0
 
 _local_lock = threading.Lock()
 
@@ -71,7 +78,7 @@ def training_lock(wait: float = 0.0):
                     if cur.fetchone()[0]:
                         break
                     if time.monotonic() >= deadline:
-                        raise TrainingBusy("another training run is in progress")
+                        raise TrainingBusy("another training run or a tuning run is in progress")
                     time.sleep(0.05)
             try:
                 yield
@@ -83,7 +90,7 @@ def training_lock(wait: float = 0.0):
     else:
         acquired = _local_lock.acquire(timeout=wait) if wait > 0 else _local_lock.acquire(blocking=False)
         if not acquired:
-            raise TrainingBusy("another training run is in progress")
+            raise TrainingBusy("another training run or a tuning run is in progress")
         try:
             yield
         finally:
@@ -140,6 +147,66 @@ class _Reporter:
         )
 
 
+# ------------------------------------------------------------------------------- parameters
+def training_params() -> dict:
+    """What the next training run trains with: ``{"gru4rec": parameter string, "vsknn": {..},
+    "hybrid": {"weight", "fusion", ..} or None (learn it), "source": ..}`` from the shop's current
+    training settings (tuning's), else the defaults (settings.MODEL_TRAIN_PARAMS, VSKNN_PARAMS)."""
+    row = selectors.training_settings_current()
+    tuned = (row.params or {}) if row is not None else {}
+    return {
+        "gru4rec": tuned.get("gru4rec") or settings.MODEL_TRAIN_PARAMS,
+        "vsknn": tuned.get("vsknn") or dict(VSKNN_PARAMS),
+        "hybrid": tuned.get("hybrid") or None,
+        "source": f"shop training settings {row.pk} (tuning run {row.tuning_run_id})" if row is not None
+        else "defaults (MODEL_TRAIN_PARAMS)",
+        "settings_id": row.pk if row is not None else None,
+    }
+
+
+def training_settings_check(gru4rec: str, vsknn: dict, hybrid: dict | None = None) -> dict:
+    """The shop's training parameters checked by the engine: ``{"gru4rec": parameter string,
+    "vsknn": {..}, "hybrid": {"weight", "fusion", .., "gru4rec", "vsknn"} or absent}``. Raises
+    ValueError with ``{field: message}`` as its argument, naming each bad field."""
+    errors, out = {}, {}
+    try:
+        out["gru4rec"] = engine.gru4rec_params_string(gru4rec)
+    except (ValueError, TypeError) as exc:
+        errors["gru4rec"] = str(exc)
+    try:
+        out["vsknn"] = engine.vsknn_params_check(vsknn)
+    except (ValueError, TypeError) as exc:
+        errors["vsknn"] = str(exc)
+    if hybrid:
+        try:
+            h = dict(hybrid)
+            fusion_params = dict(h.pop("fusion_params", None) or {})
+            fusion_params.update({k: h.pop(k) for k in ("c", "depth") if k in h})
+            checked = engine.hybrid_fusion_check(h.pop("weight", None), h.pop("fusion", "rrf"), **fusion_params)
+            # a tuned weight holds for the component settings it was found with (default: this row's)
+            checked["gru4rec"] = engine.gru4rec_params_string(h.pop("gru4rec", None) or out.get("gru4rec") or gru4rec)
+            checked["vsknn"] = engine.vsknn_params_check(h.pop("vsknn", None) or out.get("vsknn") or vsknn)
+            h = {k: v for k, v in h.items() if k not in ("gru4rec_trial", "vsknn_trial")}
+            if h:
+                raise ValueError(f"unknown hybrid setting(s): {', '.join(sorted(h))}")
+            out["hybrid"] = checked
+        except (ValueError, TypeError) as exc:
+            errors["hybrid"] = str(exc)
+    if errors:
+        raise ValueError(errors)
+    return out
+
+
+def training_settings_set(*, gru4rec: str, vsknn: dict, hybrid: dict | None = None, kind: str = "",
+                          metrics: dict | None = None, user=None, tuning_run=None) -> ShopTrainingSettings:
+    """Make these the shop's training parameters: a new ``ShopTrainingSettings`` row (the history
+    stays; the latest row is current), checked first (ValueError as :func:`training_settings_check`)."""
+    params = training_settings_check(gru4rec, vsknn, hybrid)
+    return ShopTrainingSettings.objects.create(
+        params=params, kind=kind, metrics=metrics or {}, tuning_run=tuning_run,
+        set_by=user if getattr(user, "is_authenticated", False) else None)
+
+
 # ------------------------------------------------------------------------------ entry points
 class TrainingNotQueued(Exception):
     """The broker did not take a training run's task; the run is marked failed with the reason."""
@@ -159,7 +226,7 @@ def training_run_queue(user=None, params: str | None = None, activate: bool = Tr
     run is marked failed, never left ``queued`` with nothing to run it; called outside a
     transaction (the API, the admin) that raises :class:`TrainingNotQueued` as well."""
     run = TrainingRun.objects.create(
-        params=params or settings.MODEL_TRAIN_PARAMS, activate=activate, data_path=data_path,
+        params=params or training_params()["gru4rec"], activate=activate, data_path=data_path,
         requested_by=user if getattr(user, "is_authenticated", False) else None,
     )
     transaction.on_commit(lambda: training_run_publish(run.pk))
@@ -203,7 +270,7 @@ def training_run_now(params: str | None = None, activate: bool = True, data_path
                      progress: bool = False, echo=None) -> TrainingRun:
     """Record a run and execute it in this process (the train_model command, the nightly task, the
     demo): the same pipeline as a queued run, without a broker in between."""
-    run = TrainingRun.objects.create(params=params or settings.MODEL_TRAIN_PARAMS, activate=activate,
+    run = TrainingRun.objects.create(params=params or training_params()["gru4rec"], activate=activate,
                                      data_path=data_path)
     return training_run_execute(run.pk, progress=progress, echo=echo)
 
@@ -325,6 +392,9 @@ def _run(run: TrainingRun, progress: bool, echo) -> TrainingRun:
         models: dict[str, object] = {}
         params: dict[str, dict] = {}
         n_epochs = _epochs(run.params)
+        shop_params = training_params()
+        knn_params = shop_params["vsknn"]
+        rep.log(f"parameters: {shop_params['source']}")
 
         rep.stage(f"train gru4rec ({n_epochs} epochs)", TRAIN_PROGRESS[0])
         rep.epoch_started = time.monotonic()
@@ -335,9 +405,18 @@ def _run(run: TrainingRun, progress: bool, echo) -> TrainingRun:
         except Exception as exc:  # V-SKNN still gives the shop a model
             logger.exception("GRU4Rec training failed in run %s", run.pk)
             rep.log(f"gru4rec training failed: {type(exc).__name__}: {exc}")
-        rep.stage("train vsknn", 0.68)
-        models["vsknn"] = engine.vsknn_train(train, **VSKNN_PARAMS)
-        params["vsknn"] = {"params": VSKNN_PARAMS}
+        rep.stage("train vsknn", 0.66)
+        models["vsknn"] = engine.vsknn_train(train, **knn_params)
+        params["vsknn"] = {"params": knn_params}
+        if "gru4rec" in models:
+            try:
+                hybrid = _hybrid(run, train, models, knn_params, shop_params, rep)
+            except Exception as exc:  # the two models still stand on their own
+                logger.exception("the hybrid failed in run %s", run.pk)
+                rep.log(f"hybrid failed: {type(exc).__name__}: {exc}")
+                hybrid = None
+            if hybrid is not None:
+                models["hybrid"], params["hybrid"] = hybrid
 
         rep.stage("evaluate on the held-out day", 0.75)
         baselines = {b: engine.evaluate(b, engine.baseline_train(b, train), test) for b in ("popularity", "itemknn")}
@@ -365,7 +444,8 @@ def _run(run: TrainingRun, progress: bool, echo) -> TrainingRun:
                 metrics=metrics, train_range=stats["train"], test_range=stats["test"], training_run=run,
             )
             rep.log(f"registered {registered[kind].version} ({registered[kind].artifact})")
-        best_kind = max(evaluated, key=lambda kk: (engine.metrics_key(evaluated[kk]), kk == "gru4rec"))
+        # On equal metrics the simpler model: GRU4Rec, then V-SKNN, then the hybrid.
+        best_kind = max(evaluated, key=lambda kk: (engine.metrics_key(evaluated[kk]), -_KIND_ORDER.index(kk)))
         best = registered[best_kind]
         decision = _activate(run, best, rep)
         run.result = {
@@ -377,6 +457,7 @@ def _run(run: TrainingRun, progress: bool, echo) -> TrainingRun:
             "baselines": baselines,
             "active_before": active_eval,
             "data": stats,
+            "parameters": {"source": shop_params["source"], "settings_id": shop_params["settings_id"]},
         }
         run.status = TrainingRun.Status.SUCCEEDED
         run.progress = 1.0
@@ -391,6 +472,41 @@ def _run(run: TrainingRun, progress: bool, echo) -> TrainingRun:
     run.log_tail = "\n".join(rep.lines)[-LOG_TAIL_CHARS:]
     run.save()
     return run
+
+
+_KIND_ORDER = ("gru4rec", "vsknn", "hybrid")
+
+
+def _hybrid(run: TrainingRun, train: pd.DataFrame, models: dict, knn_params: dict, shop_params: dict,
+            rep: _Reporter) -> tuple[object, dict] | None:
+    """The hybrid of the run's GRU4Rec and V-SKNN: the tuned weight and fusion when the shop's
+    settings hold them for these very parameters, else learnt on validation days carved from the
+    end of the training part (two more models trained on the rest; never the held-out day). None,
+    with the reason in the log, when the training part is too short to carve them from."""
+    tuned = shop_params["hybrid"]
+    # A tuned weight holds for the components it was found with (tuning stores them beside it).
+    same = bool(tuned) and (
+        engine.gru4rec_params_string(run.params) == engine.gru4rec_params_string(tuned.get("gru4rec") or "")
+        and knn_params == tuned.get("vsknn"))
+    if same:
+        choice = dict(tuned)
+        source = f"tuned ({shop_params['source']})"
+    else:
+        rep.stage(f"learn the hybrid's weight on the last {HYBRID_VALID_DAYS:g} training day(s)", 0.68)
+        try:
+            choice = engine.hybrid_weight_learn(train, run.params, knn_params, valid_days=HYBRID_VALID_DAYS)
+        except ValueError as exc:
+            rep.log(f"no hybrid in this run: {exc}")
+            return None
+        source = f"learnt on the last {HYBRID_VALID_DAYS:g} training day(s)"
+    # hybrid_weight_fit names them in "fusion_params" (and beside it); tuned settings store them beside
+    fusion_params = choice.get("fusion_params") or {k: choice[k] for k in ("c", "depth") if k in choice}
+    model = engine.hybrid_build(models["gru4rec"], models["vsknn"], float(choice["weight"]),
+                                choice.get("fusion", "rrf"), **fusion_params)
+    rep.log(f"hybrid: weight {float(choice['weight']):.3f} on V-SKNN, fusion {choice.get('fusion', 'rrf')} ({source})")
+    return model, {"weight": float(choice["weight"]), "fusion": choice.get("fusion", "rrf"), **fusion_params,
+                   "source": source, "validation": choice.get("metrics"),
+                   "gru4rec": parse_params(run.params).to_string(), "vsknn": knn_params}
 
 
 def _activate(run: TrainingRun, best: ModelVersion, rep: _Reporter) -> dict:

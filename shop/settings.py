@@ -173,6 +173,7 @@ CELERY_TASK_DEFAULT_QUEUE = "default"
 CELERY_TASK_ROUTES = {
     "recommendations.tasks.model_train": {"queue": "training"},
     "recommendations.tasks.model_train_scheduled": {"queue": "training"},
+    "recommendations.tasks.tune_model": {"queue": "training"},
     "recommendations.clusters.tasks.clusters_build": {"queue": "training"},
 }
 CELERY_TASK_TIME_LIMIT = env.int("CELERY_TASK_TIME_LIMIT", default=600)

@@ -66,7 +66,7 @@ def test_training_task_through_real_broker_and_worker_killed_mid_run(catalogue, 
         _send(run.pk)
         run = _wait(run.pk, ("succeeded", "failed"), timeout=90)
         assert run.status == "succeeded", (run.error, (tmp_path / "worker.log").read_text()[-3000:])
-        assert set(run.result["versions"]) == {"gru4rec", "vsknn"}
+        assert set(run.result["versions"]) == {"gru4rec", "vsknn", "hybrid"}
         assert run.result["activated"] is True
         active = ModelVersion.objects.get(status="active")
         assert active.version == run.result["best"]
@@ -124,7 +124,7 @@ def test_eager_run_refuses_a_worse_model_and_reports(catalogue, sessions, tmp_pa
     weak = {"recall@20": 0.1, "mrr@20": 0.05}
     strong = {"recall@20": 0.6, "mrr@20": 0.3}
     trained, evaluated = set(), []
-    for name in ("gru4rec_train", "vsknn_train"):
+    for name in ("gru4rec_train", "vsknn_train", "hybrid_build"):
         def train(*args, _original=getattr(engine, name), **kwargs):
             model = _original(*args, **kwargs)
             trained.add(id(model))
@@ -144,7 +144,7 @@ def test_eager_run_refuses_a_worse_model_and_reports(catalogue, sessions, tmp_pa
         run2 = training_run_execute(run2.pk)
     assert run2.status == "succeeded", run2.error
     # both candidates and the active model went through the evaluation (the patch took effect)
-    assert sorted(k for k, candidate in evaluated if candidate) == ["gru4rec", "vsknn"]
+    assert sorted(k for k, candidate in evaluated if candidate) == ["gru4rec", "hybrid", "vsknn"]
     assert (first.kind, False) in evaluated
     best = ModelVersion.objects.get(version=run2.result["best"])
     assert best.version in run2.result["versions"].values() and best.version != first.version

@@ -52,6 +52,8 @@ class Command(BaseCommand):
 
     def _neighbours(self, mv, model, items: str, k: int) -> None:
         w = self.stdout.write
+        if mv.kind == "hybrid":  # its GRU4Rec's item embeddings (V-SKNN has none)
+            model = model.gru
         if not hasattr(model, "similar_items"):
             w(f"neighbours  none per item: {mv.kind} finds neighbours per session (the sessions most like the "
               "shopper's), not per item")

@@ -1,6 +1,7 @@
 /* The model registry's admin charts (Chart.js from the shop's own static files, no CDN). Each
  * <canvas data-chart="ID"> draws the chart whose spec is in <script id="ID" type="application/json">
- * (recommendations/admin_charts.py). A training run's page polls its progress while it runs. */
+ * (recommendations/admin_charts.py). A training run's page polls its progress while it runs; a
+ * tuning run's page reloads while the run is on. */
 (function () {
   "use strict";
   var COLOURS = ["#417690", "#e8a33d", "#5b8c5a", "#ba2121", "#8e6cb0", "#79aec8", "#c9792e", "#666666"];
@@ -90,5 +91,9 @@
   document.addEventListener("DOMContentLoaded", function () {
     drawAll();
     document.querySelectorAll("[data-progress-url]").forEach(follow);
+    // A tuning run's page while the run is on: reload every 10 s (its trials, chart and best so far).
+    if (document.querySelector('.tuning-actions[data-active="true"]')) {
+      window.setTimeout(function () { window.location.reload(); }, 10000);
+    }
   });
 })();

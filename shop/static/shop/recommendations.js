@@ -40,6 +40,16 @@
     return article;
   }
 
+  var MODEL_NAMES = {gru4rec: "GRU4Rec", vsknn: "V-SKNN"};
+
+  // A hybrid's answer: each model's share of the item's fused score, e.g. " (GRU4Rec 62%, V-SKNN 38%)".
+  function shareText(shares) {
+    if (!shares) { return ""; }
+    return " (" + Object.keys(shares).map(function (name) {
+      return (MODEL_NAMES[name] || name) + " " + Math.round(100 * shares[name]) + "%";
+    }).join(", ") + ")";
+  }
+
   function why(data) {
     var ex = data.explanation || {};
     var details = el("details", {"class": "why"});
@@ -53,7 +63,7 @@
       facts.appendChild(el("li", {}, "Items the model does not know yet (skipped): " + ex.session_items_skipped.length));
     }
     (ex.scores || []).forEach(function (s) {
-      facts.appendChild(el("li", {}, s.name + ": score " + Number(s.score).toFixed(3)));
+      facts.appendChild(el("li", {}, s.name + ": score " + Number(s.score).toFixed(3) + shareText(s.shares)));
     });
     details.appendChild(facts);
     return details;
