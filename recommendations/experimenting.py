@@ -37,7 +37,7 @@ from django.utils import timezone
 from tracking.models import Event, EventType
 
 from . import registry
-from .experiments import assignment, stats
+from .experiments import assignment
 from .models import Experiment, ExperimentArm, ModelVersion
 from .serving import arm_source
 
@@ -84,6 +84,11 @@ def order_source_register(fn) -> None:
     (the storefront registers it in its ``apps.ready``; without one, orders and revenue are 0)."""
     global _ORDER_SOURCE
     _ORDER_SOURCE = fn
+
+
+def new_salt() -> str:
+    """A fresh experiment salt (the admin's add form; ``experiment_create`` sets its own)."""
+    return assignment.new_salt()
 
 
 # ----------------------------------------------------------------------------------- memory
@@ -176,18 +181,22 @@ def experiment_create(*, name: str, surface: str, arms: list[ArmInput], mode: st
 def design_summary(experiment: Experiment) -> dict:
     """The pre-registered design shown before the start: the test, its level and power, the
     minimum detectable effect and the visits per arm it needs, the memory the models take."""
+    from .experiments import stats  # why: scipy and statsmodels load for a report, never in a web worker's start
+
     arms = list(experiment.arms.all())
     needed, versions = memory_needed_mb(experiment)
-    try:
-        per_arm = stats.sample_size(baseline=experiment.baseline_rate, mde=experiment.mde, alpha=experiment.alpha,
-                                    power=experiment.power)
+    try:  # the MDE is relative to the expected control CTR; the sample size wants the absolute lift
+        per_arm = stats.sample_size(experiment.baseline_rate, experiment.baseline_rate * experiment.mde,
+                                    alpha=experiment.alpha, power=experiment.power)
     except ValueError as exc:
         per_arm = None
-        logger.warning("experiment %s: no sample size: %s", experiment.pk, exc)
+        logger.info("experiment %s: no sample size: %s", experiment.pk, exc)
     return {
         "test": "mixture sequential probability ratio test (always-valid p-values: staff may look every day)",
         "alpha": experiment.alpha, "power": experiment.power, "mde": experiment.mde,
-        "baseline_rate": experiment.baseline_rate, "visits_per_arm": per_arm,
+        "baseline_rate": experiment.baseline_rate, "impressions_per_arm": per_arm,
+        "sample_size_note": ("impressions per arm a fixed-horizon test needs for a relative CTR lift of the MDE; "
+                             "the sequential test may stop earlier when the effect is larger"),
         "arms": [{"name": a.name, "model_version": a.model_version.version if a.model_version_id else None,
                   "share": a.share, "is_control": a.is_control} for a in arms],
         "memory_mb": round(needed, 1), "memory_budget_mb": memory_budget_mb(), "memory_versions": versions,
@@ -206,6 +215,16 @@ def experiment_start(experiment: Experiment, user=None) -> Experiment:
             return experiment
         if experiment.status == Experiment.Status.STOPPED:
             raise ExperimentRefused(f"experiment {experiment.pk} was stopped: create a new one to run it again")
+        arms = [ArmInput(a.name, a.model_version, a.share, a.is_control)
+                for a in experiment.arms.select_related("model_version")]
+        errors = _design_errors(name=experiment.name, surface=experiment.surface, mode=experiment.mode, arms=arms,
+                                alpha=experiment.alpha, power=experiment.power, mde=experiment.mde,
+                                baseline_rate=experiment.baseline_rate)
+        if errors:
+            raise ExperimentRefused(f"experiment {experiment.pk} cannot start: " + "; ".join(
+                f"{field}: {' '.join(messages)}" for field, messages in errors.items()))
+        if not experiment.salt:
+            experiment.salt = assignment.new_salt()
         other = (Experiment.objects.filter(surface=experiment.surface, status=Experiment.Status.RUNNING)
                  .exclude(pk=experiment.pk).first())
         if other is not None:
@@ -222,7 +241,7 @@ def experiment_start(experiment: Experiment, user=None) -> Experiment:
         experiment.memory_estimate_mb = round(needed, 1)
         try:
             with transaction.atomic():
-                experiment.save(update_fields=["status", "started_at", "started_by", "memory_estimate_mb"])
+                experiment.save(update_fields=["status", "started_at", "started_by", "memory_estimate_mb", "salt"])
         except IntegrityError:
             raise ExperimentRefused(f"another experiment started on {experiment.surface} at the same time") from None
     logger.info("experiment %s started on %s", experiment.pk, experiment.surface)
@@ -273,109 +292,182 @@ def experiment_promote(experiment: Experiment, arm: ExperimentArm, user=None) ->
 
 
 # ------------------------------------------------------------------------------- counting
-def _day(ts: datetime.datetime) -> datetime.date:
-    return ts.astimezone(datetime.timezone.utc).date()
+@dataclass
+class Observed:
+    """What counts of an experiment, read once (the looks of the report cut it by time):
+    the first trusted impression and click of each (arm, visit, product), the first credited
+    add-to-cart of each (arm, visit), and the orders of each (arm, visit) after its first impression."""
+
+    arms: list[int]
+    impressions: dict[tuple[int, int, int], datetime.datetime]
+    clicks: dict[tuple[int, int, int], datetime.datetime]
+    carts: dict[tuple[int, int], datetime.datetime]
+    orders: list[tuple[int, int, datetime.datetime, float]]
 
 
-def arm_counts(experiment: Experiment) -> dict:
-    """Per arm totals and per-day counts from the trusted, non-staff events that carry the arm's
-    source (see the module docstring for what counts), plus the interleaving outcome per visit.
-
-    ``{"arms": {arm_pk: {visits, impressions, clicks, add_to_carts, orders, revenue, revenue_sq}},
-    "days": {arm_pk: {date: {visits, impressions, clicks, orders}}}, "interleaving": {wins_a,
-    wins_b, ties}}`` (orders: visits with an order after their first impression of the arm)."""
-    arms = list(experiment.arms.order_by("id"))
-    by_source = {arm_source(experiment.surface, experiment.pk, a.pk): a.pk for a in arms}
-    totals = {a.pk: dict(visits=0, impressions=0, clicks=0, add_to_carts=0, orders=0, revenue=0.0, revenue_sq=0.0)
-              for a in arms}
-    days: dict[int, dict] = {a.pk: {} for a in arms}
-    out = {"arms": totals, "days": days, "interleaving": {"wins_a": 0, "wins_b": 0, "ties": 0}}
+def observed_read(experiment: Experiment) -> Observed:
+    """The experiment's events: trusted, non-staff, since its start (until its stop), with the
+    source of one of its arms (kept by the events API only with that arm's served-item token)."""
+    arms = list(experiment.arms.order_by("id").values_list("pk", flat=True))
+    by_source = {arm_source(experiment.surface, experiment.pk, pk): pk for pk in arms}
+    found = Observed(arms, {}, {}, {}, [])
     if experiment.started_at is None:
-        return out
+        return found
     base = Event.objects.filter(trusted=True, is_staff=False, timestamp__gte=experiment.started_at)
     if experiment.stopped_at is not None:
         base = base.filter(timestamp__lte=experiment.stopped_at)
     served = (base.filter(source__in=list(by_source), event_type__in=[EventType.IMPRESSION, EventType.CLICK])
               .values_list("source", "event_type", "visit_id", "product_id", "timestamp"))
-    # each (arm, type, visit, product) once, when first seen
-    first: dict[tuple, datetime.datetime] = {}
     for source, event_type, visit, product, ts in served.iterator(chunk_size=5000):
-        key = (by_source[source], event_type, visit, product)
-        if key not in first or ts < first[key]:
-            first[key] = ts
+        target = found.impressions if event_type == EventType.IMPRESSION else found.clicks
+        key = (by_source[source], visit, product)
+        if key not in target or ts < target[key]:
+            target[key] = ts
     shown: dict[tuple[int, int], dict[int, datetime.datetime]] = defaultdict(dict)  # (visit, product) -> arm -> ts
-    visit_first: dict[int, dict[int, datetime.datetime]] = defaultdict(dict)  # arm -> visit -> first impression
-    clicks_by_visit: dict[int, dict[int, int]] = defaultdict(lambda: defaultdict(int))  # visit -> arm -> clicks
-    for (arm, event_type, visit, product), ts in first.items():
-        day = days[arm].setdefault(_day(ts), dict(visits=0, impressions=0, clicks=0, orders=0))
-        if event_type == EventType.IMPRESSION:
-            totals[arm]["impressions"] += 1
-            day["impressions"] += 1
-            shown[(visit, product)][arm] = min(ts, shown[(visit, product)].get(arm, ts))
-            if visit not in visit_first[arm] or ts < visit_first[arm][visit]:
-                visit_first[arm][visit] = ts
-        else:
-            totals[arm]["clicks"] += 1
-            day["clicks"] += 1
-            clicks_by_visit[visit][arm] += 1
-    for arm, visits in visit_first.items():
-        totals[arm]["visits"] = len(visits)
-        for ts in visits.values():
-            days[arm].setdefault(_day(ts), dict(visits=0, impressions=0, clicks=0, orders=0))["visits"] += 1
-    all_visits = {v for visits in visit_first.values() for v in visits}
-    if all_visits:
-        carts = (base.filter(event_type=EventType.ADD_TO_CART, visit_id__in=list(all_visits))
+    first_seen: dict[tuple[int, int], datetime.datetime] = {}  # (arm, visit) -> first impression
+    for (arm, visit, product), ts in found.impressions.items():
+        shown[(visit, product)][arm] = ts
+        if (arm, visit) not in first_seen or ts < first_seen[(arm, visit)]:
+            first_seen[(arm, visit)] = ts
+    visits = sorted({visit for _arm, visit in first_seen})
+    for start in range(0, len(visits), 5000):
+        carts = (base.filter(event_type=EventType.ADD_TO_CART, visit_id__in=visits[start:start + 5000])
                  .values_list("visit_id", "product_id", "timestamp"))
-        carted: set[tuple[int, int, int]] = set()
         for visit, product, ts in carts.iterator(chunk_size=5000):
             for arm, shown_at in shown.get((visit, product), {}).items():
-                if shown_at <= ts:
-                    carted.add((arm, visit, product))
-        for arm, _visit, _product in carted:
-            totals[arm]["add_to_carts"] += 1
-    if experiment.mode == Experiment.Mode.AB and all_visits and _ORDER_SOURCE is not None:
-        revenue: dict[int, dict[int, float]] = defaultdict(lambda: defaultdict(float))
-        for visit, created, total in _ORDER_SOURCE(sorted(all_visits)):
+                if shown_at <= ts and ((arm, visit) not in found.carts or ts < found.carts[(arm, visit)]):
+                    found.carts[(arm, visit)] = ts
+    if experiment.mode == Experiment.Mode.AB and visits and _ORDER_SOURCE is not None:
+        for visit, created, total in _ORDER_SOURCE(visits):
             if experiment.stopped_at is not None and created > experiment.stopped_at:
                 continue
-            for arm, visits in visit_first.items():
-                if visit in visits and visits[visit] <= created:
-                    revenue[arm][visit] += float(total)
-        for arm, per_visit in revenue.items():
-            totals[arm]["orders"] = len(per_visit)
-            totals[arm]["revenue"] = round(sum(per_visit.values()), 2)
-            totals[arm]["revenue_sq"] = round(sum(r * r for r in per_visit.values()), 4)
-            for visit in per_visit:
-                day = _day(visit_first[arm][visit])
-                days[arm][day]["orders"] += 1
-    if experiment.mode == Experiment.Mode.INTERLEAVING and len(arms) == 2:
-        a, b = arms[0].pk, arms[1].pk
-        for visit in visit_first[a].keys() | visit_first[b].keys():
-            ca, cb = clicks_by_visit[visit][a], clicks_by_visit[visit][b]
-            key = "wins_a" if ca > cb else "wins_b" if cb > ca else "ties"
-            out["interleaving"][key] += 1
+            for arm in arms:
+                seen = first_seen.get((arm, visit))
+                if seen is not None and seen <= created:
+                    found.orders.append((arm, visit, created, float(total)))
+    return found
+
+
+def totals_at(observed: Observed, cutoff: datetime.datetime | None = None) -> dict[int, dict]:
+    """Per arm, what was known at ``cutoff`` (None: everything): the fields of ``stats.ArmTotals``
+    (visits with an impression; impressions and clicks, each (visit, product) once, a click only
+    for a product the arm showed that visit; visits with a credited add-to-cart, with an order;
+    revenue and the per-visit sums of squares) plus the interleaving clicks per visit."""
+    def known(ts):
+        return cutoff is None or ts <= cutoff
+
+    per_visit: dict[int, dict[int, list]] = {arm: defaultdict(lambda: [0, 0, 0.0]) for arm in observed.arms}
+    for (arm, visit, _product), ts in observed.impressions.items():
+        if known(ts):
+            per_visit[arm][visit][0] += 1
+    for (arm, visit, product), ts in observed.clicks.items():
+        shown_at = observed.impressions.get((arm, visit, product))
+        if known(ts) and shown_at is not None and known(shown_at):
+            per_visit[arm][visit][1] += 1
+    revenue: dict[int, dict[int, float]] = {arm: defaultdict(float) for arm in observed.arms}
+    for arm, visit, created, total in observed.orders:
+        if known(created):
+            revenue[arm][visit] += total
+    out = {}
+    for arm in observed.arms:
+        rows = per_visit[arm]
+        rev = revenue[arm]
+        out[arm] = dict(
+            visits=len(rows),
+            impressions=sum(r[0] for r in rows.values()),
+            clicks=sum(r[1] for r in rows.values()),
+            add_to_carts=sum(1 for (a, v), ts in observed.carts.items() if a == arm and known(ts) and v in rows),
+            orders=sum(1 for v in rev if v in rows),
+            revenue=round(sum(t for v, t in rev.items() if v in rows), 2),
+            revenue_sq=round(sum(t * t for v, t in rev.items() if v in rows), 4),
+            impressions_sq=sum(r[0] * r[0] for r in rows.values()),
+            clicks_sq=sum(r[1] * r[1] for r in rows.values()),
+            clicks_impressions=sum(r[0] * r[1] for r in rows.values()),
+        )
+    return out
+
+
+def interleaving_outcomes(observed: Observed) -> dict:
+    """Interleaving: per visit, the arm whose contributed items got more clicks wins (a tie else)."""
+    if len(observed.arms) != 2:
+        return {"wins_a": 0, "wins_b": 0, "ties": 0}
+    a, b = observed.arms
+    clicks: dict[int, list[int]] = defaultdict(lambda: [0, 0])
+    for (_arm, visit, _product) in observed.impressions:
+        clicks.setdefault(visit, [0, 0])
+    for (arm, visit, product) in observed.clicks:
+        if (arm, visit, product) in observed.impressions:
+            clicks[visit][0 if arm == a else 1] += 1
+    out = {"wins_a": 0, "wins_b": 0, "ties": 0}
+    for ca, cb in clicks.values():
+        out["wins_a" if ca > cb else "wins_b" if cb > ca else "ties"] += 1
     return out
 
 
 # -------------------------------------------------------------------------------- reporting
-def _statistics(experiment: Experiment, arms: list[ExperimentArm], counts: dict) -> dict:
-    """The statistics of the counts (the one caller of ``experiments.stats``)."""
-    totals = {a.pk: stats.ArmTotals(**counts["arms"][a.pk]) for a in arms}
+LOOKS_MAX = 90
+
+
+def _look_days(experiment: Experiment) -> list[datetime.date]:
+    if experiment.started_at is None:
+        return []
+    first = _day(experiment.started_at)
+    last = _day(experiment.stopped_at or timezone.now())
+    days = [first + datetime.timedelta(days=i) for i in range((last - first).days + 1)]
+    return days[-LOOKS_MAX:]
+
+
+def _day(ts: datetime.datetime) -> datetime.date:
+    return ts.astimezone(datetime.timezone.utc).date()
+
+
+def _day_end(day: datetime.date) -> datetime.datetime:
+    return datetime.datetime.combine(day, datetime.time.max, tzinfo=datetime.timezone.utc)
+
+
+def _statistics(experiment: Experiment, arms: list[ExperimentArm], observed: Observed) -> dict:
+    """The statistics, look by look (one a day since the start, the last one now): each arm's
+    ``arm_report`` against control carries the previous look's, so its always-valid p-value is the
+    running minimum over the daily looks, as the mSPRT allows. The one caller of ``experiments.stats``."""
+    from .experiments import stats  # why: scipy and statsmodels load for a report, never in a web worker's start
+
     control = next((a for a in arms if a.is_control), arms[0])
-    per_arm = {a.pk: stats.arm_report(totals[control.pk], totals[a.pk], alpha=experiment.alpha) for a in arms}
-    out = {"control": control.pk, "per_arm": per_arm, "srm": None, "interleaving": None}
+    reports: dict[int, dict | None] = {a.pk: None for a in arms}
+    inter = None
+    series = []
+    for day in _look_days(experiment):
+        totals = totals_at(observed, _day_end(day))
+        look = {"day": day.isoformat(), "arms": {}}
+        for a in arms:
+            reports[a.pk] = stats.arm_report(stats.ArmTotals(**totals[control.pk]), stats.ArmTotals(**totals[a.pk]),
+                                             alpha=experiment.alpha, previous=reports[a.pk])
+            look["arms"][a.pk] = {**totals[a.pk], "p_ctr": reports[a.pk]["ctr"]["p_value"],
+                                  "p_conversion": reports[a.pk]["conversion"]["p_value"]}
+        series.append(look)
+    totals = totals_at(observed)
+    out = {"control": control.pk, "totals": totals, "series": series, "srm": None, "interleaving": None}
+    out["per_arm"] = {a.pk: reports[a.pk] if reports[a.pk] is not None else stats.arm_report(
+        stats.ArmTotals(**totals[control.pk]), stats.ArmTotals(**totals[a.pk]), alpha=experiment.alpha)
+        for a in arms}
     if experiment.mode == Experiment.Mode.AB:
-        out["srm"] = stats.srm([totals[a.pk].visits for a in arms], [a.share for a in arms])
+        out["srm"] = stats.srm([totals[a.pk]["visits"] for a in arms], [a.share for a in arms])
     else:
-        i = counts["interleaving"]
-        out["interleaving"] = stats.interleaving_report(i["wins_a"], i["wins_b"], i["ties"], alpha=experiment.alpha)
+        outcome = interleaving_outcomes(observed)
+        for day in _look_days(experiment):  # the same daily looks for the interleaving test
+            cut = Observed(observed.arms, {k: t for k, t in observed.impressions.items() if t <= _day_end(day)},
+                           {k: t for k, t in observed.clicks.items() if t <= _day_end(day)}, {}, [])
+            o = interleaving_outcomes(cut)
+            inter = stats.interleaving_report(o["wins_a"], o["wins_b"], o["ties"], alpha=experiment.alpha,
+                                              previous=inter)
+        out["interleaving"] = inter or stats.interleaving_report(outcome["wins_a"], outcome["wins_b"],
+                                                                 outcome["ties"], alpha=experiment.alpha)
     return out
 
 
 def experiment_report(experiment: Experiment, fresh: bool = False) -> dict:
     """Everything the results page, the API and the command show: per arm totals with rates and
     95% confidence intervals, the difference to control with its always-valid p-value, the SRM
-    check, interleaving wins, and the daily series for the charts. Cached ``REPORT_CACHE_SECONDS``
+    check, interleaving wins, and the daily looks for the charts. Cached ``REPORT_CACHE_SECONDS``
     (one scan of the experiment's events) unless ``fresh``."""
     key = f"experiment-report:{experiment.pk}:{experiment.status}"
     if not fresh:
@@ -383,26 +475,23 @@ def experiment_report(experiment: Experiment, fresh: bool = False) -> dict:
         if cached is not None:
             return cached
     arms = list(experiment.arms.select_related("model_version").order_by("id"))
-    counts = arm_counts(experiment)
+    observed = observed_read(experiment)
+    s = _statistics(experiment, arms, observed) if arms else None
     report = {
         "experiment": experiment.pk, "name": experiment.name, "surface": experiment.surface,
         "mode": experiment.mode, "status": experiment.status,
         "started_at": experiment.started_at, "stopped_at": experiment.stopped_at,
-        "winner": experiment.winner_id,
+        "winner": experiment.winner_id, "alpha": experiment.alpha,
         "arms": [{"id": a.pk, "name": a.name, "is_control": a.is_control, "share": a.share,
                   "model_version": a.model_version.version if a.model_version_id else None,
                   "source": arm_source(experiment.surface, experiment.pk, a.pk),
-                  **counts["arms"][a.pk]} for a in arms],
-        "interleaving": counts["interleaving"] if experiment.mode == Experiment.Mode.INTERLEAVING else None,
-        "days": {a.name: [{"day": d.isoformat(), **row} for d, row in sorted(counts["days"][a.pk].items())]
-                 for a in arms},
+                  **s["totals"][a.pk], "stats": s["per_arm"][a.pk]} for a in arms] if s else [],
+        "interleaving": interleaving_outcomes(observed) if experiment.mode == Experiment.Mode.INTERLEAVING else None,
+        "interleaving_stats": s["interleaving"] if s else None,
+        "srm": s["srm"] if s else None,
+        "days": [{"day": look["day"], "arms": {a.name: look["arms"][a.pk] for a in arms}}
+                 for look in s["series"]] if s else [],
     }
-    if arms:
-        s = _statistics(experiment, arms, counts)
-        for row in report["arms"]:
-            row["stats"] = s["per_arm"][row["id"]]
-        report["srm"] = s["srm"]
-        report["interleaving_stats"] = s["interleaving"]
     report = _plain(report)
     cache.set(key, report, REPORT_CACHE_SECONDS)
     return report
