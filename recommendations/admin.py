@@ -6,7 +6,7 @@ import threading
 
 from django.contrib import admin, messages
 from django.core.exceptions import PermissionDenied
-from django.http import Http404, JsonResponse
+from django.http import JsonResponse
 from django.shortcuts import get_object_or_404, redirect
 from django.template.response import TemplateResponse
 from django.urls import path, reverse
@@ -426,7 +426,8 @@ class ExperimentAdmin(admin.ModelAdmin):
         view = self.admin_site.admin_view
         return [
             path("<int:pk>/results/", view(self.results_view), name="recommendations_experiment_results"),
-            path("<int:pk>/<str:verb>/", view(self.action_view), name="recommendations_experiment_action"),
+            *(path(f"<int:pk>/{verb}/", view(self.action_view), {"verb": verb},
+                   name=f"recommendations_experiment_{verb}") for verb in ("start", "stop", "promote")),
             *super().get_urls(),
         ]
 
@@ -438,10 +439,8 @@ class ExperimentAdmin(admin.ModelAdmin):
         return super().change_view(request, object_id, form_url, {**(extra_context or {}), **extra})
 
     def action_view(self, request, pk, verb):
-        """POST start / stop / promote (the promoted arm in ``arm``); anything else is a 404."""
+        """POST start / stop / promote (the promoted arm in ``arm``)."""
         experiment = get_object_or_404(Experiment, pk=pk)
-        if verb not in ("start", "stop", "promote"):
-            raise Http404("no such action")
         if request.method != "POST":
             return redirect("admin:recommendations_experiment_change", pk)
         if not self.has_run_permission(request):

@@ -8,7 +8,6 @@ Extension hooks (the clusters app registers itself; this module never imports it
 """
 from __future__ import annotations
 
-import hashlib
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -169,10 +168,9 @@ def _experiment_arms(surface: str, visit) -> tuple[ExperimentSpec, str, list[Arm
     return spec, key, arms
 
 
-def _interleaving_seed(salt: str, visit: str, context: tuple) -> int:
+def _interleaving_seed(salt: str, visit: str, context: tuple) -> str:
     """The team draft's coin flips, fixed for a visit and what it looks at: a reload shows the same list."""
-    text = "|".join([salt, visit, *map(str, context)])
-    return int.from_bytes(hashlib.blake2b(text.encode(), digest_size=8).digest(), "big")
+    return "|".join([salt, visit, *map(str, context)])
 
 
 def _experiment_answer(spec: ExperimentSpec, visit: str, arms: list[ArmSpec], answer: Callable,
