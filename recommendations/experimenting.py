@@ -150,10 +150,10 @@ def _design_errors(*, name, surface, mode, arms: list[ArmInput], alpha, power, m
         errors["arms"].append("Arm names must differ.")
     if sum(1 for a in arms if a.is_control) > 1:
         errors["arms"].append("At most one arm is the control.")
-    for field_name, value, low, high in (("alpha", alpha, 0.0, 0.5), ("power", power, 0.5, 1.0),
-                                         ("mde", mde, 0.0, 10.0), ("baseline_rate", baseline_rate, 0.0, 1.0)):
-        if isinstance(value, bool) or not isinstance(value, (int, float)) or not (low < float(value) < high):
-            errors[field_name].append(f"Must be a number above {low} and below {high}, got {value!r}.")
+    for field_name, value, low, high in (("alpha", alpha, 0.0, 0.5), ("power", power, 0.5, 0.99),
+                                         ("mde", mde, 0.0, 10.0), ("baseline_rate", baseline_rate, 0.0, 0.999)):
+        if isinstance(value, bool) or not isinstance(value, (int, float)) or not (low < float(value) <= high):
+            errors[field_name].append(f"Must be a number above {low} and at most {high}, got {value!r}.")
     return dict(errors)
 
 

@@ -2,6 +2,7 @@
 field, never a 500), the answers as documented in the OpenAPI schema."""
 import math
 
+from django.core.validators import RegexValidator
 from rest_framework import serializers
 
 from recommendations.models import Experiment, ExperimentArm, ModelVersion
@@ -35,12 +36,12 @@ class ArmWriteSerializer(serializers.Serializer):
 
 
 class ExperimentCreateSerializer(serializers.Serializer):
-    name = JsonCharField(max_length=100)
+    name = JsonCharField(max_length=100, validators=[RegexValidator(r"\S", "Give the experiment a name.")])
     surface = serializers.ChoiceField(choices=Experiment.Surface.choices)
     mode = serializers.ChoiceField(choices=Experiment.Mode.choices, default=Experiment.Mode.AB)
     arms = ArmWriteSerializer(many=True, min_length=2, max_length=8)
     alpha = JsonFloatField(min_value=0.001, max_value=0.5, default=0.05, help_text="The test's level (false positive rate).")
-    power = JsonFloatField(min_value=0.5, max_value=0.999, default=0.8, help_text="The power wanted at the MDE.")
+    power = JsonFloatField(min_value=0.51, max_value=0.99, default=0.8, help_text="The power wanted at the MDE.")
     mde = JsonFloatField(min_value=0.001, max_value=10.0, default=0.05,
                          help_text="Minimum detectable effect: the relative lift of the CTR the design is sized for.")
     baseline_rate = JsonFloatField(min_value=0.0001, max_value=0.999, default=0.05,
@@ -120,4 +121,5 @@ class ExperimentReportSerializer(serializers.Serializer):
     interleaving = serializers.DictField(allow_null=True)
     interleaving_stats = serializers.DictField(allow_null=True, required=False)
     srm = serializers.DictField(allow_null=True, required=False)
-    days = serializers.DictField(help_text="Per arm name, the daily counts (charts).")
+    days = serializers.ListField(child=serializers.DictField(), help_text=(
+        "The daily looks: per day, per arm name the counts so far and the always-valid p-values (charts)."))

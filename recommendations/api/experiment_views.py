@@ -28,6 +28,7 @@ class ExperimentViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewse
     queryset = Experiment.objects.prefetch_related("arms__model_version").select_related("started_by", "stopped_by")
     serializer_class = ExperimentSerializer
     pagination_class = None
+    lookup_value_regex = r"[0-9]{1,18}"  # an id; anything else is the API's JSON 404
 
     @property
     def required_perm(self):
