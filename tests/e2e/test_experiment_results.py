@@ -10,7 +10,8 @@ import pytest
 from django.contrib.auth.models import User
 from django.utils import timezone
 
-from tests.e2e.test_shopper_and_staff import SHOTS, browser, closes_its_connections, shot  # noqa: F401
+from tests.e2e.test_shopper_and_staff import (  # noqa: F401  (fixtures and helpers of the e2e run)
+    SHOTS, _orm_beside_playwright, browser, closes_its_connections, shot)
 
 pytestmark = [pytest.mark.e2e, pytest.mark.django_db(transaction=True)]
 
