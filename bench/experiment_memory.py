@@ -10,7 +10,7 @@ then requests), one thread (TORCH_NUM_THREADS=1):
     ab-3models    A/B between bench-40k-b and bench-40k-c: three models held (the active one too)
     interleaving  team-draft interleaving of bench-40k-b and bench-40k-c: both arms score every request
 
-Per request: ``ranking.recommend_for_session`` of a 10-item session for a new visit id each time
+Per request: ``ranking.recommend_for_session`` of a random 10-item session for a new visit id each time
 (so the visits spread over the arms), k=6. Printed: RSS after warm-up and after the requests, the
 estimate of ``experimenting.memory_needed_mb`` and the budget, the arm models' load time (hot
 reload), p50/p90/p99 per request, and the 1-minute load average (the machine is shared).
@@ -73,13 +73,19 @@ def worker(case: str, n: int) -> dict:
 
     from recommend_setup import bench_visit  # noqa: I001  (sets up Django)
     from recommendations import ranking, serving
-    from tracking.selectors import session_product_ids
+    from recommendations.selectors import session_product_ids
 
     before = rss_mb()
     t0 = time.perf_counter()
     serving.warm_up()
     warm_s = time.perf_counter() - t0
     items = session_product_ids(bench_visit())
+    # a different 10-item session per request (the same one each time would measure the engine's caches)
+    from catalog.models import Product
+
+    pks = list(Product.objects.filter(external_id__startswith="bench-").values_list("pk", flat=True)[:40_000])
+    rng = np.random.default_rng(0)
+    sessions = [[int(x) for x in rng.choice(pks, 10, replace=False)] for _ in range(n + 200)]
     after_warm = rss_mb()
     arms_loaded = serving.arm_versions_loaded()
     load_s = {v: round(serving.bundle_for(v).load_seconds, 3) for v in arms_loaded}
@@ -87,14 +93,14 @@ def worker(case: str, n: int) -> dict:
     times = np.empty(n)
     for i in range(-200, n):
         t = time.perf_counter()
-        result = ranking.recommend_for_session(items=items, k=6, visit=str(uuid.uuid4()))
+        result = ranking.recommend_for_session(items=sessions[i + 200], k=6, visit=str(uuid.uuid4()))
         if i >= 0:
             times[i] = time.perf_counter() - t
-            arm = (result.experiment or {}).get("arm")
+            arm = f"{(result.experiment or {}).get('arm')}/{result.strategy}"
             seen[arm] = seen.get(arm, 0) + 1
     return {"case": case, "rss_start_mb": round(before, 1), "rss_warm_mb": round(after_warm, 1),
             "rss_end_mb": round(rss_mb(), 1), "warm_up_s": round(warm_s, 2), "arm_models": arms_loaded,
-            "arm_load_s": load_s, "arms_served": seen,
+            "arm_load_s": load_s, "served": seen, "session_items": len(items),
             "p50_ms": round(float(np.percentile(times, 50)) * 1e3, 2),
             "p90_ms": round(float(np.percentile(times, 90)) * 1e3, 2),
             "p99_ms": round(float(np.percentile(times, 99)) * 1e3, 2),

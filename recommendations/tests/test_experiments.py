@@ -385,3 +385,30 @@ def test_command_create_start_report_stop(gru_version, sknn_version, activate):
     ):
         with pytest.raises(CommandError, match=message):
             call_command("experiment", *args, stdout=StringIO())
+
+
+def test_product_page_names_the_arm_and_its_cards_carry_the_arms_tokens(client, gru_version, sknn_version, activate):
+    import re
+
+    from tracking.services import VISIT_SESSION_KEY
+
+    activate(gru_version)
+    e = _experiment([("control", None, 0.5), ("sknn", sknn_version, 0.5)], surface="similar")
+    bundle = serving.model_reload()
+    visit = Visit.objects.create()
+    session = client.session
+    session[VISIT_SESSION_KEY] = {"pk": visit.pk, "uuid": str(visit.uuid), "last_seen": timezone.now().isoformat()}
+    session.save()
+    arm = e.arms.order_by("id")[assignment.arm_for(str(visit.uuid), e.salt, [0.5, 0.5])]
+    html = client.get(f"/products/{int(bundle.index_pk[0])}/").content.decode()
+    rec = html[html.index('id="recommended-for-you"'):html.index('id="similar-items"')]
+    sim = html[html.index('id="similar-items"'):]
+    assert "data-experiment" not in rec  # no experiment on that surface
+    assert f'data-experiment="{e.pk}" data-arm="{arm.name}"' in sim
+    cards = re.findall(r'data-product="(\d+)" data-source="([^"]+)" data-position="\d+" '
+                       r'data-model-version="([^"]*)" data-token="([0-9a-f]+)"', sim)
+    assert len(cards) == 8
+    version = "v-sknn" if arm.name == "sknn" else ""
+    for product, source, model_version, token in cards:
+        assert (source, model_version) == (f"similar-x{e.pk}-{arm.pk}", version)
+        assert token == served_token(visit.uuid, version, int(product), source)
