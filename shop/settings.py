@@ -254,6 +254,11 @@ SPECTACULAR_SETTINGS = {
     "SWAGGER_UI_DIST": "SIDECAR",
     "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
     "REDOC_DIST": "SIDECAR",
+    # Experiments' status and mode share their field names with other components' choices.
+    "ENUM_NAME_OVERRIDES": {
+        "ExperimentStatusEnum": "recommendations.models.Experiment.Status",
+        "ExperimentModeEnum": "recommendations.models.Experiment.Mode",
+    },
     "POSTPROCESSING_HOOKS": [
         "drf_spectacular.hooks.postprocess_schema_enums",
         "shop.openapi.add_error_responses",

@@ -45,7 +45,8 @@ def _staff(perms=(), superuser=False, name="staff"):
 
 
 # ------------------------------------------------------------------------------ assignment & serving
-def test_visits_keep_their_arm_and_visits_outside_get_the_active_model(client, gru_version, sknn_version, activate):
+def test_visits_keep_their_arm_and_visits_outside_get_the_active_model(client, catalogue, gru_version, sknn_version,
+                                                                      activate):
     activate(gru_version)
     e = _experiment([("control", None, 0.5), ("sknn", sknn_version, 0.5)])
     serving.model_reload()
@@ -65,7 +66,7 @@ def test_visits_keep_their_arm_and_visits_outside_get_the_active_model(client, g
         seen[expected] = seen.get(expected, 0) + 1
     assert set(seen) == {"control", "sknn"}
     # no visit (a POST of items from a client without a session): outside the experiment, the active model
-    outside = client.post("/api/recommendations/", {"items": [gru_version.pk], "k": 3},
+    outside = client.post("/api/recommendations/", {"items": [catalogue[0].pk], "k": 3},
                           content_type="application/json").json()
     assert outside["experiment"] is None and outside["model_version"] == "v-gru"
     experimenting.experiment_stop(e)
