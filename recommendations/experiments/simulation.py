@@ -261,12 +261,14 @@ def aa_false_positive_rate(mode: str = "ab", shoppers: Shoppers | None = None, *
     return sum(result.decision is not None for result in results) / len(results)
 
 
-def visits_needed(mode: str = "ab", shoppers: Shoppers | None = None, *, runs: int = 100,
-                  seed: int = 0, better: int = 1, **options) -> dict:
-    """The median number of visits to a correct decision over ``runs`` (a run that decides
-    wrongly or not at all counts as never: the median is None when fewer than half decide right),
-    with the quartiles and the share of correct decisions."""
-    results = simulate(mode, shoppers or Shoppers(), better, runs, seed, **options)
+def summary(results: Sequence[RunResult], better: int | None) -> dict:
+    """Figures of a batch of runs: ``decided_right`` (the power, or for A/A with ``better`` None
+    the share that declared any winner: the false-positive rate), and the visits to a correct
+    decision: median and quartiles, where a run that decides wrongly or not at all counts as never
+    (None when fewer than the quantile's share decide right)."""
+    if better is None:
+        wrong = sum(result.decision is not None for result in results)
+        return {"runs": len(results), "false_positive_rate": wrong / len(results)}
     needed = np.array([result.visits if result.decision == better else math.inf
                        for result in results])
 
@@ -274,5 +276,13 @@ def visits_needed(mode: str = "ab", shoppers: Shoppers | None = None, *, runs: i
         value = float(np.quantile(needed, q, method="inverted_cdf"))
         return value if math.isfinite(value) else None
 
-    return {"median": quantile(0.5), "q25": quantile(0.25), "q75": quantile(0.75),
-            "correct": float(np.isfinite(needed).mean()), "runs": len(results)}
+    return {"runs": len(results), "correct": float(np.isfinite(needed).mean()),
+            "wrong": sum(result.decision not in (None, better) for result in results) / len(results),
+            "median": quantile(0.5), "q25": quantile(0.25), "q75": quantile(0.75)}
+
+
+def visits_needed(mode: str = "ab", shoppers: Shoppers | None = None, *, runs: int = 100,
+                  seed: int = 0, better: int = 1, **options) -> dict:
+    """The median number of visits to a correct decision over ``runs`` (see ``summary``), with
+    the quartiles and the share of correct decisions."""
+    return summary(simulate(mode, shoppers or Shoppers(), better, runs, seed, **options), better)

@@ -20,7 +20,8 @@ difference under H1, the likelihood ratio is
 and the always-valid p-value is min(1, 1 / max over looks of Lambda). The matching always-valid
 confidence sequence is {x : Lambda(d - x) < 1/alpha}. ``tau`` is the size of difference the test is
 most sensitive to: choose it near the effect worth detecting (here by default 10% of the pooled
-rate or mean, ``DEFAULT_RELATIVE_TAU``); any tau keeps the error guarantee, only power changes.
+rate or mean, ``DEFAULT_RELATIVE_TAU``, and 0.025 on the interleaving win share, the same 10%);
+any tau keeps the error guarantee, only power changes.
 """
 from __future__ import annotations
 
@@ -47,10 +48,16 @@ DEFAULT_RELATIVE_TAU = 0.1
 """The mixing standard deviation of the mSPRT as a share of the pooled rate or mean: the test is
 tuned to relative differences around 10%, the size a model change is expected to make."""
 
-DEFAULT_INTERLEAVING_TAU = 0.05
-"""The mixing standard deviation for the interleaving win share (a 55/45 split of the decided visits)."""
+DEFAULT_INTERLEAVING_TAU = 0.025
+"""The mixing standard deviation for the interleaving win share, matched to the same 10%: when one
+arm's items are clicked 10% more often, it wins about 1.1 / 2.1 = 52.4% of the decided visits."""
 
 MAX_SAMPLE_SIZE = 10**12
+# Bounds that keep every intermediate of the test finite in floating point (far outside any
+# shop's figures): |estimate| <= 1e50, 1e-100 <= variance <= 1e100, 1e-50 <= tau <= 1e50, sums of
+# values up to 1e100 and of squares up to 1e200, revenue up to 1e15 per arm.
+MAX_ESTIMATE, MIN_VARIANCE, MAX_VARIANCE, MIN_TAU, MAX_TAU = 1e50, 1e-100, 1e100, 1e-50, 1e50
+MAX_TOTAL, MAX_TOTAL_SQ, MAX_REVENUE = 1e100, 1e200, 1e15
 METRICS = ("ctr", "add_to_cart_rate", "conversion", "revenue_per_visit")
 
 
@@ -84,11 +91,18 @@ class ArmTotals:
 
     def __post_init__(self):
         visits = check_count(self.visits, "visits")
-        check_successes(self.clicks, self.impressions, "clicks", "impressions")
-        check_successes(self.add_to_carts, visits, "add_to_carts", "visits")
-        check_successes(self.orders, visits, "orders", "visits")
-        revenue = check_real("revenue", self.revenue, low=0.0, low_open=False)
-        revenue_sq = check_real("revenue_sq", self.revenue_sq, low=0.0, low_open=False)
+        clicks, impressions = check_successes(self.clicks, self.impressions, "clicks", "impressions")
+        add_to_carts, _ = check_successes(self.add_to_carts, visits, "add_to_carts", "visits")
+        orders, _ = check_successes(self.orders, visits, "orders", "visits")
+        revenue = check_real("revenue", self.revenue, low=0.0, low_open=False, high=MAX_REVENUE,
+                             high_open=False)
+        revenue_sq = check_real("revenue_sq", self.revenue_sq, low=0.0, low_open=False,
+                                high=MAX_REVENUE**2, high_open=False)
+        # Stored as plain ints and floats, whatever came in (numpy integers, Decimal sums).
+        for name, value in (("visits", visits), ("impressions", impressions), ("clicks", clicks),
+                            ("add_to_carts", add_to_carts), ("orders", orders),
+                            ("revenue", revenue), ("revenue_sq", revenue_sq)):
+            object.__setattr__(self, name, value)
         if visits == 0 and revenue > 0:
             raise ValueError(f"revenue must be 0 with no visits, got {revenue!r}")
         if visits and revenue_sq < revenue * revenue / visits * (1 - 1e-9):
@@ -98,7 +112,7 @@ class ArmTotals:
             if any(value is None for value in optional):
                 raise ValueError("impressions_sq, clicks_sq and clicks_impressions go together")
             for name in ("impressions_sq", "clicks_sq", "clicks_impressions"):
-                check_count(getattr(self, name), name)
+                object.__setattr__(self, name, check_count(getattr(self, name), name))
 
     def as_dict(self) -> dict:
         return asdict(self)
@@ -116,6 +130,14 @@ def proportion_ci(successes: int, n: int, alpha: float = 0.05) -> tuple[float, f
     return float(max(0.0, low)), float(min(1.0, high))
 
 
+def _check_total(value, name: str) -> float:
+    return check_real(name, value, low=-MAX_TOTAL, high=MAX_TOTAL, low_open=False, high_open=False)
+
+
+def _check_total_sq(value, name: str) -> float:
+    return check_real(name, value, low=0.0, high=MAX_TOTAL_SQ, low_open=False, high_open=False)
+
+
 def _sample_variance(total: float, total_sq: float, n: int) -> float:
     variance = (total_sq - total * total / n) / (n - 1)
     if variance < 0:
@@ -127,8 +149,7 @@ def _sample_variance(total: float, total_sq: float, n: int) -> float:
 
 def mean_ci(total: float, total_sq: float, n: int, alpha: float = 0.05) -> tuple[float, float]:
     """Student-t interval for the mean of n values given their sum and sum of squares."""
-    total = check_real("total", total)
-    total_sq = check_real("total_sq", total_sq, low=0.0, low_open=False)
+    total, total_sq = _check_total(total, "total"), _check_total_sq(total_sq, "total_sq")
     n = check_count(n, "n")
     alpha = check_alpha(alpha)
     if n < 2:
@@ -143,9 +164,25 @@ def mean_ci(total: float, total_sq: float, n: int, alpha: float = 0.05) -> tuple
 
 # --- the sequential test -------------------------------------------------------------------------
 
+def _previous(previous: Mapping | None) -> tuple[float | None, tuple[float, float] | None]:
+    """The p-value and interval of a previous look's result (None, None without one)."""
+    if previous is None:
+        return None, None
+    if not isinstance(previous, Mapping) or "p_value" not in previous:
+        raise ValueError("previous must be an earlier look's result (with p_value and ci)")
+    p_value = check_real("previous p_value", previous["p_value"], low=0.0, high=1.0,
+                         low_open=False, high_open=False)
+    ci = previous.get("ci")
+    if ci is not None:
+        if isinstance(ci, (str, bytes)) or not isinstance(ci, Sequence) or len(ci) != 2:
+            raise ValueError(f"previous ci must be a pair (low, high), got {ci!r}")
+        ci = (check_real("previous ci low", ci[0]), check_real("previous ci high", ci[1]))
+    return p_value, ci
+
+
 def _not_enough(estimate, alpha, tau, previous) -> dict:
-    p_value = 1.0 if previous is None else float(previous["p_value"])
-    ci = None if previous is None else previous.get("ci")
+    p_value, ci = _previous(previous)
+    p_value = 1.0 if p_value is None else p_value
     return {"p_value": p_value, "estimate": estimate, "ci": ci, "variance": None, "tau": tau,
             "alpha": alpha, "significant": p_value <= alpha, "enough_data": False}
 
@@ -161,9 +198,11 @@ def msprt(estimate: float, variance: float, tau: float, alpha: float = 0.05,
     the running minimum p-value and the running intersection of the intervals; without it the
     p-value is that of this look alone, larger but just as valid.
     """
-    estimate = check_real("estimate", estimate)
-    variance = check_real("variance", variance, low=0.0)
-    tau = check_real("tau", tau, low=0.0)
+    estimate = check_real("estimate", estimate, low=-MAX_ESTIMATE, high=MAX_ESTIMATE,
+                          low_open=False, high_open=False)
+    variance = check_real("variance", variance, low=MIN_VARIANCE, high=MAX_VARIANCE,
+                          low_open=False, high_open=False)
+    tau = check_real("tau", tau, low=MIN_TAU, high=MAX_TAU, low_open=False, high_open=False)
     alpha = check_alpha(alpha)
     mixed_sd = math.sqrt(variance + tau * tau)
     log_ratio = float(scipy_stats.norm.logpdf(estimate, scale=mixed_sd)
@@ -172,23 +211,28 @@ def msprt(estimate: float, variance: float, tau: float, alpha: float = 0.05,
     radius = math.sqrt(variance * (variance + tau * tau) / (tau * tau)
                        * (2 * math.log(1 / alpha) + math.log1p(tau * tau / variance)))
     low, high = estimate - radius, estimate + radius
-    if previous is not None and previous.get("p_value") is not None:
-        p_value = min(p_value, float(previous["p_value"]))
-        if previous.get("ci") is not None:
-            previous_low, previous_high = previous["ci"]
-            # The intersection is empty only when the sequence has already missed (probability at
-            # most alpha); then this look's interval is the honest one to show.
-            if max(low, previous_low) <= min(high, previous_high):
-                low, high = max(low, previous_low), min(high, previous_high)
+    previous_p, previous_ci = _previous(previous)
+    if previous_p is not None:
+        p_value = min(p_value, previous_p)
+    if previous_ci is not None:
+        previous_low, previous_high = previous_ci
+        # The intersection is empty only when the sequence has already missed (probability at
+        # most alpha); then this look's interval is the honest one to show.
+        if max(low, previous_low) <= min(high, previous_high):
+            low, high = max(low, previous_low), min(high, previous_high)
+    if not all(math.isfinite(value) for value in (p_value, low, high)):  # the bounds prevent it
+        raise ValueError(f"estimate, variance and tau ({estimate!r}, {variance!r}, {tau!r}) "
+                         "give no finite test")
     return {"p_value": p_value, "estimate": estimate, "ci": (low, high), "variance": variance,
             "tau": tau, "alpha": alpha, "significant": p_value <= alpha, "enough_data": True}
 
 
 def _tau_from(relative_tau: float, tau: float | None, scale: float) -> float | None:
     if tau is not None:
-        return check_real("tau", tau, low=0.0)
-    relative_tau = check_real("relative_tau", relative_tau, low=0.0)
-    return relative_tau * scale if scale > 0 else None
+        return check_real("tau", tau, low=MIN_TAU, high=MAX_TAU, low_open=False, high_open=False)
+    relative_tau = check_real("relative_tau", relative_tau, low=0.0, high=100.0, high_open=False)
+    tau = relative_tau * scale
+    return tau if MIN_TAU <= tau <= MAX_TAU else None
 
 
 def msprt_proportions(successes_a: int, n_a: int, successes_b: int, n_b: int, *,
@@ -205,7 +249,7 @@ def msprt_proportions(successes_a: int, n_a: int, successes_b: int, n_b: int, *,
     rate_a, rate_b = successes_a / n_a, successes_b / n_b
     tau = _tau_from(relative_tau, tau, (successes_a + successes_b) / (n_a + n_b))
     variance = rate_a * (1 - rate_a) / n_a + rate_b * (1 - rate_b) / n_b
-    if tau is None or variance <= 0:
+    if tau is None or variance < MIN_VARIANCE:
         return _not_enough(rate_b - rate_a, alpha, tau, previous)
     return msprt(rate_b - rate_a, variance, tau, alpha, previous)
 
@@ -215,10 +259,9 @@ def msprt_means(total_a: float, total_sq_a: float, n_a: int, total_b: float, tot
                 alpha: float = 0.05, previous: Mapping | None = None) -> dict:
     """mSPRT for mean_b - mean_a from sums and sums of squares (Welch-style variance).
     ``tau`` defaults to ``relative_tau`` times the absolute pooled mean."""
-    total_a = check_real("total_a", total_a)
-    total_b = check_real("total_b", total_b)
-    total_sq_a = check_real("total_sq_a", total_sq_a, low=0.0, low_open=False)
-    total_sq_b = check_real("total_sq_b", total_sq_b, low=0.0, low_open=False)
+    total_a, total_b = _check_total(total_a, "total_a"), _check_total(total_b, "total_b")
+    total_sq_a = _check_total_sq(total_sq_a, "total_sq_a")
+    total_sq_b = _check_total_sq(total_sq_b, "total_sq_b")
     n_a, n_b = check_count(n_a, "n_a"), check_count(n_b, "n_b")
     alpha = check_alpha(alpha)
     if n_a < 2 or n_b < 2:
@@ -227,7 +270,7 @@ def msprt_means(total_a: float, total_sq_a: float, n_a: int, total_b: float, tot
     tau = _tau_from(relative_tau, tau, abs(total_a + total_b) / (n_a + n_b))
     variance = (_sample_variance(total_a, total_sq_a, n_a) / n_a
                 + _sample_variance(total_b, total_sq_b, n_b) / n_b)
-    if tau is None or variance <= 0:
+    if tau is None or variance < MIN_VARIANCE:
         return _not_enough(mean_b - mean_a, alpha, tau, previous)
     return msprt(mean_b - mean_a, variance, tau, alpha, previous)
 
@@ -236,7 +279,13 @@ def ratio_variance(numerator: float, numerator_sq: float, denominator: float,
                    denominator_sq: float, cross: float, n: int) -> float:
     """Delta-method variance of sum(y) / sum(x) over n independent units (visits), from the sums
     of y, y^2, x, x^2 and x*y: the variance of a click-through rate when clicks cluster by visit."""
-    if n < 2 or denominator <= 0:
+    n = check_count(n, "n")
+    numerator, denominator = _check_total(numerator, "numerator"), _check_total(denominator, "denominator")
+    numerator_sq = _check_total_sq(numerator_sq, "numerator_sq")
+    denominator_sq = _check_total_sq(denominator_sq, "denominator_sq")
+    cross = check_real("cross", cross, low=-MAX_TOTAL_SQ, high=MAX_TOTAL_SQ, low_open=False,
+                       high_open=False)
+    if n < 2 or denominator < 1e-50:
         raise ValueError("a ratio's variance needs n >= 2 and a positive denominator")
     ratio = numerator / denominator
     mean_x = denominator / n
@@ -244,6 +293,8 @@ def ratio_variance(numerator: float, numerator_sq: float, denominator: float,
     var_x = _sample_variance(denominator, denominator_sq, n)
     cov_xy = (cross - numerator * denominator / n) / (n - 1)
     variance = (var_y - 2 * ratio * cov_xy + ratio * ratio * var_x) / (n * mean_x * mean_x)
+    if not math.isfinite(variance):
+        raise ValueError("numerator and denominator give no finite ratio variance (out of range)")
     return max(0.0, variance)
 
 
@@ -339,7 +390,7 @@ def _ctr_test(control: ArmTotals, arm: ArmTotals, alpha, relative_tau, previous)
                                   t.clicks_impressions, t.visits) for t in (control, arm))
     pooled = (control.clicks + arm.clicks) / (control.impressions + arm.impressions)
     tau = _tau_from(relative_tau, None, pooled)
-    if tau is None or variance <= 0:
+    if tau is None or variance < MIN_VARIANCE:
         return _not_enough(rate_b - rate_a, alpha, tau, previous)
     return msprt(rate_b - rate_a, variance, tau, alpha, previous)
 
@@ -417,28 +468,38 @@ def interleaving_report(wins_a: int, wins_b: int, ties: int, alpha: float = 0.05
     wins_a, wins_b, ties = (check_count(wins_a, "wins_a"), check_count(wins_b, "wins_b"),
                             check_count(ties, "ties"))
     alpha = check_alpha(alpha)
-    tau = check_real("tau", tau, low=0.0)
+    tau = check_real("tau", tau, low=MIN_TAU, high=1.0, low_open=False, high_open=False)
     decided = wins_a + wins_b
     result = {"wins_a": wins_a, "wins_b": wins_b, "ties": ties, "visits": decided + ties,
               "share_b": None, "share_ci": None, "ci": None, "p_value": 1.0,
               "significant": False, "winner": None, "enough_data": False, "tau": tau,
               "alpha": alpha}
-    if previous is not None:
-        result["p_value"] = float(previous["p_value"])
-        result["ci"] = previous.get("ci")
+    previous_p, previous_ci = _previous(previous)
+    if previous_p is not None:
+        result["p_value"] = previous_p
+        result["ci"] = previous_ci
     if decided == 0:
         return result
     share_b = wins_b / decided
     previous_test = None
-    if previous is not None and previous.get("ci") is not None:
-        low, high = previous["ci"]
-        previous_test = {"p_value": previous["p_value"], "ci": (low - 0.5, high - 0.5)}
+    if previous_p is not None:
+        previous_test = {"p_value": previous_p, "ci": None if previous_ci is None else
+                         (previous_ci[0] - 0.5, previous_ci[1] - 0.5)}
     test = msprt(share_b - 0.5, 0.25 / decided, tau, alpha, previous_test)
     low, high = test["ci"]
+    winner = None
+    if test["significant"]:
+        # The direction comes from the (running) confidence sequence, which a significant running
+        # minimum keeps off 1/2, not from today's share alone.
+        if low > 0 or high < 0:
+            winner = "B" if low > 0 else "A"
+        elif previous is not None and previous.get("winner"):
+            winner = previous["winner"]  # the sequence has missed (rare): keep the decision made
+        elif share_b != 0.5:
+            winner = "B" if share_b > 0.5 else "A"
     result.update({
         "share_b": share_b, "share_ci": proportion_ci(wins_b, decided, alpha),
         "ci": (max(0.0, low + 0.5), min(1.0, high + 0.5)), "p_value": test["p_value"],
-        "significant": test["significant"], "enough_data": True,
-        "winner": (("B" if share_b > 0.5 else "A") if test["significant"] else None),
+        "significant": test["significant"], "enough_data": True, "winner": winner,
     })
     return result

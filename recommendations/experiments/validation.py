@@ -6,11 +6,15 @@ from __future__ import annotations
 import math
 import numbers
 from collections.abc import Sequence
+from decimal import Decimal
 
 
 def check_real(name: str, value, *, low: float | None = None, high: float | None = None,
                low_open: bool = True, high_open: bool = True) -> float:
-    """``value`` as a finite float within the bounds (open or closed), else ValueError naming ``name``."""
+    """``value`` as a finite float within the bounds (open or closed), else ValueError naming ``name``.
+    Decimals (a database sum of money) are accepted and converted."""
+    if isinstance(value, Decimal):
+        value = float(value)
     if isinstance(value, bool) or not isinstance(value, numbers.Real):
         raise ValueError(f"{name} must be a number, got {value!r}")
     value = float(value)
@@ -23,9 +27,16 @@ def check_real(name: str, value, *, low: float | None = None, high: float | None
     return value
 
 
+MIN_ALPHA = 1e-9
+
+
 def check_alpha(value, name: str = "alpha") -> float:
-    """A significance level in (0, 0.5]."""
-    return check_real(name, value, low=0.0, high=0.5, high_open=False)
+    """A significance level in (0, 0.5]; below 1e-9 the quantiles of the intervals run out of
+    floating point (and no shop tests at that level)."""
+    value = check_real(name, value, low=0.0, high=0.5, high_open=False)
+    if value < MIN_ALPHA:
+        raise ValueError(f"{name} must be >= {MIN_ALPHA}, got {value!r}")
+    return value
 
 
 def check_power(value, name: str = "power") -> float:
@@ -38,8 +49,12 @@ def check_rate(value, name: str) -> float:
     return check_real(name, value, low=0.0, high=1.0)
 
 
+MAX_COUNT = 10**15
+"""Counts above this are not a shop's (and would overflow floating point in the statistics)."""
+
+
 def check_count(value, name: str) -> int:
-    """A non-negative integer (numpy integers and integral floats are accepted)."""
+    """A non-negative integer up to ``MAX_COUNT`` (numpy integers and integral floats are accepted)."""
     if isinstance(value, bool):
         raise ValueError(f"{name} must be a non-negative integer, got {value!r}")
     if isinstance(value, numbers.Integral):
@@ -50,6 +65,8 @@ def check_count(value, name: str) -> int:
         raise ValueError(f"{name} must be a non-negative integer, got {value!r}")
     if value < 0:
         raise ValueError(f"{name} must be >= 0, got {value}")
+    if value > MAX_COUNT:
+        raise ValueError(f"{name} must be <= {MAX_COUNT}, got {value}")
     return value
 
 
