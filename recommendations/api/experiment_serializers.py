@@ -36,7 +36,8 @@ class ArmWriteSerializer(serializers.Serializer):
 
 
 class ExperimentCreateSerializer(serializers.Serializer):
-    name = JsonCharField(max_length=100, validators=[RegexValidator(r"\S", "Give the experiment a name.")])
+    name = JsonCharField(max_length=100, validators=[
+        RegexValidator(r"^[^\x00]*\S[^\x00]*$", "Give the experiment a name (no NUL characters).")])
     surface = serializers.ChoiceField(choices=Experiment.Surface.choices)
     mode = serializers.ChoiceField(choices=Experiment.Mode.choices, default=Experiment.Mode.AB)
     arms = ArmWriteSerializer(many=True, min_length=2, max_length=8)
