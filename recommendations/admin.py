@@ -17,8 +17,9 @@ from django.utils.html import format_html, format_html_join
 
 from tracking.selectors import recommendation_outcomes
 
-from . import admin_charts, engine, registry, selectors, training, tuning_runs
-from .models import ModelActivation, ModelVersion, ShopTrainingSettings, TrainingRun, TuningRun, TuningTrial
+from . import admin_charts, engine, experimenting, registry, selectors, training, tuning_runs
+from .models import (Experiment, ExperimentArm, ModelActivation, ModelVersion, ShopTrainingSettings, TrainingRun,
+                     TuningRun, TuningTrial)
 
 CHART_JS = ("shop/vendor/chart-4.6.1.umd.min.js", "recommendations/admin-charts.js")
 
@@ -670,3 +671,164 @@ class ShopTrainingSettingsAdmin(admin.ModelAdmin):
             (k, f"objective {float(v.get('objective') or 0):.4f}",
              ", ".join(f"{n} {float(v['metrics'].get(n, 0)):.4f}" for n in engine.PRIMARY_METRICS))
             for k, v in rows.items())))
+
+
+# ------------------------------------------------------------------------------ experiments
+class ExperimentArmInline(admin.TabularInline):
+    model = ExperimentArm
+    extra = 2
+    fields = ("name", "model_version", "share", "is_control")
+    autocomplete_fields = ()
+
+    def has_change_permission(self, request, obj=None):  # arms change only while the experiment is a draft
+        return super().has_change_permission(request, obj) and (obj is None or obj.status == Experiment.Status.DRAFT)
+
+    def has_add_permission(self, request, obj=None):
+        return super().has_add_permission(request, obj) and (obj is None or obj.status == Experiment.Status.DRAFT)
+
+    def has_delete_permission(self, request, obj=None):
+        return super().has_delete_permission(request, obj) and (obj is None or obj.status == Experiment.Status.DRAFT)
+
+
+@admin.register(Experiment)
+class ExperimentAdmin(admin.ModelAdmin):
+    """Experiments: a draft's design and arms are edited here; start, stop and promote are buttons
+    (POST, the run_experiment permission); the results page shows the report with its charts."""
+
+    list_display = ("name", "surface", "mode", "status", "arms_list", "started_at", "stopped_at", "results_link")
+    list_filter = ("surface", "mode", "status")
+    search_fields = ("name",)
+    inlines = [ExperimentArmInline]
+    fields = ("name", "surface", "mode", "alpha", "power", "mde", "baseline_rate", "status", "design",
+              "memory_estimate_mb", "started_at", "started_by", "stopped_at", "stopped_by", "winner")
+    readonly_fields = ("status", "design", "memory_estimate_mb", "started_at", "started_by", "stopped_at",
+                       "stopped_by", "winner")
+    change_form_template = "admin/recommendations/experiment/change_form.html"
+
+    class Media:
+        js = CHART_JS
+
+    def get_queryset(self, request):
+        return super().get_queryset(request).prefetch_related("arms__model_version")
+
+    def has_change_permission(self, request, obj=None):
+        return super().has_change_permission(request, obj) and (obj is None or obj.status == Experiment.Status.DRAFT)
+
+    def has_delete_permission(self, request, obj=None):
+        return super().has_delete_permission(request, obj) and (obj is None or obj.status == Experiment.Status.DRAFT)
+
+    def save_model(self, request, obj, form, change):
+        if not obj.salt:
+            obj.salt = experimenting.new_salt()
+            obj.created_by = request.user
+        super().save_model(request, obj, form, change)
+
+    @admin.display(description="arms")
+    def arms_list(self, obj):
+        return ", ".join(f"{a.name} ({a.model_version.version if a.model_version_id else 'popular'}, {a.share:g})"
+                         for a in obj.arms.all())
+
+    @admin.display(description="results")
+    def results_link(self, obj):
+        if obj.status == Experiment.Status.DRAFT:
+            return "-"
+        return format_html('<a href="{}">results</a>', reverse("admin:recommendations_experiment_results", args=[obj.pk]))
+
+    @admin.display(description="pre-registered design")
+    def design(self, obj):
+        if obj is None or obj.pk is None:
+            return "-"
+        d = experimenting.design_summary(obj)
+        return format_html(
+            "{}; alpha {}, power {}, minimum detectable effect {} (relative, on a CTR of {}): {} impressions per arm "
+            "for a fixed-horizon test. Models every process holds: about {} MB of the {} MB budget ({}).",
+            d["test"], d["alpha"], d["power"], d["mde"], d["baseline_rate"], d["impressions_per_arm"] or "-",
+            d["memory_mb"], d["memory_budget_mb"], ", ".join(d["memory_versions"]) or "none")
+
+    def get_urls(self):
+        view = self.admin_site.admin_view
+        return [
+            path("<int:pk>/results/", view(self.results_view), name="recommendations_experiment_results"),
+            *(path(f"<int:pk>/{verb}/", view(self.action_view), {"verb": verb},
+                   name=f"recommendations_experiment_{verb}") for verb in ("start", "stop", "promote")),
+            *super().get_urls(),
+        ]
+
+    def has_run_permission(self, request) -> bool:
+        return request.user.has_perm("recommendations.run_experiment")
+
+    def change_view(self, request, object_id, form_url="", extra_context=None):
+        extra = {"can_run": self.has_run_permission(request)}
+        return super().change_view(request, object_id, form_url, {**(extra_context or {}), **extra})
+
+    def action_view(self, request, pk, verb):
+        """POST start / stop / promote (the promoted arm in ``arm``)."""
+        experiment = get_object_or_404(Experiment, pk=pk)
+        if request.method != "POST":
+            return redirect("admin:recommendations_experiment_change", pk)
+        if not self.has_run_permission(request):
+            raise PermissionDenied
+        try:
+            if verb == "start":
+                experimenting.experiment_start(experiment, user=request.user)
+                self.message_user(request, f"Experiment {experiment.name} started.")
+            elif verb == "stop":
+                experimenting.experiment_stop(experiment, user=request.user)
+                self.message_user(request, f"Experiment {experiment.name} stopped.")
+            else:
+                arm = experiment.arms.filter(pk=ascii_int_or_none(request.POST.get("arm"))).first()
+                if arm is None:
+                    self.message_user(request, "Choose an arm to promote.", messages.ERROR)
+                else:
+                    experimenting.experiment_promote(experiment, arm, user=request.user)
+                    self.message_user(request, f"{arm.name} promoted: its model is active.")
+        except experimenting.ExperimentRefused as exc:
+            self.message_user(request, f"Not done: {exc}", messages.ERROR)
+        return redirect("admin:recommendations_experiment_change", pk)
+
+    def results_view(self, request, pk):
+        experiment = get_object_or_404(Experiment, pk=pk)
+        if not self.has_view_permission(request, experiment):
+            raise PermissionDenied
+        report = experimenting.experiment_report(experiment)
+        context = {
+            **self.admin_site.each_context(request), "opts": self.model._meta, "title": f"Results: {experiment.name}",
+            "experiment": experiment, "report": report, "rows": _result_rows(report),
+            "charts": admin_charts.experiment_charts(report), "can_run": self.has_run_permission(request),
+            "media": self.media,
+        }
+        return TemplateResponse(request, "admin/recommendations/experiment/results.html", context)
+
+
+def ascii_int_or_none(value) -> int | None:
+    return int(value) if isinstance(value, str) and value.isascii() and value.isdigit() and len(value) < 19 else None
+
+
+def _fmt_rate(m: dict, scale: float = 100.0, unit: str = "%", digits: int = 2) -> str:
+    value, ci = m.get("value"), m.get("ci")
+    if value is None:
+        return "-"
+    text = f"{value * scale:.{digits}f}{unit}"
+    if ci:
+        text += f" [{ci[0] * scale:.{digits}f}, {ci[1] * scale:.{digits}f}]"
+    return text
+
+
+def _result_rows(report: dict) -> list[dict]:
+    """The results table: per arm its counts, each metric with its 95% interval, and the difference
+    to control with the always-valid p-value."""
+    rows = []
+    for a in report["arms"]:
+        st = a["stats"]
+        metrics = []
+        for key, label, scale, unit in (("ctr", "CTR", 100.0, "%"), ("add_to_cart_rate", "add-to-cart / visit", 100.0, "%"),
+                                        ("conversion", "conversion", 100.0, "%"),
+                                        ("revenue_per_visit", "revenue / visit", 1.0, "")):
+            m = st[key]
+            diff = "control" if a["is_control"] else (
+                "-" if m["difference"] is None else
+                f"{m['difference'] * scale:+.2f}{unit or ''} (p {m['p_value']:.3g}{', significant' if m['significant'] else ''})")
+            metrics.append({"label": label, "value": _fmt_rate(m["arm"], scale, unit), "difference": diff,
+                            "significant": bool(m["significant"]) and not a["is_control"]})
+        rows.append({**a, "metrics": metrics})
+    return rows

@@ -148,3 +148,39 @@ def tuning_chart(trials) -> dict:
                      {"label": "best so far", "data": best_line}],
         "y": {"title": "objective"},
     }
+
+
+def experiment_charts(report: dict) -> list[dict]:
+    """An experiment's daily looks (recommendations.experimenting.experiment_report): each arm's
+    cumulative CTR and conversion, the always-valid p-value of each arm's CTR difference to
+    control (it only falls: the running minimum over the looks), and the visits so far."""
+    looks = report.get("days") or []
+    labels = [look["day"] for look in looks]
+    arms = [a["name"] for a in report.get("arms") or []]
+    control = next((a["name"] for a in report.get("arms") or [] if a["is_control"]), arms[0] if arms else None)
+
+    def series(arm, fn):
+        return [fn(look["arms"].get(arm) or {}) for look in looks]
+
+    def ratio(num, den):
+        return lambda row: (row.get(num, 0) / row[den]) if row.get(den) else None
+
+    charts = [
+        {"id": "experiment-ctr", "title": "Click-through rate so far, per arm", "type": "line", "labels": labels,
+         "datasets": [{"label": arm, "data": series(arm, ratio("clicks", "impressions"))} for arm in arms],
+         "y": {"title": "CTR", "percent": True}},
+        {"id": "experiment-visits", "title": "Visits so far, per arm", "type": "bar", "labels": labels,
+         "datasets": [{"label": arm, "data": series(arm, lambda row: row.get("visits", 0))} for arm in arms],
+         "y": {"title": "visits"}},
+        {"id": "experiment-p", "title": "Always-valid p-value of the CTR difference to control", "type": "line",
+         "labels": labels,
+         "datasets": [{"label": arm, "data": series(arm, lambda row: row.get("p_ctr"))} for arm in arms if arm != control]
+         + [{"label": f"alpha {report.get('alpha', 0.05):g}", "data": [report.get("alpha", 0.05)] * len(looks)}],
+         "y": {"title": "p-value"}},
+    ]
+    if report.get("mode") == "ab":
+        charts.insert(1, {"id": "experiment-conversion", "title": "Conversion so far (visits with an order), per arm",
+                          "type": "line", "labels": labels,
+                          "datasets": [{"label": arm, "data": series(arm, ratio("orders", "visits"))} for arm in arms],
+                          "y": {"title": "conversion", "percent": True}})
+    return charts

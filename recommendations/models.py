@@ -245,3 +245,78 @@ class ShopTrainingSettings(models.Model):
 
     def __str__(self):
         return f"training settings of {self.set_at:%Y-%m-%d %H:%M} ({self.kind or 'default'})"
+
+
+class Experiment(models.Model):
+    """An online experiment between model versions on one recommendation surface: A/B (each visit
+    sees one arm, by a salted hash of its id) or team-draft interleaving of two arms in one list.
+    At most one runs per surface (partial unique index); ``recommendations.experimenting`` starts,
+    stops, promotes and reports it. The salt is never shown: it is what makes the assignment of one
+    experiment independent of another's."""
+
+    class Surface(models.TextChoices):
+        RECOMMENDED = "recommended", "Recommended for you"
+        SIMILAR = "similar", "Similar items"
+
+    class Mode(models.TextChoices):
+        AB = "ab", "A/B (one arm per visit)"
+        INTERLEAVING = "interleaving", "Team-draft interleaving (two arms in one list)"
+
+    class Status(models.TextChoices):
+        DRAFT = "draft", "Draft"
+        RUNNING = "running", "Running"
+        STOPPED = "stopped", "Stopped"
+
+    name = models.CharField(max_length=100)
+    surface = models.CharField(max_length=16, choices=Surface.choices)
+    mode = models.CharField(max_length=16, choices=Mode.choices, default=Mode.AB)
+    status = models.CharField(max_length=16, choices=Status.choices, default=Status.DRAFT, db_index=True)
+    salt = models.CharField(max_length=64, editable=False)
+    # Pre-registered design, shown before the start: the test's level, the power wanted and the
+    # minimum detectable effect (relative lift of the primary metric, CTR) it is sized for.
+    alpha = models.FloatField(default=0.05)
+    power = models.FloatField(default=0.8)
+    mde = models.FloatField("minimum detectable effect (relative)", default=0.05)
+    baseline_rate = models.FloatField("expected control CTR", default=0.05)
+    # What the experiment's models take in every serving process, estimated at start (MB).
+    memory_estimate_mb = models.FloatField(default=0.0)
+    created = models.DateTimeField(auto_now_add=True)
+    created_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL,
+                                   related_name="+")
+    started_at = models.DateTimeField(null=True, blank=True)
+    started_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL,
+                                   related_name="+")
+    stopped_at = models.DateTimeField(null=True, blank=True)
+    stopped_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL,
+                                   related_name="+")
+    winner = models.ForeignKey("ExperimentArm", null=True, blank=True, on_delete=models.SET_NULL, related_name="+")
+
+    class Meta:
+        ordering = ["-created", "-id"]
+        permissions = [("run_experiment", "Can start, stop and promote an experiment")]
+        constraints = [
+            models.UniqueConstraint(fields=["surface"], condition=Q(status="running"),
+                                    name="recommendations_one_running_experiment_per_surface"),
+        ]
+
+    def __str__(self):
+        return f"{self.name} ({self.get_surface_display()}, {self.status})"
+
+
+class ExperimentArm(models.Model):
+    """One arm: a model version, or none for the popular list (a control without a model)."""
+
+    experiment = models.ForeignKey(Experiment, on_delete=models.CASCADE, related_name="arms")
+    name = models.CharField(max_length=32)
+    model_version = models.ForeignKey(ModelVersion, null=True, blank=True, on_delete=models.PROTECT, related_name="+")
+    share = models.FloatField(default=0.5)
+    is_control = models.BooleanField(default=False)
+
+    class Meta:
+        ordering = ["id"]
+        constraints = [
+            models.UniqueConstraint(fields=["experiment", "name"], name="recommendations_arm_name_unique"),
+        ]
+
+    def __str__(self):
+        return f"{self.name} ({self.model_version.version if self.model_version_id else 'popular'})"

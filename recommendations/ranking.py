@@ -15,8 +15,9 @@ from dataclasses import dataclass, field
 
 from catalog.models import Product
 
-from . import caches, selectors
-from .serving import LoadedModel, model_current
+from . import caches, selectors, serving
+from .experiments import assignment, interleaving
+from .serving import ArmSpec, ExperimentSpec, LoadedModel, model_current
 
 logger = logging.getLogger(__name__)
 
@@ -47,6 +48,10 @@ def diversifier_register(fn: Callable | None) -> None:
 class ScoredProduct:
     product: Product
     score: float
+    # Set on the items of an experiment's answer: the version and event source the item's
+    # served-item token binds (in interleaving each item's own arm's).
+    model_version: str | None = None
+    source: str | None = None
 
 
 @dataclass
@@ -57,6 +62,9 @@ class RecommendationResult:
     explanation: dict | None = None
     used: list[int] = field(default_factory=list)  # session product pks the model knew
     skipped: list[int] = field(default_factory=list)  # session product pks unknown to the model
+    # The experiment that answered, {"id", "arm", "mode"} (arm "interleaved" in interleaving mode);
+    # None outside any experiment.
+    experiment: dict | None = None
 
     @property
     def product_ids(self) -> list[int]:
@@ -103,11 +111,14 @@ def recommend_for_session(
     explain: bool = False,
     category=None,
     cap_per_cluster: int | None = None,
+    visit=None,
 ) -> RecommendationResult:
     """Next products for a live session: ``session`` (a tracking visit id) or ``items`` (product
     pks in order). Unknown items are skipped; with no known item or no active model the popular
     products (of ``category`` when given) answer. Never raises: failures log and fall back.
-    ``cap_per_cluster``: at most that many items of one item cluster (diversity; clusters app)."""
+    ``cap_per_cluster``: at most that many items of one item cluster (diversity; clusters app).
+    ``visit`` (default: ``session``), the tracking visit id the list is served to: while an
+    experiment runs on "recommended", the visit's arm answers (or both arms interleaved)."""
     k = max(1, int(k))
     category_id = None
     try:
@@ -115,6 +126,16 @@ def recommend_for_session(
         if items is None:
             items = selectors.session_product_ids(session) if session else []
         items = [int(i) for i in items]
+        chosen = _experiment_arms("recommended", visit if visit is not None else session)
+        if chosen is not None:
+            def answer(arm: ArmSpec) -> RecommendationResult:
+                if arm.version is None:
+                    return _recommend_popular(k, items, exclude_seen, explain, category_id,
+                                              "the experiment's popular arm", None, [], list(items))
+                return _recommend_model(serving.bundle_for(arm.version), items, k, exclude_seen, explain,
+                                        category_id, cap_per_cluster)
+
+            return _experiment_answer(*chosen, answer, ("session", *items), k, explain)
         bundle = model_current()
         if bundle is not None:
             return _recommend_model(bundle, items, k, exclude_seen, explain, category_id, cap_per_cluster)
@@ -125,6 +146,71 @@ def recommend_for_session(
         reason = "the model failed; popular items answer"
         used, skipped = [], list(items or [])
     return _recommend_popular(k, items or [], exclude_seen, explain, category_id, reason, None, used, skipped)
+
+
+# ----------------------------------------------------------------------------- experiments
+def _experiment_arms(surface: str, visit) -> tuple[ExperimentSpec, str, list[ArmSpec]] | None:
+    """The running experiment of ``surface`` and the arms that answer ``visit``: its arm by the
+    salted hash of its id (A/B), or the two arms (interleaving). None when no experiment runs, no
+    visit is known, or an arm's model is not loaded in this process (the active model answers, and
+    nothing is attributed to the experiment). A hash and dict lookups: no database access."""
+    if not visit:
+        return None
+    spec = serving.experiment_running(surface)
+    if spec is None or not spec.arms:
+        return None
+    key = str(visit).lower()
+    if spec.mode == "interleaving":
+        arms = list(spec.arms[:2])
+    else:
+        arms = [spec.arms[assignment.arm_for(key, spec.salt, spec.shares)]]
+    if any(a.version and serving.bundle_for(a.version) is None for a in arms):
+        return None
+    return spec, key, arms
+
+
+def _interleaving_seed(salt: str, visit: str, context: tuple) -> str:
+    """The team draft's coin flips, fixed for a visit and what it looks at: a reload shows the same list."""
+    return "|".join([salt, visit, *map(str, context)])
+
+
+def _experiment_answer(spec: ExperimentSpec, visit: str, arms: list[ArmSpec], answer: Callable,
+                       context: tuple, k: int, explain: bool = False) -> RecommendationResult:
+    """The experiment's answer: the arm's list (A/B) or the team-draft interleaving of the two arms'
+    lists, each item stamped with the version and event source (surface, experiment, arm) its
+    served-item token binds, so its events count for that arm only."""
+    if len(arms) == 1:
+        arm = arms[0]
+        result = answer(arm)
+        source = spec.source(arm)
+        for s in result.items:
+            s.model_version, s.source = result.model_version, source
+        result.experiment = {"id": spec.pk, "arm": arm.name, "mode": spec.mode}
+        if result.explanation is not None:
+            result.explanation["experiment"] = dict(result.experiment)
+        return result
+    results = [answer(arm) for arm in arms]
+    pks, teams = interleaving.team_draft(results[0].product_ids, results[1].product_ids, k,
+                                         _interleaving_seed(spec.salt, visit, context))
+    by_pk = [{s.product.pk: s for s in r.items} for r in results]
+    chosen = []
+    for pk, team in zip(pks, teams):
+        team = int(team)
+        found = by_pk[team].get(pk) or by_pk[1 - team][pk]
+        chosen.append(ScoredProduct(found.product, found.score, model_version=results[team].model_version,
+                                    source=spec.source(arms[team])))
+    first = results[0]
+    result = RecommendationResult("interleaved", None, chosen, used=first.used, skipped=first.skipped,
+                                  experiment={"id": spec.pk, "arm": "interleaved", "mode": spec.mode})
+    if explain:
+        result.explanation = {
+            "strategy": "interleaved", "reason": f"team-draft interleaving of {arms[0].name} and {arms[1].name}",
+            "model_version": None, "session_items_used": first.used, "session_items_skipped": first.skipped,
+            "experiment": dict(result.experiment),
+            "scores": [{"product": s.product.pk, "name": s.product.name, "score": s.score,
+                        "model_version": s.model_version} for s in chosen],
+        }
+    return result
 
 
 def _recommend_model(bundle, items, k, exclude_seen, explain, category_id, cap_per_cluster=None) -> RecommendationResult:
@@ -216,15 +302,32 @@ def _explanation(result: RecommendationResult, reason: str, exclude_seen: bool, 
     }
 
 
-def similar_items(product: Product | int, k: int = 6) -> RecommendationResult:
+def similar_items(product: Product | int, k: int = 6, visit=None) -> RecommendationResult:
     """Nearest products by the active model's item embeddings (cosine); item-kNN co-occurrence for
-    V-SKNN models; both fused for a hybrid; popular items of the product's category when the model does not know it."""
+    V-SKNN models; both fused for a hybrid; popular items of the product's category when the model does not know it.
+    ``visit``: the tracking visit id the list is served to (an experiment on "similar" answers
+    with the visit's arm, or both arms interleaved)."""
     k = max(1, int(k))
+    if visit:
+        try:
+            chosen = _experiment_arms("similar", visit)
+            if chosen is not None:
+                pk = product.pk if isinstance(product, Product) else int(product)
+                return _experiment_answer(*chosen, lambda arm: _similar(product, k, arm.version, arm=True),
+                                          ("similar", pk), k)
+        except Exception:
+            logger.exception("experiment answer failed; the active model answers")
+    return _similar(product, k, None)
+
+
+def _similar(product: Product | int, k: int, version: str | None, arm: bool = False) -> RecommendationResult:
+    """Similar items by the active model (``arm`` False) or by an experiment arm's ``version``
+    (None: the popular arm)."""
     pk = product.pk if isinstance(product, Product) else int(product)
     category_id = product.category_id if isinstance(product, Product) else None
     bundle = None
     try:
-        bundle = model_current()
+        bundle = serving.bundle_for(version) if arm else model_current()
         i = bundle.pk_index.get(pk) if bundle is not None else None
         if i is not None:
             cand, scores, strategy = _similar_candidates(bundle, i, k + CANDIDATE_MARGIN)

@@ -30,7 +30,7 @@ from django.conf import settings
 from catalog.models import Product
 
 from . import artifacts, caches
-from .models import ModelVersion
+from .models import Experiment, ExperimentArm, ModelVersion
 
 logger = logging.getLogger(__name__)
 
@@ -143,6 +143,43 @@ def _heap_trim() -> None:
         pass
 
 
+# ------------------------------------------------------------------------- experiments' specs
+@dataclass(frozen=True)
+class ArmSpec:
+    """One arm as serving needs it: ``version`` None is the popular list."""
+
+    pk: int
+    name: str
+    version: str | None
+    share: float
+    is_control: bool
+
+
+@dataclass(frozen=True)
+class ExperimentSpec:
+    """A running experiment as every process holds it (read on the reload timer, never per request)."""
+
+    pk: int
+    surface: str
+    mode: str
+    salt: str
+    arms: tuple[ArmSpec, ...]
+
+    @property
+    def shares(self) -> list[float]:
+        return [a.share for a in self.arms]
+
+    def source(self, arm: ArmSpec) -> str:
+        """The event source of the items this arm serves: the surface, the experiment and the arm
+        ("recommended-x3-7"). The served-item token signs it, so no client can move an event to
+        another arm or experiment (tracking.attribution)."""
+        return arm_source(self.surface, self.pk, arm.pk)
+
+
+def arm_source(surface: str, experiment_pk: int, arm_pk: int) -> str:
+    return f"{surface}-x{int(experiment_pk)}-{int(arm_pk)}"
+
+
 # ------------------------------------------------------------------------- the process state
 class _State:
     def __init__(self):
@@ -153,6 +190,10 @@ class _State:
         self.lock = threading.Lock()
         self.started_at = time.monotonic()
         self.warmed_up = False
+        # The running experiments by surface, as of the last check, and the bundles of their arms'
+        # versions other than the active one (version -> bundle).
+        self.experiments: dict[str, ExperimentSpec] = {}
+        self.arm_bundles: dict[str, LoadedModel] = {}
 
 
 _state = _State()
@@ -182,40 +223,125 @@ def _sync(force: bool = False) -> None:
         if not force and now - _state.checked_at < settings.MODEL_RELOAD_INTERVAL_SECONDS:
             return
         _state.checked_at = now
-        try:
-            wanted = active_version()
-        except Exception:
-            logger.exception("cannot read the active model version; keeping %s", model_version_loaded())
-            return
-        _state.wanted = wanted
-        current = _state.bundle
-        if wanted is None:
-            if current is not None:
-                logger.info("no active model version any more; unloading %s", current.version)
-            _state.bundle = None
-            return
-        if current is not None and current.version == wanted:
-            return
-        refused_at = _state.refused.get(wanted)
-        if refused_at is not None and now - refused_at < REFUSED_RETRY_SECONDS:
-            return
-        row = ModelVersion.objects.filter(version=wanted).first()
-        if row is None:
-            return
-        try:
-            bundle = bundle_load(row)
-        except Exception as exc:
-            _state.refused[wanted] = now
-            logger.error("model %s refused, still serving %s: %s", wanted, model_version_loaded(), exc)
-            return
-        _state.bundle = bundle  # the swap: one reference rebinding
-        _state.refused.pop(wanted, None)
-        current = None  # the old bundle goes (unless a request in another thread still holds it)
-        _heap_trim()
-        logger.info("model %s loaded in %.3f s (%d items) by process %d", bundle.version, bundle.load_seconds,
-                    bundle.n_items, os.getpid())
+        _active_sync(now)
+        _experiments_sync(now)
     finally:
         _state.lock.release()
+
+
+def _active_sync(now: float) -> None:
+    """The active version's part of a check (under the state's lock)."""
+    try:
+        wanted = active_version()
+    except Exception:
+        logger.exception("cannot read the active model version; keeping %s", model_version_loaded())
+        return
+    _state.wanted = wanted
+    current = _state.bundle
+    if wanted is None:
+        if current is not None:
+            logger.info("no active model version any more; unloading %s", current.version)
+        _state.bundle = None
+        return
+    if current is not None and current.version == wanted:
+        return
+    refused_at = _state.refused.get(wanted)
+    if refused_at is not None and now - refused_at < REFUSED_RETRY_SECONDS:
+        return
+    held = _state.arm_bundles.get(wanted)
+    if held is not None:  # an experiment's arm became the active version (promote): no second load
+        _state.bundle = held
+        return
+    row = ModelVersion.objects.filter(version=wanted).first()
+    if row is None:
+        return
+    try:
+        bundle = bundle_load(row)
+    except Exception as exc:
+        _state.refused[wanted] = now
+        logger.error("model %s refused, still serving %s: %s", wanted, model_version_loaded(), exc)
+        return
+    _state.bundle = bundle  # the swap: one reference rebinding
+    _state.refused.pop(wanted, None)
+    current = None  # the old bundle goes (unless a request in another thread still holds it)
+    _heap_trim()
+    logger.info("model %s loaded in %.3f s (%d items) by process %d", bundle.version, bundle.load_seconds,
+                bundle.n_items, os.getpid())
+
+
+def experiments_read() -> dict[str, ExperimentSpec]:
+    """The running experiments by surface, from the database (one query)."""
+    rows = (ExperimentArm.objects.filter(experiment__status=Experiment.Status.RUNNING)
+            .order_by("experiment_id", "id")
+            .values_list("experiment_id", "experiment__surface", "experiment__mode", "experiment__salt",
+                         "pk", "name", "model_version__version", "share", "is_control"))
+    found: dict[int, tuple] = {}
+    for exp_pk, surface, mode, salt, arm_pk, name, version, share, is_control in rows:
+        head, arms = found.setdefault(exp_pk, ((surface, mode, salt), []))
+        arms.append(ArmSpec(arm_pk, name, version, float(share), bool(is_control)))
+    return {head[0]: ExperimentSpec(pk, head[0], head[1], head[2], tuple(arms)) for pk, (head, arms) in found.items()}
+
+
+def _experiments_sync(now: float) -> None:
+    """The running experiments' part of a check (under the state's lock): read them, load the arms'
+    versions that are not the active one (like the active one: complete, then swapped in), and
+    forget the bundles no running experiment needs any more. An arm whose model cannot be loaded
+    is not served (its visits get the active model, outside the experiment) until it loads."""
+    try:
+        experiments = experiments_read()
+    except Exception:
+        logger.exception("cannot read the running experiments; keeping %s", sorted(_state.experiments))
+        return
+    active = _state.bundle
+    needed = {a.version for e in experiments.values() for a in e.arms if a.version}
+    if active is not None:
+        needed.discard(active.version)
+    bundles = {v: b for v, b in _state.arm_bundles.items() if v in needed}
+    dropped = len(bundles) < len(_state.arm_bundles)
+    for version in sorted(needed - set(bundles)):
+        refused_at = _state.refused.get(version)
+        if refused_at is not None and now - refused_at < REFUSED_RETRY_SECONDS:
+            continue
+        row = ModelVersion.objects.filter(version=version).first()
+        if row is None:
+            continue
+        try:
+            bundles[version] = bundle_load(row)
+        except Exception as exc:
+            _state.refused[version] = now
+            logger.error("experiment arm model %s refused: %s", version, exc)
+            continue
+        _state.refused.pop(version, None)
+        logger.info("experiment arm model %s loaded in %.3f s (%d items) by process %d", version,
+                    bundles[version].load_seconds, bundles[version].n_items, os.getpid())
+    _state.arm_bundles = bundles  # one rebinding each: a request sees the old or the new state
+    _state.experiments = experiments
+    if dropped:
+        _heap_trim()
+
+
+def experiment_running(surface: str) -> ExperimentSpec | None:
+    """The experiment running on ``surface`` as this process knows it (checked on the reload timer)."""
+    try:
+        _sync()
+    except Exception:  # serving must not fail because the check failed
+        logger.exception("model version check failed")
+    return _state.experiments.get(surface)
+
+
+def bundle_for(version: str | None) -> LoadedModel | None:
+    """The loaded bundle of ``version`` (the active one or an experiment arm's), None if not loaded."""
+    if not version:
+        return None
+    active = _state.bundle
+    if active is not None and active.version == version:
+        return active
+    return _state.arm_bundles.get(version)
+
+
+def arm_versions_loaded() -> list[str]:
+    """The experiment arms' versions this process holds besides the active one."""
+    return sorted(_state.arm_bundles)
 
 
 def model_current() -> LoadedModel | None:
@@ -253,6 +379,8 @@ def model_unload() -> None:
         _state.checked_at = 0.0
         _state.wanted = None
         _state.refused.clear()
+        _state.experiments = {}
+        _state.arm_bundles = {}
 
 
 caches.reset_register("serving", model_unload)

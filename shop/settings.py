@@ -255,6 +255,11 @@ SPECTACULAR_SETTINGS = {
     "SWAGGER_UI_DIST": "SIDECAR",
     "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
     "REDOC_DIST": "SIDECAR",
+    # Experiments' status and mode share their field names with other components' choices.
+    "ENUM_NAME_OVERRIDES": {
+        "ExperimentStatusEnum": "recommendations.models.Experiment.Status",
+        "ExperimentModeEnum": "recommendations.models.Experiment.Mode",
+    },
     "POSTPROCESSING_HOOKS": [
         "drf_spectacular.hooks.postprocess_schema_enums",
         "shop.openapi.add_error_responses",
@@ -365,6 +370,11 @@ MODEL_CACHE_DIR = Path(env.str("MODEL_CACHE_DIR", default=str(VAR_DIR / "model-c
 TORCH_NUM_THREADS = env.int("TORCH_NUM_THREADS", default=1)
 MODEL_RELOAD_INTERVAL_SECONDS = env.float("MODEL_RELOAD_INTERVAL_SECONDS", default=2.0)
 MODEL_ACTIVATE_REQUIRES_BETTER = env.bool("MODEL_ACTIVATE_REQUIRES_BETTER", default=True)
+# What the models served by every process (the active one plus the running experiments' arms) may
+# take, estimated from their artifacts (recommendations.experimenting.model_memory_mb): an
+# experiment whose models would not fit is refused at start. 2 GB holds the active 40k-item model
+# and two experiment arms of that size with room (docs/experiments.md has the measurement).
+EXPERIMENT_MEMORY_BUDGET_MB = env.float("EXPERIMENT_MEMORY_BUDGET_MB", default=2048.0)
 MODEL_TRAIN_PARAMS = env.str(
     "MODEL_TRAIN_PARAMS",
     default="loss=cross-entropy,layers=100,batch_size=32,dropout_p_embed=0.0,dropout_p_hidden=0.4,"

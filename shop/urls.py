@@ -11,7 +11,7 @@ from shop.health import ShopHealthCheckView
 API_ROOT = {
     "products": "product-list", "categories": "category-list", "events": "tracking-events",
     "recommendations": "recommendations", "clusters": "cluster-list", "models": "model-list",
-    "train": "model-train", "schema": "schema", "docs": "swagger-ui",
+    "train": "model-train", "experiments": "experiment-list", "schema": "schema", "docs": "swagger-ui",
 }
 
 api_patterns = [

@@ -120,6 +120,9 @@ DATA_DEPENDENT_400 = {
     ("POST", "/api/events/"): {"events"},
     ("POST", "/api/recommendations/"): {"items"},
     ("POST", "/api/models/train/"): {"params"},
+    # arms naming model versions the shop does not hold, or breaking a rule across arms (names, control)
+    ("POST", "/api/experiments/"): {"arms"},
+    ("POST", "/api/experiments/{id}/promote/"): {"arm"},  # an arm id of no arm of this experiment
 }
 
 

@@ -24,6 +24,13 @@ TOKEN_LENGTH = 32
 RECOMMENDATION_SOURCES = frozenset({"recommended", "similar"})
 
 
+def is_recommendation_source(source: str) -> bool:
+    """A recommendation source: "recommended", "similar", or one of an experiment's arms
+    ("recommended-x3-7": surface, experiment, arm; recommendations.serving.arm_source). The token
+    signs the whole source, so an event keeps its arm only with the token of that arm's list."""
+    return source in RECOMMENDATION_SOURCES or source.split("-", 1)[0] in RECOMMENDATION_SOURCES
+
+
 @functools.lru_cache(maxsize=8)
 def _keys(secret: str, fallbacks: tuple[str, ...]) -> tuple[bytes, ...]:
     # Django's salted_hmac derives its key the same way; here once per secret, not per item.

@@ -142,7 +142,8 @@ def recommendation_outcomes(versions: list[str], since=None) -> dict[str, dict]:
     marks = ", ".join(["%s"] * len(versions))
     tz = timezone.get_current_timezone_name() if settings.USE_TZ else None
     served_filter = (f"model_version IN ({marks}) AND trusted AND NOT is_staff"
-                     " AND source IN ('recommended', 'similar')")
+                     " AND (source IN ('recommended', 'similar')"
+                     "      OR source LIKE 'recommended-x%%' OR source LIKE 'similar-x%%')")  # experiments' arms
     since_sql, since_params = ("", [])
     if since is not None:
         since_sql, since_params = " AND timestamp >= %s", [connection.ops.adapt_datetimefield_value(since)]

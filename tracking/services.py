@@ -17,7 +17,7 @@ from django.utils import timezone
 from catalog.models import Product
 from catalog.selectors import product_external_ids
 
-from .attribution import RECOMMENDATION_SOURCES, served_token_checker
+from .attribution import is_recommendation_source, served_token_checker
 from . import db, gate
 from .models import Event, EventBatchKey, EventType, Visit
 from .visitors import Visitor
@@ -207,7 +207,7 @@ def events_screen(visit_uuid, events: Sequence[dict], *, trusted: bool) -> tuple
             continue
         source, version = item.get("source") or "", item.get("model_version") or ""
         verified = False
-        if source in RECOMMENDATION_SOURCES or version:
+        if is_recommendation_source(source) or version:
             check = check or served_token_checker(visit_uuid)
             verified = check(item.get("token"), version, item["product"], source)
             if not verified:

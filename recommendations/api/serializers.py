@@ -128,6 +128,19 @@ class ScoredProductSerializer(serializers.Serializer):
                   "(/api/events/) so they count for this model version. Bound to the visit the list was served "
                   "to (the `session` asked for, else the browser's own visit); null when there is none.",
     )
+    source = serializers.CharField(
+        help_text="The event `source` to send with this item's impression and click events (the token binds "
+                  "it): `recommended` or `similar`, or during an experiment the arm's source "
+                  "(`recommended-x<experiment>-<arm>`).")
+    model_version = serializers.CharField(
+        allow_null=True, help_text="The event `model_version` to send with this item's events (the token binds "
+                                   "it; in an interleaved list each item's own arm's version).")
+
+
+class ExperimentTagSerializer(serializers.Serializer):
+    id = serializers.IntegerField()
+    arm = serializers.CharField(help_text="The arm that answered; `interleaved` when both arms' lists are mixed.")
+    mode = serializers.ChoiceField(choices=["ab", "interleaving"])
 
 
 class RecommendationResultSerializer(serializers.Serializer):
@@ -135,6 +148,8 @@ class RecommendationResultSerializer(serializers.Serializer):
     model_version = serializers.CharField(allow_null=True)
     items = ScoredProductSerializer(many=True)
     explanation = serializers.DictField(allow_null=True, required=False)
+    experiment = ExperimentTagSerializer(
+        allow_null=True, help_text="The running experiment that answered this visit, null outside any experiment.")
 
 
 class ModelVersionSerializer(serializers.ModelSerializer):

@@ -59,12 +59,19 @@ def _answer(result, request, visit=None, source="recommended") -> Response:
     # Same shape as RecommendationResultSerializer (the documented schema), built directly. Each
     # item carries the served-item token that lets its impressions and clicks count for this
     # model version (tracking.attribution); null when the list was served to no visit.
-    version = result.model_version or ""
+    # In an experiment each item names its own source (the arm) and version, and its token binds them.
+    items = []
+    for s in result.items:
+        item_source = s.source or source
+        item_version = s.model_version if s.source else result.model_version
+        items.append({"product": _product_data(s.product), "score": s.score,
+                      "token": served_token(visit, item_version or "", s.product.pk, item_source) or None,
+                      "source": item_source, "model_version": item_version})
     data = {
         "strategy": result.strategy,
         "model_version": result.model_version,
-        "items": [{"product": _product_data(s.product), "score": s.score,
-                   "token": served_token(visit, version, s.product.pk, source) or None} for s in result.items],
+        "items": items,
+        "experiment": result.experiment,
     }
     if result.explanation is not None:
         data["explanation"] = result.explanation
@@ -77,22 +84,24 @@ class RecommendationView(APIView):
     @extend_schema(parameters=[RecommendationQuerySerializer], responses=RecommendationResultSerializer)
     def get(self, request):
         v = _query(RecommendationQuerySerializer, request)
+        visit = v.get("session") or _own_visit(request)
         result = ranking.recommend_for_session(
             session=v.get("session"), k=v["k"], exclude_seen=v["exclude_seen"], explain=v["explain"],
-            category=v.get("category"),
+            category=v.get("category"), visit=visit,
         )
-        return _answer(result, request, v.get("session") or _own_visit(request))
+        return _answer(result, request, visit)
 
     @extend_schema(request=RecommendationRequestSerializer, responses=RecommendationResultSerializer)
     def post(self, request):
         q = RecommendationRequestSerializer(data=request.data)
         q.is_valid(raise_exception=True)
         v = q.validated_data
+        visit = _own_visit(request)
         result = ranking.recommend_for_session(
             items=v["items"], k=v["k"], exclude_seen=v["exclude_seen"], explain=v["explain"],
-            category=v.get("category"),
+            category=v.get("category"), visit=visit,
         )
-        return _answer(result, request, _own_visit(request))
+        return _answer(result, request, visit)
 
 
 class SimilarItemsView(APIView):
@@ -102,7 +111,8 @@ class SimilarItemsView(APIView):
     def get(self, request, pk: int):
         k = _query(SimilarQuerySerializer, request)["k"]
         product = get_object_or_404(Product.objects.only("pk", "category_id"), pk=pk, is_active=True)
-        return _answer(ranking.similar_items(product, k=k), request, _own_visit(request), "similar")
+        visit = _own_visit(request)
+        return _answer(ranking.similar_items(product, k=k, visit=visit), request, visit, "similar")
 
 
 class ModelVersionListView(APIView):

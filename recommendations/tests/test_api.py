@@ -24,7 +24,8 @@ def test_post_answers_exactly_k_with_products(client, gru_version, catalogue, ac
     assert body["strategy"] == "gru4rec" and body["model_version"] == "v-gru"
     assert len(body["items"]) == 7
     first = body["items"][0]
-    assert set(first) == {"product", "score", "token"} and first["token"] is None  # served to no visit
+    assert set(first) == {"product", "score", "token", "source", "model_version"} and first["token"] is None  # served to no visit
+    assert (first["source"], first["model_version"], body["experiment"]) == ("recommended", "v-gru", None)
     assert {"id", "name", "price", "url"} <= set(first["product"])
     assert not {i["product"]["id"] for i in body["items"]} & set(items)
     assert body["explanation"]["session_items_used"] == items

@@ -84,6 +84,16 @@ def order_for_owner(owner: uuid.UUID | None, pk: int) -> Order | None:
     return Order.objects.filter(owner=owner, pk=pk).prefetch_related("lines__product").first()
 
 
+def orders_of_visits(visit_ids) -> list[tuple[int, object, object]]:
+    """``(visit_id, created, total)`` of the orders of those visits (experiments' conversions and
+    revenue, recommendations.experimenting.order_source_register)."""
+    ids = list(visit_ids)
+    out = []
+    for start in range(0, len(ids), 5000):
+        out += Order.objects.filter(visit_id__in=ids[start:start + 5000]).values_list("visit_id", "created", "total")
+    return out
+
+
 # --- Product page widgets: the recommender's answers as products ----------------------------------
 
 
@@ -95,6 +105,11 @@ class RecommendedProducts(list):
         self.model_version = result.model_version or ""
         self.strategy = result.strategy
         self.explanation = result.explanation
+        # The running experiment that answered ({"id", "arm", "mode"}) or None; each card's own
+        # event source and version (an experiment's arm; in interleaving each item's arm's).
+        self.experiment = result.experiment
+        self.cards = [(s.product, s.model_version if s.source else self.model_version, s.source)
+                      for s in result.items]
 
 
 def recommended_for_you(visit_uuid: uuid.UUID | None, product: Product, limit: int = 8) -> RecommendedProducts:
@@ -105,5 +120,5 @@ def recommended_for_you(visit_uuid: uuid.UUID | None, product: Product, limit: i
                                                              category=product.category_id))
 
 
-def similar_items(product: Product, limit: int = 8) -> RecommendedProducts:
-    return RecommendedProducts(ranking.similar_items(product, k=limit))
+def similar_items(product: Product, limit: int = 8, visit_uuid: uuid.UUID | None = None) -> RecommendedProducts:
+    return RecommendedProducts(ranking.similar_items(product, k=limit, visit=visit_uuid))

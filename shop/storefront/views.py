@@ -83,7 +83,7 @@ def product_detail(request, pk):
         "breadcrumbs": catalog_selectors.category_ancestors(product.category_id),
         "form": QuantityForm(initial={"quantity": 1}),
         "recommended": selectors.recommended_for_you(visit_uuid, product),
-        "similar": selectors.similar_items(product),
+        "similar": selectors.similar_items(product, visit_uuid=visit_uuid),
     })
 
 

@@ -9,6 +9,7 @@ def test_api_root_lists_every_endpoint(client):
         "products": "http://testserver/api/products/", "categories": "http://testserver/api/categories/",
         "events": "http://testserver/api/events/", "recommendations": "http://testserver/api/recommendations/",
         "clusters": "http://testserver/api/clusters/", "models": "http://testserver/api/models/",
-        "train": "http://testserver/api/models/train/", "schema": "http://testserver/api/schema/",
+        "train": "http://testserver/api/models/train/", "experiments": "http://testserver/api/experiments/",
+        "schema": "http://testserver/api/schema/",
         "docs": "http://testserver/api/docs/",
     }

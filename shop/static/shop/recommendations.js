@@ -23,12 +23,15 @@
 
   function card(item, position, version) {
     var p = item.product;
+    // During an experiment the item names its arm's source and version (the token binds both).
+    var source = item.source || "recommended";
+    if (item.model_version !== undefined) { version = item.model_version; }
     var article = el("article", {
-      "class": "product-card", "data-product": String(p.id), "data-source": "recommended",
+      "class": "product-card", "data-product": String(p.id), "data-source": source,
       "data-position": String(position), "data-model-version": version || "", "data-score": String(item.score)
     });
     if (item.token) { article.setAttribute("data-token", item.token); }
-    var link = el("a", {"class": "product-link", href: "/products/" + p.id + "/?src=recommended"});
+    var link = el("a", {"class": "product-link", href: "/products/" + p.id + "/?src=" + encodeURIComponent(source)});
     link.appendChild(el("img", {src: p.image || ("/products/" + p.id + "/image.svg"), alt: p.name, width: "320",
                                 height: "240", loading: "lazy", decoding: "async"}));
     link.appendChild(el("span", {"class": "product-name"}, p.name));
@@ -80,6 +83,13 @@
     var empty = section.querySelector("p.empty");
     if (empty) { empty.remove(); }
     section.setAttribute("data-strategy", data.strategy);
+    if (data.experiment) {
+      section.setAttribute("data-experiment", String(data.experiment.id));
+      section.setAttribute("data-arm", data.experiment.arm);
+    } else {
+      section.removeAttribute("data-experiment");
+      section.removeAttribute("data-arm");
+    }
     section.hidden = data.items.length === 0;
   }
 
