@@ -21,6 +21,7 @@ Django-free ``recommendations.experiments.stats``; :func:`_statistics` is the on
 from __future__ import annotations
 
 import datetime
+import hashlib
 import logging
 import math
 import numbers
@@ -469,7 +470,11 @@ def experiment_report(experiment: Experiment, fresh: bool = False) -> dict:
     95% confidence intervals, the difference to control with its always-valid p-value, the SRM
     check, interleaving wins, and the daily looks for the charts. Cached ``REPORT_CACHE_SECONDS``
     (one scan of the experiment's events) unless ``fresh``."""
-    key = f"experiment-report:{experiment.pk}:{experiment.status}"
+    # The key names this experiment, not just its id: a database restored from a backup (or
+    # SQLite's test rollbacks) gives an id out again, and the new experiment must not be answered
+    # with the old one's cached report. The salt is secret: only a digest of it goes into the key.
+    identity = hashlib.sha256(f"{experiment.salt}|{experiment.started_at}|{experiment.stopped_at}".encode()).hexdigest()[:16]
+    key = f"experiment-report:{experiment.pk}:{identity}:{experiment.status}"
     if not fresh:
         cached = cache.get(key)
         if cached is not None:

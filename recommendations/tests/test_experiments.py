@@ -21,7 +21,7 @@ from rest_framework.test import APIClient
 from recommendations import experimenting, serving
 from recommendations.experiments import assignment
 from recommendations.experimenting import ArmInput
-from recommendations.models import Experiment, ModelVersion
+from recommendations.models import Experiment, ExperimentArm, ModelVersion
 from tracking.attribution import served_token
 from tracking.models import Event, Visit
 
@@ -98,6 +98,22 @@ def test_one_running_experiment_per_surface(db):
     with pytest.raises(experimenting.ExperimentRefused, match="was stopped"):
         experimenting.experiment_start(a)
     assert experimenting.experiment_start(b).status == "running"
+
+
+def test_a_report_is_never_another_experiments_with_the_same_id(db):
+    """The report cache is keyed by the experiment itself: an id given out again (a restored
+    database; SQLite's rollbacks in this suite) gets its own report, not the old one's."""
+    a = _experiment([("control", None, 0.5), ("treat", None, 0.5)], name="a")
+    pk = a.pk
+    assert [arm["name"] for arm in experimenting.experiment_report(a)["arms"]] == ["control", "treat"]
+    a.arms.all().delete()
+    a.delete()
+    b = experimenting.experiment_create(name="b", surface="recommended", mode="ab",
+                                        arms=[ArmInput("base", None, 0.5), ArmInput("new", None, 0.5)])
+    ExperimentArm.objects.filter(experiment_id=b.pk).update(experiment_id=pk)  # FKs are checked at commit
+    Experiment.objects.filter(pk=b.pk).update(id=pk)
+    b = experimenting.experiment_start(Experiment.objects.get(pk=pk))
+    assert [arm["name"] for arm in experimenting.experiment_report(b)["arms"]] == ["base", "new"]
 
 
 @pytest.mark.django_db(transaction=True)
