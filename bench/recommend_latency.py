@@ -4,13 +4,18 @@
 recall of its top C, exactness against fp32); the process RSS. Every figure is printed with the
 1-minute load average (the machine is shared).
 
-    DATABASE_URL=postgres://... REDIS_URL=redis://... MODEL_DIR=... python bench/recommend_latency.py [rounds] [--kind hybrid]
+    DATABASE_URL=postgres://... REDIS_URL=redis://... MODEL_DIR=... python bench/recommend_latency.py [rounds] [--kind hybrid] [--experiment]
+
+--experiment: an A/B experiment of the two bench GRU4Rec versions runs on "Recommended for you"
+while the rounds run (stopped at the end), and recommend_for_session(items, visit=...) is timed for
+a visit of each arm beside the same call without a visit (the active model).
 """
 import os
 import random
 import resource
 import sys
 import time
+import uuid
 
 from recommend_setup import bench_visit, ensure, hybrid_ensure  # noqa: I001  (sets up Django)
 
@@ -64,7 +69,8 @@ def candidate_stage(eng, sessions):
 
 
 def main():
-    args = [a for a in sys.argv[1:] if not a.startswith("--kind")]
+    experiment = "--experiment" in sys.argv
+    args = [a for a in sys.argv[1:] if not a.startswith(("--kind", "--experiment"))]
     kind = next((a.split("=", 1)[1] for a in sys.argv[1:] if a.startswith("--kind=")), None)
     if "--kind" in sys.argv:
         kind = sys.argv[sys.argv.index("--kind") + 1]
@@ -77,6 +83,23 @@ def main():
     a, _ = ensure()
     visit = bench_visit()
     registry.model_activate(hybrid_ensure() if kind == "hybrid" else a)
+    arm_visits = {}
+    if experiment:
+        from recommendations import experimenting  # why: only this option runs an experiment
+        from recommendations.experiments.assignment import arm_for  # why: only this option runs an experiment
+        from recommendations.models import Experiment
+
+        for old in Experiment.objects.filter(status=Experiment.Status.RUNNING, surface="recommended"):
+            experimenting.experiment_stop(old)
+        b = ensure()[1]
+        exp = experimenting.experiment_start(experimenting.experiment_create(
+            name=f"bench {time.time():.0f}", surface="recommended",
+            arms=[experimenting.ArmInput("a", a, 0.5), experimenting.ArmInput("b", b, 0.5)]))
+        arms = list(exp.arms.order_by("id"))
+        vrng = random.Random(1)
+        while len(arm_visits) < 2:
+            v = str(uuid.UUID(int=vrng.getrandbits(128), version=4))
+            arm_visits.setdefault(arms[arm_for(v, exp.salt, [x.share for x in arms])].name, v)
     bundle = serving.model_reload()
     rss1 = rss_mb()
     print(f"model {bundle.version}: {bundle.n_items} items, loaded in {bundle.load_seconds * 1e3:.0f} ms, "
@@ -101,6 +124,11 @@ def main():
     def service():
         ranking.recommend_for_session(items=sessions[next(it) % 256], k=6)
 
+    def in_arm(name):
+        def fn():
+            ranking.recommend_for_session(items=sessions[next(it) % 256], k=6, visit=arm_visits[name])
+        return fn
+
     def service_visit():  # + the visit's history from PostgreSQL (one query)
         ranking.recommend_for_session(session=visit, k=6)
 
@@ -117,17 +145,22 @@ def main():
         torch.topk(torch.addmm(out[:, -1], h, out[:, :-1].t()), 14)
 
     for r in range(rounds):
-        for name, fn in [("calibration: fp32 matvec+topk", bare),
+        for name, fn in ([("calibration: fp32 matvec+topk", bare),
                          ("engine.recommend (GRU4Rec alone)" if kind == "gru4rec" else "engine.top_items (hybrid alone)",
                           engine_only),
                          ("recommend_for_session(items)", service),
                          ("recommend_for_session(session=visit)", service_visit),
-                         ("recommend_for_session explain", service_explain), ("similar_items", similar)]:
+                         ("recommend_for_session explain", service_explain), ("similar_items", similar)]
+                         + [(f"experiment arm {n} (items, visit)", in_arm(n)) for n in sorted(arm_visits)]):
             res = timeit(fn)
             print(f"{name:<38} p50 {res['p50_ms']:.3f} ms  p90 {res['p90_ms']:.3f} ms  p99 {res['p99_ms']:.3f} ms"
                   f"   load {os.getloadavg()[0]:.2f}")
         if r + 1 < rounds:
             print("--")
+    if experiment:
+        experimenting.experiment_stop(exp)
+        print(f"experiment {exp.pk} stopped; arm models held beside the active one: "
+              f"{sorted(serving._state.arm_bundles)}; visits: {arm_visits}")
     print("load average:", " ".join(f"{x:.2f}" for x in os.getloadavg()), "on", os.cpu_count(), "cores")
     print(f"RSS: {rss0:.0f} MB after Django+torch import, {rss1:.0f} MB with the model loaded, "
           f"{rss_mb():.0f} MB after the runs (embeddings for similar items included)")
