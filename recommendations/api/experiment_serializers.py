@@ -37,7 +37,7 @@ class ArmWriteSerializer(serializers.Serializer):
 
 class ExperimentCreateSerializer(serializers.Serializer):
     name = JsonCharField(max_length=100, validators=[
-        RegexValidator(r"^[^\x00]*\S[^\x00]*$", "Give the experiment a name (no NUL characters).")])
+        RegexValidator(r"^[^\x00]*[^\s\x00][^\x00]*$", "Give the experiment a name (no NUL characters).")])
     surface = serializers.ChoiceField(choices=Experiment.Surface.choices)
     mode = serializers.ChoiceField(choices=Experiment.Mode.choices, default=Experiment.Mode.AB)
     arms = ArmWriteSerializer(many=True, min_length=2, max_length=8)

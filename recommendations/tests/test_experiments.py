@@ -429,3 +429,13 @@ def test_product_page_names_the_arm_and_its_cards_carry_the_arms_tokens(client, 
     for product, source, model_version, token in cards:
         assert (source, model_version) == (f"similar-x{e.pk}-{arm.pk}", version)
         assert token == served_token(visit.uuid, version, int(product), source)
+
+
+def test_the_name_pattern_the_schema_publishes_refuses_nul_characters():
+    """The schema's pattern is the validator's: a name of one NUL character matched the earlier
+    ``\\S`` (NUL is not whitespace), so the schema fuzz sent it as valid and got a 400."""
+    from recommendations.api.experiment_serializers import ExperimentCreateSerializer
+
+    (regex,) = [v.regex for v in ExperimentCreateSerializer().fields["name"].validators if hasattr(v, "regex")]
+    assert regex.search("\x00") is None and regex.search("a\x00b") is None and regex.search(" ") is None
+    assert regex.search("spring test") is not None
