@@ -1,4 +1,5 @@
 """Small click logs for the format and session tests: written to a file, built as a frame, read back as triples."""
+import json
 from pathlib import Path
 
 import pandas as pd
@@ -18,3 +19,8 @@ def events(rows):
 
 def triples(df):
     return [(s, i, t) for s, i, t in zip(df.SessionId.tolist(), df.ItemId.tolist(), df.Time.tolist())]
+
+
+def last_json(capsys) -> dict:
+    """The command line's result: the last line on stdout, one JSON object."""
+    return json.loads(capsys.readouterr().out.strip().splitlines()[-1])

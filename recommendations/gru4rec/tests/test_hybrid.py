@@ -25,6 +25,7 @@ from recommendations.gru4rec.metrics import objective
 from recommendations.gru4rec.trainer import fit
 
 from .conftest import events
+from .logs import last_json
 
 PARAMS = "loss=cross-entropy,layers=16,batch_size=8,n_sample=0,learning_rate=0.1,momentum=0.1,n_epochs=3"
 
@@ -313,9 +314,6 @@ def test_constructor_checks_its_arguments(models):
 
 
 # ------------------------------------------------------------------------------ command line
-def _last_json(capsys):
-    return json.loads(capsys.readouterr().out.strip().splitlines()[-1])
-
 
 def test_cli_train_evaluate_inspect_a_hybrid(tmp_path, capsys):
     from recommendations.gru4rec.__main__ import main
@@ -327,7 +325,7 @@ def test_cli_train_evaluate_inspect_a_hybrid(tmp_path, capsys):
     assert main(["train", str(train), "--model", "hybrid", "-p", PARAMS, "--knn-params", "k=50,sample_size=100",
                  "--weight", "0.4", "--fusion", "rrf", "--fusion-params", "c=3,depth=6", "--test", str(test),
                  "--save", str(folder), "-q"]) == 0
-    out = _last_json(capsys)
+    out = last_json(capsys)
     assert out["model"] == "hybrid" and out["weight"] == 0.4 and out["fusion_params"] == {"depth": 6, "c": 3.0}
     assert out["params"]["vsknn"]["k"] == 50 and "validation" not in out and "events_per_second" not in out
     # the same numbers as the library on the same models
@@ -335,10 +333,10 @@ def test_cli_train_evaluate_inspect_a_hybrid(tmp_path, capsys):
     lib = evaluate_hybrid(h, events(noisy_sessions(60, seed=1)))
     assert out["recall@20"] == round(lib["recall@20"], 6) and out["mrr@20"] == round(lib["mrr@20"], 6)
     assert main(["evaluate", str(folder), str(test), "-m", "5", "20"]) == 0
-    ev = _last_json(capsys)
+    ev = last_json(capsys)
     assert ev["model"] == "hybrid" and ev["recall@20"] == out["recall@20"] and "mrr@5" in ev
     assert main(["inspect", str(folder)]) == 0
-    info = _last_json(capsys)
+    info = last_json(capsys)
     assert info["model"] == "hybrid" and info["n_items"] == 10 and info["params"]["weight"] == 0.4
     assert info["metrics"]["recall@20"] == pytest.approx(lib["recall@20"])
 
@@ -349,7 +347,7 @@ def test_cli_hybrid_fits_the_weight_on_the_training_days(tmp_path, capsys):
     train = tmp_path / "train.tsv"
     events(noisy_sessions(300, seed=0)).to_csv(train, sep="\t", index=False)
     assert main(["train", str(train), "--model", "hybrid", "-p", PARAMS, "-q"]) == 0
-    out = _last_json(capsys)
+    out = last_json(capsys)
     assert 0.0 <= out["weight"] <= 1.0 and out["fusion"] in ("rrf", "minmax")
     v = out["validation"]
     assert v["objective"] == pytest.approx((v["recall@20"] * v["mrr@20"]) ** 0.5, abs=1e-6)
@@ -370,7 +368,7 @@ def test_cli_bad_hybrid_options_are_clear_errors(tmp_path, capsys, extra, fragme
     train = tmp_path / "train.tsv"
     events(noisy_sessions(30, seed=0)).to_csv(train, sep="\t", index=False)
     assert main(["train", str(train), "--model", "hybrid", "-p", "layers=4,n_epochs=1", "-q", *extra]) == 2
-    assert fragment in _last_json(capsys)["error"]
+    assert fragment in last_json(capsys)["error"]
 
 
 def test_cli_hybrid_options_need_the_hybrid_and_a_broken_folder_is_a_checkpoint_error(tmp_path, capsys):
@@ -379,10 +377,10 @@ def test_cli_hybrid_options_need_the_hybrid_and_a_broken_folder_is_a_checkpoint_
     train = tmp_path / "train.tsv"
     events(noisy_sessions(30, seed=0)).to_csv(train, sep="\t", index=False)
     assert main(["train", str(train), "--weight", "0.5", "--fusion", "rrf", "-p", "layers=4"]) == 2
-    assert "--weight applies to --model hybrid" in _last_json(capsys)["error"]
+    assert "--weight applies to --model hybrid" in last_json(capsys)["error"]
     assert main(["train", str(train), "--model", "vsknn", "--knn-params", "k=7"]) == 0
-    assert _last_json(capsys)["model"] == "vsknn"
+    assert last_json(capsys)["model"] == "vsknn"
     (tmp_path / "h").mkdir()
     (tmp_path / "h" / "hybrid.json").write_text("{broken")
     assert main(["evaluate", str(tmp_path / "h"), str(train)]) == 2
-    assert _last_json(capsys)["type"] == "CheckpointError"
+    assert last_json(capsys)["type"] == "CheckpointError"

@@ -14,6 +14,7 @@ from recommendations.gru4rec.trainer import fit
 from recommendations.gru4rec.tuning import TrialRecord, plan_trials, select, tune
 
 from .conftest import events, rule_sessions
+from .logs import last_json
 
 RSC15 = tuning.gru_space_values(parse_params(tuning.PUBLISHED["rsc15"]))
 RR = tuning.gru_space_values(parse_params(tuning.PUBLISHED["retailrocket"]))
@@ -168,9 +169,6 @@ def test_select_retrains_the_winner_on_all_of_train_and_scores_test(log):
     assert set(out["seconds"]) == {"tune", "retrain", "test", "total"}
 
 
-def _last_json(capsys):
-    return json.loads(capsys.readouterr().out.strip().splitlines()[-1])
-
 
 def test_cli_tune_and_select(tmp_path, log, capsys):
     train, test = split_by_time(log, days=1)
@@ -179,7 +177,7 @@ def test_cli_tune_and_select(tmp_path, log, capsys):
     trials_file = tmp_path / "trials.jsonl"
     args = ["tune", str(tmp_path / "train.tsv"), "--trials", "3", "-q", "--resume", str(trials_file)]
     assert main(args) == 0
-    out = _last_json(capsys)
+    out = last_json(capsys)
     assert out["trials"] == 3 and out["pruned"] == 0 and out["best"]["kind"] in tuning.KINDS
     assert set(out["best"]["validation"]) >= {"recall@20", "mrr@20", "objective"}
     lines = trials_file.read_text().splitlines()
@@ -187,12 +185,12 @@ def test_cli_tune_and_select(tmp_path, log, capsys):
     # resuming with more trials runs only the new ones and appends them
     assert main(["tune", str(tmp_path / "train.tsv"), "--trials", "4", "-q", "--resume", str(trials_file),
                  "--kinds", "gru4rec", "vsknn", "hybrid"]) == 0
-    assert _last_json(capsys)["trials"] == 4
+    assert last_json(capsys)["trials"] == 4
     assert [json.loads(x)["number"] for x in trials_file.read_text().splitlines()] == [0, 1, 2, 3]
 
     assert main(["select", str(tmp_path / "train.tsv"), "--test", str(tmp_path / "test.tsv"),
                  "--timeout", "3", "-q", "--trials-log", str(tmp_path / "select.jsonl")]) == 0
-    out = _last_json(capsys)
+    out = last_json(capsys)
     assert out["kind"] in tuning.KINDS and 0.0 <= out["recall@20"] <= 1.0 and 0.0 <= out["mrr@20"] <= 1.0
     assert "params" in out and "validation" in out
     logged = [json.loads(x) for x in (tmp_path / "select.jsonl").read_text().splitlines()]
@@ -217,4 +215,4 @@ def test_cli_resume_file_with_a_bad_line(tmp_path, log, capsys):
     write_tsv(log, tmp_path / "train.tsv")
     (tmp_path / "t.jsonl").write_text('{"number": 0}\n', encoding="utf-8")
     assert main(["tune", str(tmp_path / "train.tsv"), "--trials", "3", "-q", "--resume", str(tmp_path / "t.jsonl")]) == 2
-    assert "t.jsonl line 1: not a trial (trial lacks" in _last_json(capsys)["error"]
+    assert "t.jsonl line 1: not a trial (trial lacks" in last_json(capsys)["error"]
