@@ -2,8 +2,11 @@
 # HTTP latency of GET /api/recommendations/ vs the same server's cheapest DRF endpoint, with wrk:
 # gunicorn 2 workers, PostgreSQL, Redis, 30 s, 32 connections, loopback only; then the reload bench
 # and the workers' RSS. The first GET names a visit with a 10-item history (bench/recommend_setup.py):
-# the model answers, after the history query; the second an unknown visit (the popular fallback, what
-# this bench measured before). MODEL_DIR must be absolute (the setup runs in bench/).
+# the history query, then the model's answer (after the first request, from the loaded model's
+# answer cache: the same question asked again, as a page's block, a reload or the next page asks);
+# the second GET 20,000 visits in turn, each with its own history (a new question every request:
+# the model scores each time); the third an unknown visit (the popular fallback). MODEL_DIR must be
+# absolute (the setup runs in bench/). RECOMMEND_ANSWER_CACHE=0 turns the answer cache off.
 #   DATABASE_URL=postgres://postgres@127.0.0.1:5432/shop_h6_bench REDIS_URL=redis://127.0.0.1:6379/6 \
 #   MODEL_DIR=$PWD/var/bench-models [KIND=hybrid] bash bench/recommend_http.sh
 set -euo pipefail
@@ -26,9 +29,30 @@ export DJANGO_DEBUG=${DJANGO_DEBUG:-false} SECRET_KEY=${SECRET_KEY:-bench-only-$
 KIND=${KIND:-gru4rec}
 VISIT=$("$PY" -c "import sys; sys.path.insert(0,'bench'); from recommend_setup import bench_visit, ensure, hybrid_ensure; from recommendations import registry; registry.model_activate(hybrid_ensure() if '$KIND' == 'hybrid' else ensure()[0]); print(bench_visit())" | tail -1)
 NEW_VISIT=$("$PY" -c "import uuid; print(uuid.uuid4())")
+# VISITS distinct visits with their own 10-item histories (bench/recommend_setup.py bench_visits),
+# asked in turn: every request a question no worker answered before, while the run asks fewer
+# than VISITS (more than two workers' answer caches, RECOMMEND_ANSWER_CACHE each, hold).
+VISITS=${VISITS:-20000}
+"$PY" -c "import sys; sys.path.insert(0,'bench'); from recommend_setup import bench_visits; print('\n'.join(bench_visits($VISITS)))" | tail -n "$VISITS" > /tmp/rec_visits.txt
+# EXPERIMENT=ab: an A/B experiment of the two 40k-item GRU4Rec versions runs on "Recommended for
+# you" while the server is measured (stopped on exit); the bench visit is in one of its arms.
+EXPERIMENT=${EXPERIMENT:-}
+exp_stop() { :; }
+if [ "$EXPERIMENT" = ab ]; then
+  EXP=$("$PY" -c "
+import sys, time; sys.path.insert(0, 'bench'); from recommend_setup import ensure
+from recommendations import experimenting; from recommendations.models import Experiment
+for old in Experiment.objects.filter(status=Experiment.Status.RUNNING, surface='recommended'): experimenting.experiment_stop(old)
+a, b = ensure()
+exp = experimenting.experiment_start(experimenting.experiment_create(name=f'http bench {time.time():.0f}', surface='recommended',
+    arms=[experimenting.ArmInput('a', a, 0.5), experimenting.ArmInput('b', b, 0.5)]))
+print(exp.pk)" | tail -1)
+  echo "== experiment $EXP running (A/B of bench-40k-a and bench-40k-b on recommended)"
+  exp_stop() { "$PY" -c "from recommendations import experimenting; from recommendations.models import Experiment; experimenting.experiment_stop(Experiment.objects.get(pk=$EXP))"; }
+fi
 .venv/bin/gunicorn shop.wsgi -w 2 -b 127.0.0.1:$PORT --access-logfile /dev/null --log-level warning &
 GPID=$!
-trap 'kill $GPID' EXIT
+trap 'kill $GPID; exp_stop' EXIT
 for _ in $(seq 50); do curl -sf "http://127.0.0.1:$PORT/api/categories/" >/dev/null && break; sleep 0.3; done
 PK=$("$PY" -c "import django; django.setup(); from catalog.models import Product; print(Product.objects.filter(external_id='bench-7').values_list('pk', flat=True)[0])")
 # warm both workers (model load) before measuring
@@ -47,6 +71,20 @@ response = function(status, headers, body)
   if status ~= 200 and not shown then shown = true; io.stderr:write("first non-200: ", status, " ", body:sub(1, 200), "\n") end
 end
 LUA
+{ echo "local visits = {"; sed 's/.*/"&",/' /tmp/rec_visits.txt; echo "}"; cat <<'LUA'
+local counter = 0
+local threads = 0
+setup = function(thread) thread:set("offset", threads * math.floor(#visits / 2)); threads = threads + 1 end
+request = function()
+  counter = counter + 1
+  local v = visits[(offset + counter) % #visits + 1]
+  return wrk.format("GET", "/api/recommendations/?session=" .. v .. "&k=6")
+end
+response = function(status, headers, body)
+  if status ~= 200 and not shown then shown = true; io.stderr:write("first non-200: ", status, " ", body:sub(1, 200), "\n") end
+end
+LUA
+} > /tmp/rec_visits.lua
 declare -A P50 P99
 # run NAME TITLE wrk-args...: the wrk figures, and p50/p99 kept for the ratios below
 run() {
@@ -59,11 +97,12 @@ run() {
 run root "cheapest DRF endpoint: GET /api/ (API root, no query)" -s /tmp/rec_status.lua "http://127.0.0.1:$PORT/api/"
 run categories "cheapest DRF endpoint with a query: GET /api/categories/" -s /tmp/rec_status.lua "http://127.0.0.1:$PORT/api/categories/"
 run visit "GET /api/recommendations/?session=<visit with 10 views>&k=6" -s /tmp/rec_status.lua "http://127.0.0.1:$PORT/api/recommendations/?session=$VISIT&k=6"
+run visits "GET /api/recommendations/?session=<one of $VISITS visits with 10 views, in turn>&k=6 (a new question each time)" -s /tmp/rec_visits.lua "http://127.0.0.1:$PORT"
 run fallback "GET /api/recommendations/?session=<unknown visit>&k=6 (popular fallback)" -s /tmp/rec_status.lua "http://127.0.0.1:$PORT/api/recommendations/?session=$NEW_VISIT&k=6"
 run post "POST /api/recommendations/ {items:[1 product], k:6}" -s /tmp/rec_post.lua "http://127.0.0.1:$PORT/api/recommendations/"
 ms() { awk -v v="$1" 'BEGIN { if (v ~ /us$/) print v / 1000; else if (v ~ /ms$/) print v + 0; else print v * 1000 }'; }
 echo "== latency ratios (target: p99 <= 1.3x the cheapest DRF endpoint's)"
-for name in visit fallback post; do
+for name in visit visits fallback post; do
   for base in root categories; do
     awk -v n="$name" -v b="$base" -v a50="$(ms "${P50[$name]}")" -v b50="$(ms "${P50[$base]}")" \
         -v a99="$(ms "${P99[$name]}")" -v b99="$(ms "${P99[$base]}")" \

@@ -111,6 +111,38 @@ def bench_visit(n_items: int = 10) -> str:
     return str(visit)
 
 
+def bench_visits(count: int, n_items: int = 10) -> list[str]:
+    """``count`` visits (created once, seeded), each with its own ``n_items`` views of random bench
+    products: the GET /api/recommendations/?session=... case where each request asks a question
+    no process has answered yet (the model scores; its answer cache cannot help)."""
+    from datetime import timedelta
+
+    from django.utils import timezone
+
+    from catalog.models import Product
+    from tracking.db import events_insert
+    from tracking.models import Visit
+
+    uuids = [uuid.uuid5(uuid.NAMESPACE_URL, f"shop-bench-visits-{n_items}-{i}") for i in range(count)]
+    have = set(Visit.objects.filter(uuid__in=uuids).values_list("uuid", flat=True))
+    todo = [u for u in uuids if u not in have]
+    if todo:
+        import numpy as np
+
+        pks = np.array(sorted(Product.objects.filter(external_id__startswith="bench-").values_list("pk", flat=True)))
+        rng = np.random.default_rng(len(have))
+        now = timezone.now()
+        for start in range(0, len(todo), 2000):
+            chunk = Visit.objects.bulk_create([Visit(uuid=u, started=now, last_seen=now) for u in todo[start:start + 2000]])
+            rows = []
+            for v in chunk:
+                for j, pk in enumerate(rng.choice(pks, n_items, replace=False)):
+                    rows.append((v.pk, "view", int(pk), "", None, "", None, now - timedelta(seconds=n_items - j),
+                                 None, False, True))
+            events_insert(rows)
+    return [str(u) for u in uuids]
+
+
 if __name__ == "__main__":
     for mv in ensure() + ([hybrid_ensure()] if "--hybrid" in sys.argv else []):
         print(mv.version, mv.artifact, mv.n_items)

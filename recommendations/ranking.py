@@ -93,14 +93,21 @@ def _ann_candidates(bundle: LoadedModel, idx: list[int], n: int, exclude_seen: b
 
 
 def _model_candidates(bundle: LoadedModel, idx: list[int], n: int, exclude_seen: bool) -> tuple[list[int], list[float]]:
-    """Top ``n`` model item indices (and scores) for a session given as model item indices."""
-    ann = _ann_candidates(bundle, idx, n, exclude_seen)
-    if ann is not None:
-        return ann
-    # Every kind answers through the engine's top_items (GRU4Rec: int8 candidates, fp32 re-scoring
-    # on CPU; V-SKNN: items no neighbour voted for are not answers, the popular fallback fills;
-    # the hybrid: both models' candidates fused).
-    return bundle.engine.top_items(idx, n, exclude=idx if exclude_seen else None, mask=bundle.unavailable)
+    """Top ``n`` model item indices (and scores) for a session given as model item indices; the
+    same question to the same loaded model is answered from its :class:`caches.AnswerCache`."""
+    key = ("session", tuple(idx), n, bool(exclude_seen))
+    found = bundle.answers.get(key)
+    if found is not None:
+        return found
+    found = _ann_candidates(bundle, idx, n, exclude_seen)
+    if found is None:
+        # Every kind answers through the engine's top_items (GRU4Rec: int8 candidates, fp32
+        # re-scoring on CPU; V-SKNN: items no neighbour voted for are not answers, the popular
+        # fallback fills; the hybrid: both models' candidates fused).
+        found = bundle.engine.top_items(idx, n, exclude=idx if exclude_seen else None, mask=bundle.unavailable)
+    found = (tuple(int(i) for i in found[0]), tuple(float(s) for s in found[1]))
+    bundle.answers.put(key, found)
+    return found
 
 
 def recommend_for_session(
@@ -254,12 +261,16 @@ def _shares(bundle: LoadedModel, idx: list[int], chosen: list[ScoredProduct], ex
     if contributions is None or not chosen:
         return {}
     pks = [s.product.pk for s in chosen]
-    try:
-        out = contributions(idx, [bundle.pk_index[pk] for pk in pks], exclude=idx if exclude_seen else None,
-                            mask=bundle.unavailable)
-    except Exception:  # the explanation is extra: the answer stands without it
-        logger.exception("contributions failed for %s", bundle.version)
-        return {}
+    items = tuple(bundle.pk_index[pk] for pk in pks)
+    key = ("shares", tuple(idx), items, bool(exclude_seen))
+    out = bundle.answers.get(key)
+    if out is None:
+        try:
+            out = contributions(idx, list(items), exclude=idx if exclude_seen else None, mask=bundle.unavailable)
+        except Exception:  # the explanation is extra: the answer stands without it
+            logger.exception("contributions failed for %s", bundle.version)
+            return {}
+        bundle.answers.put(key, out)
     return {pk: {name: round(float(v), 4) for name, v in share.items()} for pk, share in zip(pks, out)}
 
 
@@ -348,8 +359,13 @@ def _similar(product: Product | int, k: int, version: str | None, arm: bool = Fa
 def _similar_candidates(bundle: LoadedModel, i: int, n: int) -> tuple[list[int], list[float], str]:
     # GRU4Rec: cosine of item embeddings; V-SKNN: item-kNN on its session matrix; the hybrid: both
     # lists fused (all in the engine).
-    out_i, out_s = bundle.engine.similar(i, n, mask=bundle.unavailable)
-    return out_i, out_s, _SIMILAR_STRATEGY.get(bundle.kind, bundle.kind)
+    key = ("similar", int(i), n)
+    found = bundle.answers.get(key)
+    if found is None:
+        out_i, out_s = bundle.engine.similar(i, n, mask=bundle.unavailable)
+        found = (tuple(int(j) for j in out_i), tuple(float(s) for s in out_s))
+        bundle.answers.put(key, found)
+    return found[0], found[1], _SIMILAR_STRATEGY.get(bundle.kind, bundle.kind)
 
 
 _SIMILAR_STRATEGY = {"gru4rec": "embedding", "vsknn": "itemknn", "hybrid": "hybrid-similar"}

@@ -65,6 +65,9 @@ class LoadedModel:
     loaded_at: float = field(default_factory=time.time)
     load_seconds: float = 0.0
     extras: dict = field(default_factory=dict)
+    # the engine's recent answers (ranking's candidate lists), gone with this bundle
+    answers: caches.AnswerCache = field(
+        default_factory=lambda: caches.AnswerCache(getattr(settings, "RECOMMEND_ANSWER_CACHE", 4096)))
     _lock: threading.Lock = field(default_factory=threading.Lock)
 
     @property

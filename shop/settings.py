@@ -369,6 +369,10 @@ MODEL_DIR = Path(env.str("MODEL_DIR", default=str(VAR_DIR / "models")))
 MODEL_CACHE_DIR = Path(env.str("MODEL_CACHE_DIR", default=str(VAR_DIR / "model-cache")))
 TORCH_NUM_THREADS = env.int("TORCH_NUM_THREADS", default=1)
 MODEL_RELOAD_INTERVAL_SECONDS = env.float("MODEL_RELOAD_INTERVAL_SECONDS", default=2.0)
+# Each loaded model keeps its last answers per session (recommendations.caches.AnswerCache): the
+# same history asked again (the page's block, a reload, the next page) is not scored again. Per
+# model and process; ~1.5 KB an entry; 0 turns it off.
+RECOMMEND_ANSWER_CACHE = env.int("RECOMMEND_ANSWER_CACHE", default=4096)
 MODEL_ACTIVATE_REQUIRES_BETTER = env.bool("MODEL_ACTIVATE_REQUIRES_BETTER", default=True)
 # What the models served by every process (the active one plus the running experiments' arms) may
 # take, estimated from their artifacts (recommendations.experimenting.model_memory_mb): an

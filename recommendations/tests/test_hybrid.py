@@ -50,6 +50,18 @@ def test_hybrid_is_registered_served_reloaded_and_explained(catalogue, sessions,
     assert [r["shares"] for r in rows] == [{k: round(float(v), 4) for k, v in s.items()} for s in shares]
     assert all(set(r["shares"]) == {"gru4rec", "vsknn"} for r in rows)
     assert all(abs(sum(r["shares"].values()) - 1.0) < 1e-3 for r in rows)
+    # asked again (the page's render, then its script): the same list and shares, no second pass
+    engine_calls = []
+    for name in ("top_items", "contributions"):
+        fn = getattr(bundle.engine, name)
+        setattr(bundle.engine, name, lambda *a, _fn=fn, _n=name, **kw: engine_calls.append(_n) or _fn(*a, **kw))
+    try:
+        again = ranking.recommend_for_session(items=session, k=6, explain=True)
+    finally:
+        for name in ("top_items", "contributions"):
+            delattr(bundle.engine, name)
+    assert engine_calls == [] and again.product_ids == result.product_ids
+    assert again.explanation["scores"] == rows
 
     # similar products: the hybrid's fused neighbours
     similar = ranking.similar_items(catalogue[0], k=4)

@@ -98,6 +98,49 @@ def test_inactive_products_filtered_still_exactly_k(gru_version, catalogue, acti
     assert second.product_ids[:2] == first.product_ids[3:5]
 
 
+@pytest.mark.parametrize("kind", ["gru4rec", "vsknn"])
+def test_the_same_question_is_answered_from_the_bundle_cache(kind, request, activate, monkeypatch):
+    """A repeated session (the page's block, a reload) is not scored again by the same loaded model;
+    another history, another k or exclude_seen, another product's similar items are; a reloaded
+    version starts empty; the answers are those the engine gave."""
+    activate(request.getfixturevalue("gru_version" if kind == "gru4rec" else "sknn_version"))
+    bundle = serving.model_reload()
+    calls = []
+    engine = bundle.engine
+    top_items, similar = engine.top_items, engine.similar
+    monkeypatch.setattr(engine, "top_items", lambda *a, **kw: calls.append("top") or top_items(*a, **kw))
+    monkeypatch.setattr(engine, "similar", lambda *a, **kw: calls.append("similar") or similar(*a, **kw))
+    items = [int(bundle.index_pk[i]) for i in (0, 1, 2)]
+    first = ranking.recommend_for_session(items=items, k=5)
+    again = ranking.recommend_for_session(items=items, k=5)
+    assert calls == ["top"]
+    assert again.product_ids == first.product_ids and [s.score for s in again.items] == [s.score for s in first.items]
+    ranking.recommend_for_session(items=items[:2], k=5)
+    ranking.recommend_for_session(items=items, k=20)
+    ranking.recommend_for_session(items=items, k=5, exclude_seen=False)
+    assert calls == ["top"] * 4
+    product = Product.objects.get(pk=items[0])
+    assert ranking.similar_items(product, k=4).product_ids == ranking.similar_items(product, k=4).product_ids
+    assert calls == ["top"] * 4 + ["similar"]
+    assert bundle.answers.hits == 2
+    serving.model_unload()
+    fresh = serving.model_reload()
+    assert fresh is not bundle and len(fresh.answers) == 0
+    assert ranking.recommend_for_session(items=items, k=5).product_ids == first.product_ids
+
+
+def test_answer_cache_is_bounded_and_can_be_off():
+    lru = caches.AnswerCache(2)
+    lru.put("a", 1)
+    lru.put("b", 2)
+    assert lru.get("a") == 1  # a is now the most recent
+    lru.put("c", 3)
+    assert lru.get("b") is None and lru.get("a") == 1 and lru.get("c") == 3 and len(lru) == 2
+    off = caches.AnswerCache(0)
+    off.put("a", 1)
+    assert off.get("a") is None and len(off) == 0
+
+
 def test_model_failure_never_raises(gru_version, catalogue, monkeypatch, activate):
     activate(gru_version)
     serving.model_reload()

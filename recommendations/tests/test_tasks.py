@@ -123,11 +123,13 @@ def test_eager_run_refuses_a_worse_model_and_reports(catalogue, sessions, tmp_pa
     # known strong ones. Nothing is left to how well a small model happens to train.
     weak = {"recall@20": 0.1, "mrr@20": 0.05}
     strong = {"recall@20": 0.6, "mrr@20": 0.3}
-    trained, evaluated = set(), []
+    # id -> the model itself: a model the run drops (the hybrid's validation-day fits) must stay
+    # alive, or the active model loaded later can get its id and pass for a candidate
+    trained, evaluated = {}, []
     for name in ("gru4rec_train", "vsknn_train", "hybrid_build"):
         def train(*args, _original=getattr(engine, name), **kwargs):
             model = _original(*args, **kwargs)
-            trained.add(id(model))
+            trained[id(model)] = model
             return model
         monkeypatch.setattr(engine, name, train)
     real_evaluate = engine.evaluate

@@ -245,7 +245,7 @@ def test_recommendation_service_switches_to_ann_by_catalogue_size(active_version
     from recommendations import ranking
 
     services.version_extras_build(active_version, k=6)
-    serving.model_reload()
+    bundle = serving.model_reload()
     calls = []
     original = services.model_candidates_ann
     monkeypatch.setattr(services, "model_candidates_ann", lambda *a: calls.append(a) or original(*a))
@@ -256,6 +256,7 @@ def test_recommendation_service_switches_to_ann_by_catalogue_size(active_version
     assert exact.strategy == "gru4rec" and calls == []
 
     settings.ANN_MIN_CATALOGUE = N_ITEMS  # at the threshold: ANN candidates
+    bundle.answers.clear()  # the setting changed under a running process (a deployment restarts it)
     ann = ranking.recommend_for_session(items=session, k=10)
     assert ann.strategy == "gru4rec" and len(calls) == 1
     assert len(set(ann.product_ids) & set(exact.product_ids)) >= 9
