@@ -239,29 +239,40 @@ def training_run_queue(user=None, params: str | None = None, activate: bool = Tr
 def training_run_publish(run_id: int) -> bool:
     """Hand a queued run to the broker; on failure mark it failed (the caller reports it). Without
     a broker (settings.TRAINING_IN_THREAD) the run goes to a background thread of this process."""
+    def not_queued(reason: str) -> None:
+        TrainingRun.objects.filter(pk=run_id, status=TrainingRun.Status.QUEUED).update(
+            status=TrainingRun.Status.FAILED, stage=NOT_QUEUED, finished_at=timezone.now(),
+            error=f"not queued: the task broker did not take it ({reason}); "
+                  "nothing will run it, start a new run when the broker is back",
+        )
+
+    return offline_publish("training run", run_id, MODEL_TRAIN_TASK, training_run_execute, not_queued)
+
+
+def offline_publish(what: str, run_id: int, task_name: str, execute, not_queued) -> bool:
+    """Hand run ``run_id`` to the Celery task ``task_name`` or, with settings.TRAINING_IN_THREAD (no
+    broker), to a background thread of this process running ``execute(run_id)``. When the broker
+    does not take it, ``not_queued(reason)`` marks the run and False comes back. Training and
+    tuning runs both go through here."""
     if settings.TRAINING_IN_THREAD:
-        threading.Thread(target=_training_run_thread, args=(run_id,), name=f"training-run-{run_id}",
-                         daemon=True).start()
+        threading.Thread(target=_offline_thread, args=(what, execute, run_id),
+                         name=f"{what.replace(' ', '-')}-{run_id}", daemon=True).start()
         return True
     try:
         # By name from Celery's registry: tasks.py calls this module, so importing it here would be a cycle.
-        current_app.tasks[MODEL_TRAIN_TASK].apply_async((run_id,))
+        current_app.tasks[task_name].apply_async((run_id,))
     except Exception as exc:  # OperationalError, timeouts, the result store's RuntimeError, ...
-        logger.error("training run %s not queued: %s: %s", run_id, type(exc).__name__, exc)
-        TrainingRun.objects.filter(pk=run_id, status=TrainingRun.Status.QUEUED).update(
-            status=TrainingRun.Status.FAILED, stage=NOT_QUEUED, finished_at=timezone.now(),
-            error=f"not queued: the task broker did not take it ({type(exc).__name__}: {str(exc).strip()[:300]}); "
-                  "nothing will run it, start a new run when the broker is back",
-        )
+        logger.error("%s %s not queued: %s: %s", what, run_id, type(exc).__name__, exc)
+        not_queued(f"{type(exc).__name__}: {str(exc).strip()[:300]}")
         return False
     return True
 
 
-def _training_run_thread(run_id: int) -> None:
+def _offline_thread(what: str, execute, run_id: int) -> None:
     try:
-        training_run_execute(run_id)
-    except Exception:  # training_run_execute records its failures on the run; this is the unforeseen rest
-        logger.exception("training run %s failed in its background thread", run_id)
+        execute(run_id)
+    except Exception:  # the run records its own failures; this is the unforeseen rest
+        logger.exception("%s %s failed in its background thread", what, run_id)
     finally:
         db.connections.close_all()  # this thread's connections only
 

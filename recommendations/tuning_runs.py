@@ -14,11 +14,8 @@ continues, and the time budget left is the budget less the time already spent.
 from __future__ import annotations
 
 import logging
-import threading
 import time
 
-from celery import current_app
-from django import db
 from django.conf import settings
 from django.db import IntegrityError, transaction
 from django.utils import timezone
@@ -92,30 +89,13 @@ def tuning_run_queue(user=None, trials: int = 30, timeout: int | None = None, da
 
 def tuning_run_publish(run_id: int) -> bool:
     """Hand a queued run to the broker (or a thread without one); on failure mark it failed."""
-    if settings.TRAINING_IN_THREAD:
-        threading.Thread(target=_tuning_run_thread, args=(run_id,), name=f"tuning-run-{run_id}", daemon=True).start()
-        return True
-    try:
-        # By name from Celery's registry: tasks.py calls this module, so importing it here would be a cycle.
-        current_app.tasks[TUNE_TASK].apply_async((run_id,))
-    except Exception as exc:  # OperationalError, timeouts, ...
-        logger.error("tuning run %s not queued: %s: %s", run_id, type(exc).__name__, exc)
+    def not_queued(reason: str) -> None:
         TuningRun.objects.filter(pk=run_id, status=TuningRun.Status.QUEUED).update(
             status=TuningRun.Status.FAILED, log_tail=NOT_QUEUED, finished_at=timezone.now(),
-            error=f"not queued: the task broker did not take it ({type(exc).__name__}: {str(exc).strip()[:300]}); "
-                  "start or resume it when the broker is back",
+            error=f"not queued: the task broker did not take it ({reason}); start or resume it when the broker is back",
         )
-        return False
-    return True
 
-
-def _tuning_run_thread(run_id: int) -> None:
-    try:
-        tuning_run_execute(run_id)
-    except Exception:
-        logger.exception("tuning run %s failed in its background thread", run_id)
-    finally:
-        db.connections.close_all()
+    return training.offline_publish("tuning run", run_id, TUNE_TASK, tuning_run_execute, not_queued)
 
 
 def tuning_run_stop(run: TuningRun, user=None) -> TuningRun:

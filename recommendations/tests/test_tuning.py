@@ -298,3 +298,26 @@ def test_a_run_left_running_by_a_dead_worker_is_reaped_to_stopped_and_resumable(
     run.refresh_from_db()
     assert run.status == "stopped" and run.error.startswith("worker lost (killed or crashed) while running")
     assert tuning_runs.tuning_run_resume(run, publish=False).status == "queued"
+
+
+@pytest.mark.django_db
+def test_a_run_the_broker_refuses_is_failed_with_the_reason_and_can_be_resumed(monkeypatch, django_capture_on_commit_callbacks):
+    from kombu.exceptions import OperationalError
+
+    from recommendations import tasks
+
+    def refuse(args, **kw):  # what kombu raises when Redis refuses the connection
+        raise OperationalError("Error 111 connecting to 127.0.0.1:6379. Connection refused.")
+
+    monkeypatch.setattr(tasks.tune_model, "apply_async", refuse)
+    with django_capture_on_commit_callbacks(execute=True):  # the test's transaction: published at its end
+        run = tuning_runs.tuning_run_queue(trials=3)
+    run.refresh_from_db()
+    assert (run.status, run.log_tail) == ("failed", tuning_runs.NOT_QUEUED)
+    assert run.error == ("not queued: the task broker did not take it (OperationalError: Error 111 connecting to "
+                         "127.0.0.1:6379. Connection refused.); start or resume it when the broker is back")
+    sent = []
+    monkeypatch.setattr(tasks.tune_model, "apply_async", lambda args, **kw: sent.append(args))
+    with django_capture_on_commit_callbacks(execute=True):
+        tuning_runs.tuning_run_resume(run)
+    assert sent == [(run.pk,)] and TuningRun.objects.get(pk=run.pk).status == "queued"
