@@ -321,3 +321,31 @@ def test_a_run_the_broker_refuses_is_failed_with_the_reason_and_can_be_resumed(m
     with django_capture_on_commit_callbacks(execute=True):
         tuning_runs.tuning_run_resume(run)
     assert sent == [(run.pk,)] and TuningRun.objects.get(pk=run.pk).status == "queued"
+
+
+@pytest.mark.django_db(transaction=True)  # the live server sees only committed rows
+def test_parallel_start_clicks_never_make_two_active_runs(live_shop):
+    """Eight "Start tuning" posts at once on a live server (3 gunicorn workers): each answers with
+    the admin's redirect, never a 500, and no two runs were ever active together (the partial
+    unique index, not a check-then-insert, decides). Runs may follow one another: this shop has
+    no events, so a run fails at once and frees the place; what must not happen is an overlap."""
+    import time
+
+    from tests.live import parallel
+
+    User.objects.create_superuser("tuner", "tuner@example.com", "pw-123456-long")
+    admin = live_shop.client()
+    admin.get("/admin/login/")
+    r = admin.post("/admin/login/", {"username": "tuner", "password": "pw-123456-long", "next": "/admin/"})
+    assert r.status_code == 302, r.text[:300]
+    tabs = [admin.clone() for _ in range(8)]
+    answers = parallel(lambda i: tabs[i].post("/admin/recommendations/tuningrun/start/",
+                                              {"trials": "3", "timeout": "60"}).status_code, 8)
+    assert answers == [302] * 8, answers
+    deadline = time.monotonic() + 60
+    while TuningRun.objects.filter(status__in=TuningRun.ACTIVE_STATUSES).exists() and time.monotonic() < deadline:
+        time.sleep(0.2)
+    runs = list(TuningRun.objects.order_by("created", "id"))
+    assert 1 <= len(runs) <= 8 and all(r.finished_at is not None for r in runs), [(r.pk, r.status) for r in runs]
+    for before, after in zip(runs, runs[1:]):
+        assert after.created >= before.finished_at, (before.pk, before.finished_at, after.pk, after.created)
