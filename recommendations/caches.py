@@ -3,12 +3,12 @@ representation) and whatever other modules register (the served model, the popul
 Tests and the CLI call :func:`reset`; nobody pokes another module's privates to clear a cache."""
 from __future__ import annotations
 
-import threading
-from collections import OrderedDict
 from collections.abc import Callable
 
 from catalog.cache import version as catalog_version
 from catalog.models import Product
+
+from .gru4rec.lru import LRU
 
 
 class _ProductCache:
@@ -55,7 +55,7 @@ class _ProductCache:
         return {pk for pk in pks if products.get(pk) is not None}
 
 
-class AnswerCache:
+class AnswerCache(LRU):
     """A loaded model's recent answers, least recently used dropped first: ``key -> value`` for a
     bundle's candidate lists (ranking keys them by the session's item indices, how many were asked
     and whether seen items are excluded). One per :class:`serving.LoadedModel`, so it lives and
@@ -64,41 +64,6 @@ class AnswerCache:
     A shopper's page asks the same question several times (the recommendations block, a reload,
     the next page of the grid) and the model's answer is the same each time. ``size`` 0 keeps
     nothing. Thread-safe (gthread and runserver workers share one bundle)."""
-
-    def __init__(self, size: int):
-        self.size = max(0, int(size))
-        self._entries: OrderedDict = OrderedDict()
-        self._lock = threading.Lock()
-        self.hits = 0
-        self.misses = 0
-
-    def get(self, key):
-        if not self.size:
-            return None
-        with self._lock:
-            value = self._entries.get(key)
-            if value is None:
-                self.misses += 1
-                return None
-            self._entries.move_to_end(key)
-            self.hits += 1
-            return value
-
-    def put(self, key, value) -> None:
-        if not self.size:
-            return
-        with self._lock:
-            self._entries[key] = value
-            self._entries.move_to_end(key)
-            while len(self._entries) > self.size:
-                self._entries.popitem(last=False)
-
-    def clear(self) -> None:
-        with self._lock:
-            self._entries.clear()
-
-    def __len__(self) -> int:
-        return len(self._entries)
 
 
 _products = _ProductCache()

@@ -28,6 +28,7 @@ import numpy as np
 import torch
 
 from .checkpoint import CheckpointError, read_checkpoint, write_checkpoint
+from .lru import LRU
 from .params import GRU4RecParams
 from .topn import top_n
 from .types import Recommendation
@@ -283,39 +284,54 @@ class GRU4Rec:
     def _top_of(scores: torch.Tensor, n: int, exclude, mask) -> tuple[list[int], list[float]]:
         return top_n(scores, n, exclude=exclude, mask=mask)
 
+    # Sessions whose GRU states one model keeps for serving (the states after each session asked):
+    # a shopper's next request is the same session plus one item, one GRU step instead of all.
+    STATE_CACHE_ENTRIES = 4096
+
     def _hidden_one_cpu(self, idx: list[int]) -> np.ndarray:
         """Last layer's state after one session (item indices), in numpy: for one short session
         numpy's per-call cost (~1 us) beats torch's (~5-10 us) over the ~10 small ops per event.
-        The weights are read through zero-copy numpy views, so they always match the tensors."""
-        p = self.params
-        u_split = self._serving().u_split
-        rows = np.asarray(idx, dtype=np.int64)
-        if self.input_mode == "shared":
-            inp = self.output.numpy()[rows, : self.hidden_size]
-        else:
-            inp = self.embedding.numpy()[rows]
-        for layer, size in enumerate(p.layers):
-            if layer == 0 and self.input_mode == "onehot":
-                gi = inp + self.dense["gru.0.b_ih"].numpy()
-            else:
-                gi = inp @ self.dense[f"gru.{layer}.W_ih"].numpy() + self.dense[f"gru.{layer}.b_ih"].numpy()
-            u_rz, u_n, b_hn = u_split[layer]
-            h = np.zeros(size, dtype=np.float32)
-            outs = np.empty((len(rows), size), dtype=np.float32)
-            for t in range(len(rows)):
-                rz = gi[t, : 2 * size] + h @ u_rz
-                np.negative(rz, out=rz)
-                np.exp(rz, out=rz)
-                rz += 1.0
-                np.reciprocal(rz, out=rz)  # sigmoid
-                if b_hn is None:  # classic: U_n (r * h)
-                    n = np.tanh(gi[t, 2 * size :] + (rz[:size] * h) @ u_n)
-                else:  # reference: r * (U_n h + b_hn)
-                    n = np.tanh(gi[t, 2 * size :] + rz[:size] * (h @ u_n + b_hn))
-                h = n + rz[size:] * (h - n)  # (1 - z) n + z h
-                outs[t] = h
-            inp = outs
-        return h
+        The weights are read through zero-copy numpy views, so they always match the tensors.
+        The states after each session asked are kept (``STATE_CACHE_ENTRIES``, least recently used
+        dropped; rebuilt with the serving cache when a weight changes): a session asked before
+        costs nothing, one asked before without its last item one step. Every state comes from
+        the same one-item step (:meth:`_step_cpu`), so the answer to a session does not depend on
+        what was asked before: a state continued from a kept one is bit for bit the state
+        computed from the first item."""
+        cache = self._serving()
+        key = np.asarray(idx, dtype=np.int64).tobytes()
+        states = cache.states.get(key)
+        if states is None:
+            width = np.dtype(np.int64).itemsize
+            states = cache.states.get(key[:-width]) if len(key) > width else None
+            for i in (idx[-1:] if states is not None else idx):
+                states = self._step_cpu(cache, states, int(i))
+            cache.states.put(key, states)
+        return states[-1]
+
+    @staticmethod
+    def _step_cpu(cache: "_ServeCache", states: tuple | None, item: int) -> tuple:
+        """Every layer's state after one more item (``states`` None: the session's first item);
+        new arrays, never written to again (the state cache shares them)."""
+        x = cache.inp[item]
+        out = []
+        for layer, size in enumerate(cache.sizes):
+            w_ih, b_ih = cache.w_ih[layer], cache.b_ih[layer]
+            gi = x + b_ih if w_ih is None else x @ w_ih + b_ih  # layer 0 one-hot: inp holds W_ih's rows
+            u_rz, u_n, b_hn = cache.u_split[layer]
+            h = cache.zeros[layer] if states is None else states[layer]
+            rz = gi[: 2 * size] + h @ u_rz
+            np.negative(rz, out=rz)
+            np.exp(rz, out=rz)
+            rz += 1.0
+            np.reciprocal(rz, out=rz)  # sigmoid
+            if b_hn is None:  # classic: U_n (r * h)
+                n = np.tanh(gi[2 * size :] + (rz[:size] * h) @ u_n)
+            else:  # reference: r * (U_n h + b_hn)
+                n = np.tanh(gi[2 * size :] + rz[:size] * (h @ u_n + b_hn))
+            x = n + rz[size:] * (h - n)  # (1 - z) n + z h
+            out.append(x)
+        return tuple(out)
 
     def _scores_of(self, h: np.ndarray) -> torch.Tensor:
         """Whole-catalogue fp32 scores for a hidden state: one mat-vec over ``[Wy | By]``."""
@@ -432,6 +448,22 @@ class _ServeCache:
         from .candidates import Int8Scorer
 
         self.key = key
+        self.states = LRU(model.STATE_CACHE_ENTRIES)  # session (item indices as bytes) -> states
+        # zero-copy numpy views of the input side (a weight replaced changes the key: rebuilt);
+        # one-session serving (the numpy steps) is for CPU models only
+        cpu = model.device.type == "cpu"
+        if not cpu:
+            self.inp = None
+        elif model.input_mode == "shared":
+            self.inp = model.output.detach().numpy()[:, : model.hidden_size]
+        else:  # "embedding", and "onehot", whose embedding table holds layer 0's W_ih rows
+            self.inp = model.embedding.detach().numpy()
+        self.sizes = list(model.params.layers)
+        self.w_ih = [None if (layer == 0 and model.input_mode == "onehot") or not cpu
+                     else model.dense[f"gru.{layer}.W_ih"].detach().numpy() for layer in range(len(self.sizes))]
+        self.b_ih = [model.dense[f"gru.{layer}.b_ih"].detach().numpy() if cpu else None
+                     for layer in range(len(self.sizes))]
+        self.zeros = [np.zeros(size, dtype=np.float32) for size in self.sizes]
         self.u_split = []
         for layer, size in enumerate(model.params.layers):
             u = model.dense[f"gru.{layer}.W_hh"].detach().cpu().numpy()

@@ -189,6 +189,39 @@ def test_single_session_fast_path_matches_batched_scores(spec):
     assert rec.item_ids == [f"i{j}" for j in torch.topk(expected, 5).indices.tolist()]
 
 
+@pytest.mark.parametrize("spec", ["layers=6", "layers=5/4,constrained_embedding=False,embedding=3",
+                                  "layers=4,constrained_embedding=False,embedding=0",
+                                  "layers=5/4,gru_variant=reference"])
+def test_a_growing_session_takes_one_gru_step_and_the_same_state(spec, monkeypatch):
+    """Serving keeps the state after each session asked: the same session plus one item is one
+    step from it, the same session again no work, and either is bit for bit the state computed
+    from the first item (every path runs the same one-item step), so an answer never depends on
+    what the process was asked before."""
+    from recommendations.gru4rec.params import parse_params
+
+    m = GRU4Rec(parse_params(spec), [f"i{j}" for j in range(30)], seed=4)
+    with torch.no_grad():
+        for t in m.dense.values():
+            t.add_(torch.randn(t.shape, generator=torch.Generator().manual_seed(1)) * 0.3)
+    steps = []
+    step = m._step_cpu
+    monkeypatch.setattr(m, "_step_cpu", lambda *a: steps.append(a[2]) or step(*a))
+    session = [3, 7, 3, 12, 0, 29, 5]
+    grown = [m._hidden_one_cpu(session[: n + 1]).copy() for n in range(len(session))]
+    assert steps == session  # one step per request as the session grows
+    steps.clear()
+    assert np.array_equal(m._hidden_one_cpu(session), grown[-1]) and steps == []  # asked again: no work
+    for n in range(len(session)):  # each prefix from the start (nothing kept): the same bits
+        m._serving().states.clear()
+        assert np.array_equal(m._hidden_one_cpu(session[: n + 1]), grown[n]), n
+    assert len(steps) == sum(range(1, len(session) + 1))
+    torch.testing.assert_close(m._scores_one_cpu(session), m.score_sessions([session])[0], atol=1e-5, rtol=0)
+    with torch.no_grad():  # new weights: the kept states go with the old serving cache
+        m.dense["gru.0.b_ih"].add_(0.5)
+    assert not np.allclose(m._hidden_one_cpu(session), grown[-1])
+    torch.testing.assert_close(m._scores_one_cpu(session), m.score_sessions([session])[0], atol=1e-5, rtol=0)
+
+
 def test_serving_cache_follows_weight_changes():
     from recommendations.gru4rec.params import parse_params
     from recommendations.gru4rec.trainer import Trainer
