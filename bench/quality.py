@@ -155,7 +155,8 @@ def main() -> None:
                 row = None if folder is None else run_split(
                     split, args.timeout, args.seed, args.valid_days, True, folder, UNSEEN[split][3], None)
             else:
-                row = run_split(split, args.timeout, args.seed, args.valid_days, not args.no_baselines, args.data)
+                row = run_split(split, args.timeout, args.seed, args.valid_days, not args.no_baselines, args.data,
+                                targets=TARGETS[split])
             if row is not None:
                 print(json.dumps(row), flush=True)
                 rows.append(row)

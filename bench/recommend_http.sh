@@ -29,11 +29,15 @@ export DJANGO_DEBUG=${DJANGO_DEBUG:-false} SECRET_KEY=${SECRET_KEY:-bench-only-$
 KIND=${KIND:-gru4rec}
 VISIT=$("$PY" -c "import sys; sys.path.insert(0,'bench'); from recommend_setup import bench_visit, ensure, hybrid_ensure; from recommendations import registry; registry.model_activate(hybrid_ensure() if '$KIND' == 'hybrid' else ensure()[0]); print(bench_visit())" | tail -1)
 NEW_VISIT=$("$PY" -c "import uuid; print(uuid.uuid4())")
-# VISITS distinct visits with their own 10-item histories (bench/recommend_setup.py bench_visits),
+# 2 x VISITS distinct visits with their own 10-item histories (bench/recommend_setup.py bench_visits),
 # asked in turn: every request a question no worker answered before, while the run asks fewer
-# than VISITS (more than two workers' answer caches, RECOMMEND_ANSWER_CACHE each, hold).
+# than VISITS (more than two workers' answer caches, RECOMMEND_ANSWER_CACHE each, hold). The first
+# VISITS warm the workers' product caches (a shop's products are in them; a bench that only starts
+# has none), unmeasured; the second VISITS are measured.
 VISITS=${VISITS:-20000}
-"$PY" -c "import sys; sys.path.insert(0,'bench'); from recommend_setup import bench_visits; print('\n'.join(bench_visits($VISITS)))" | tail -n "$VISITS" > /tmp/rec_visits.txt
+"$PY" -c "import sys; sys.path.insert(0,'bench'); from recommend_setup import bench_visits; print('\n'.join(bench_visits(2 * $VISITS)))" | tail -n "$((2 * VISITS))" > /tmp/rec_visits_all.txt
+head -n "$VISITS" /tmp/rec_visits_all.txt > /tmp/rec_visits_warm.txt
+tail -n "$VISITS" /tmp/rec_visits_all.txt > /tmp/rec_visits.txt
 # EXPERIMENT=ab: an A/B experiment of the two 40k-item GRU4Rec versions runs on "Recommended for
 # you" while the server is measured (stopped on exit); the bench visit is in one of its arms.
 EXPERIMENT=${EXPERIMENT:-}
@@ -48,7 +52,7 @@ exp = experimenting.experiment_start(experimenting.experiment_create(name=f'http
     arms=[experimenting.ArmInput('a', a, 0.5), experimenting.ArmInput('b', b, 0.5)]))
 print(exp.pk)" | tail -1)
   echo "== experiment $EXP running (A/B of bench-40k-a and bench-40k-b on recommended)"
-  exp_stop() { "$PY" -c "from recommendations import experimenting; from recommendations.models import Experiment; experimenting.experiment_stop(Experiment.objects.get(pk=$EXP))"; }
+  exp_stop() { "$PY" -c "import django; django.setup(); from recommendations import experimenting; from recommendations.models import Experiment; experimenting.experiment_stop(Experiment.objects.get(pk=$EXP))"; }
 fi
 .venv/bin/gunicorn shop.wsgi -w 2 -b 127.0.0.1:$PORT --access-logfile /dev/null --log-level warning &
 GPID=$!
@@ -71,7 +75,8 @@ response = function(status, headers, body)
   if status ~= 200 and not shown then shown = true; io.stderr:write("first non-200: ", status, " ", body:sub(1, 200), "\n") end
 end
 LUA
-{ echo "local visits = {"; sed 's/.*/"&",/' /tmp/rec_visits.txt; echo "}"; cat <<'LUA'
+visits_lua() {  # visits_lua FILE: a wrk script asking FILE's visits in turn
+{ echo "local visits = {"; sed 's/.*/"&",/' "$1"; echo "}"; cat <<'LUA'
 local counter = 0
 local threads = 0
 setup = function(thread) thread:set("offset", threads * math.floor(#visits / 2)); threads = threads + 1 end
@@ -84,7 +89,10 @@ response = function(status, headers, body)
   if status ~= 200 and not shown then shown = true; io.stderr:write("first non-200: ", status, " ", body:sub(1, 200), "\n") end
 end
 LUA
-} > /tmp/rec_visits.lua
+}
+}
+visits_lua /tmp/rec_visits.txt > /tmp/rec_visits.lua
+visits_lua /tmp/rec_visits_warm.txt > /tmp/rec_visits_warm.lua
 declare -A P50 P99
 # run NAME TITLE wrk-args...: the wrk figures, and p50/p99 kept for the ratios below
 run() {
@@ -97,6 +105,7 @@ run() {
 run root "cheapest DRF endpoint: GET /api/ (API root, no query)" -s /tmp/rec_status.lua "http://127.0.0.1:$PORT/api/"
 run categories "cheapest DRF endpoint with a query: GET /api/categories/" -s /tmp/rec_status.lua "http://127.0.0.1:$PORT/api/categories/"
 run visit "GET /api/recommendations/?session=<visit with 10 views>&k=6" -s /tmp/rec_status.lua "http://127.0.0.1:$PORT/api/recommendations/?session=$VISIT&k=6"
+wrk -t2 -c32 -d"$DURATION" -s /tmp/rec_visits_warm.lua "http://127.0.0.1:$PORT" >/dev/null  # warm-up, not measured
 run visits "GET /api/recommendations/?session=<one of $VISITS visits with 10 views, in turn>&k=6 (a new question each time)" -s /tmp/rec_visits.lua "http://127.0.0.1:$PORT"
 run fallback "GET /api/recommendations/?session=<unknown visit>&k=6 (popular fallback)" -s /tmp/rec_status.lua "http://127.0.0.1:$PORT/api/recommendations/?session=$NEW_VISIT&k=6"
 run post "POST /api/recommendations/ {items:[1 product], k:6}" -s /tmp/rec_post.lua "http://127.0.0.1:$PORT/api/recommendations/"
