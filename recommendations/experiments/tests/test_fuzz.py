@@ -19,20 +19,10 @@ from recommendations.experiments.stats import (
     sample_size,
     srm,
 )
+from recommendations.experiments.tests.test_stats import walk
 
 SPECIALS = [0, 1, 2, -1, 0.5, 1e-9, 1e-300, 1e300, float("nan"), float("inf"), 0.999, 0.99,
             0.001, 10**16, 5, 100, 10**6, 1.5, True, None, "x"]
-
-
-def numbers(value):
-    if isinstance(value, dict):
-        for item in value.values():
-            yield from numbers(item)
-    elif isinstance(value, (list, tuple)):
-        for item in value:
-            yield from numbers(item)
-    elif isinstance(value, float):
-        yield value
 
 
 def totals_report(*args):
@@ -54,7 +44,7 @@ def test_only_finite_results_or_value_errors(function, arity):
             result = function(*args)
         except ValueError:
             continue
-        assert all(math.isfinite(value) for value in numbers(result)), (args, result)
+        assert all(math.isfinite(value) for value in walk(result)), (args, result)
 
 
 def test_the_crashes_of_the_naive_version_are_named():
