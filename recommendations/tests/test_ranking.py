@@ -224,6 +224,56 @@ def test_products_known_from_the_cache(catalogue, django_assert_num_queries):
     assert caches.products_known([]) == set()
 
 
+def _fields(product) -> dict:
+    return {f.attname: getattr(product, f.attname) for f in Product._meta.concrete_fields}
+
+
+def test_the_whole_catalogue_is_read_once_per_catalogue_version(catalogue, django_assert_num_queries, monkeypatch):
+    """A catalogue of at most MAX_ENTRIES products is read whole on the first lookup of a catalogue
+    version: every other product, its category and a pk that names no product then cost no query
+    (a model answers from its whole catalogue); the products are what the ORM gives; a catalogue
+    change is read afresh."""
+    from catalog import cache as catalog_cache
+    from catalog.api.serializers import ProductSerializer
+    from catalog.services import products_set_active
+
+    monkeypatch.setattr(catalog_cache, "VERSION_MEMO_SECONDS", 3600.0)  # no version query in the blocks below
+    caches.reset()
+    pks = [p.pk for p in catalogue]
+    catalog_cache.version()
+    with django_assert_num_queries(2):  # the products' rows and the categories
+        assert caches.products_active(pks[:1]).keys() == {pks[0]}
+    with django_assert_num_queries(0):
+        got = caches.products_active(pks[1:] + [10**9])
+        assert got.keys() == set(pks[1:])
+        assert caches.products_known([pks[2], 10**9]) == {pks[2]}
+        data = {pk: ProductSerializer(p).data for pk, p in got.items()}  # the category is attached
+    orm = {p.pk: p for p in Product.objects.select_related("category").filter(pk__in=pks[1:])}
+    assert {pk: _fields(p) for pk, p in got.items()} == {pk: _fields(p) for pk, p in orm.items()}
+    assert data == {pk: ProductSerializer(p).data for pk, p in orm.items()}
+    products_set_active([pks[3]], False)  # a new catalogue version
+    with django_assert_num_queries(2):
+        assert caches.products_active(pks[:5]).keys() == {pks[0], pks[1], pks[2], pks[4]}
+    assert caches.products_known([pks[3]]) == {pks[3]}  # inactive, still a product
+
+
+def test_a_catalogue_over_the_limit_is_read_one_miss_at_a_time(catalogue, django_assert_num_queries, monkeypatch):
+    from catalog import cache as catalog_cache
+
+    monkeypatch.setattr(catalog_cache, "VERSION_MEMO_SECONDS", 3600.0)
+    monkeypatch.setattr(caches._ProductCache, "MAX_ENTRIES", 10)
+    caches.reset()
+    pks = [p.pk for p in catalogue]
+    catalog_cache.version()
+    with django_assert_num_queries(2):  # 11 rows: too many; then the misses
+        assert caches.products_active(pks[:2]).keys() == set(pks[:2])
+    with django_assert_num_queries(1):  # the size is known now: only the misses
+        assert caches.products_active(pks[:4]).keys() == set(pks[:4])
+    with django_assert_num_queries(0):
+        assert caches.products_active(pks[:4]).keys() == set(pks[:4])
+    caches.reset()
+
+
 @pytest.mark.django_db(transaction=True)  # the prepared statement is used outside transactions only
 def test_session_history_prepared_statement_survives_deallocation_and_reconnects(settings):
     """On PostgreSQL the history is a server-side prepared statement, prepared once per connection:
