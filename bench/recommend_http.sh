@@ -32,8 +32,9 @@ NEW_VISIT=$("$PY" -c "import uuid; print(uuid.uuid4())")
 # 2 x VISITS distinct visits with their own 10-item histories (bench/recommend_setup.py bench_visits),
 # asked in turn: every request a question no worker answered before, while the run asks fewer
 # than VISITS (more than two workers' answer caches, RECOMMEND_ANSWER_CACHE each, hold). The first
-# VISITS warm the workers' product caches (a shop's products are in them; a bench that only starts
-# has none), unmeasured; the second VISITS are measured.
+# VISITS, unmeasured, warm each worker as a running shop is warm: its product cache reads the
+# catalogue's rows whole on the first lookup, and builds a product object and its JSON the first
+# time one is answered; the second VISITS are measured.
 VISITS=${VISITS:-20000}
 "$PY" -c "import sys; sys.path.insert(0,'bench'); from recommend_setup import bench_visits; print('\n'.join(bench_visits(2 * $VISITS)))" | tail -n "$((2 * VISITS))" > /tmp/rec_visits_all.txt
 head -n "$VISITS" /tmp/rec_visits_all.txt > /tmp/rec_visits_warm.txt
