@@ -1,6 +1,11 @@
 """Serving interface, ranking ties, checkpoints (round trip and refusals)."""
 import json
+import os
 import struct
+import subprocess
+import sys
+import time
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -272,9 +277,66 @@ def _same_ranking(got, want, scores):
     return got == want or np.allclose(scores[got].numpy(), scores[want].numpy(), rtol=1e-6, atol=1e-6)
 
 
-def test_int8_candidates_give_the_exact_fp32_top_n(model_600, monkeypatch):
+def _force_int8(m, monkeypatch):
+    """The int8 stage for a small model, whatever its speed on this machine (600 items: fp32 is faster)."""
+    monkeypatch.setattr(m, "SERVE_INT8_MIN_ITEMS", 0)
+    monkeypatch.setattr(m, "SERVE_INT8_TIMED", False)
+
+
+def test_int8_stage_is_used_only_where_it_is_faster_than_fp32(model_600, monkeypatch):
+    """Timed when the serving cache is built: a slow kernel (as oneDNN's AMX dispatch was, at twice
+    the fp32 cost) leaves fp32 scoring; a fast one is used; the answer is the same either way."""
+    from recommendations.gru4rec import candidates
+
     m = model_600
     monkeypatch.setattr(m, "SERVE_INT8_MIN_ITEMS", 0)
+    want = m.top_items([5, 6, 7], 8)
+    real_kernel, real_scores = candidates._kernel(), m._scores_of
+
+    def slow_kernel(a, b):
+        time.sleep(0.003)
+        return real_kernel(a, b)
+
+    def slow_scores(h):
+        time.sleep(0.003)
+        return real_scores(h)
+
+    monkeypatch.setattr(candidates, "_kernel", lambda: slow_kernel)
+    m._serve_cache = None
+    assert not m.serving_prepare()
+    timings = m._serving().timings
+    assert timings["int8_ms"] > 3.0 > timings["fp32_ms"]
+    assert m.top_items([5, 6, 7], 8) == want
+    monkeypatch.setattr(candidates, "_kernel", lambda: real_kernel)
+    monkeypatch.setattr(m, "_scores_of", slow_scores)
+    m._serve_cache = None
+    assert m.serving_prepare()  # now fp32 is the slow one
+    assert m._serving().timings["fp32_ms"] > 3.0 > m._serving().timings["int8_ms"]
+    assert m.top_items([5, 6, 7], 8)[0] == want[0]
+    monkeypatch.setattr(m, "SERVE_INT8_TIMED", False)
+    monkeypatch.setattr(candidates, "_kernel", lambda: slow_kernel)
+    m._serve_cache = None
+    assert m.serving_prepare() and m._serving().timings == {}  # untimed: used when it passes its self-check
+    monkeypatch.undo()
+    m._serve_cache = None
+
+
+def test_engine_caps_onednn_below_amx_unless_the_operator_chose(tmp_path):
+    """oneDNN's AMX int8 kernel re-packs the weights on every call (2x the fp32 cost, 4x the
+    AVX512-VNNI kernel): the engine caps oneDNN's ISA on import; an operator's setting wins."""
+    code = "import os, recommendations.gru4rec; print(os.environ['ONEDNN_MAX_CPU_ISA'])"
+    env = {k: v for k, v in os.environ.items() if k != "ONEDNN_MAX_CPU_ISA"}
+    root = str(Path(__file__).resolve().parents[3])
+    out = subprocess.run([sys.executable, "-c", code], env=env, cwd=root, capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "AVX512_CORE_BF16"
+    out = subprocess.run([sys.executable, "-c", code], env={**env, "ONEDNN_MAX_CPU_ISA": "AVX2"}, cwd=root,
+                         capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "AVX2"
+
+
+def test_int8_candidates_give_the_exact_fp32_top_n(model_600, monkeypatch):
+    m = model_600
+    _force_int8(m, monkeypatch)
     m._serve_cache = None
     assert m.serving_prepare() and m.n_items == 600
     scorer = m._serving().scorer
@@ -324,7 +386,7 @@ def test_recommend_through_int8_equals_fp32(model_600, monkeypatch):
     m = model_600
     items = ["i41", "i42", "i43"]
     fp32 = m.recommend(items, k=10)
-    monkeypatch.setattr(m, "SERVE_INT8_MIN_ITEMS", 0)
+    _force_int8(m, monkeypatch)
     m._serve_cache = None
     assert m.serving_prepare()
     int8 = m.recommend(items, k=10)
@@ -337,7 +399,7 @@ def test_int8_stage_falls_back_to_fp32_when_it_cannot_answer(model_600, monkeypa
     from recommendations.gru4rec import candidates
 
     m = model_600
-    monkeypatch.setattr(m, "SERVE_INT8_MIN_ITEMS", 0)
+    _force_int8(m, monkeypatch)
     idx = [5, 6]
     want, _, _ = _exact_top(m, idx, 8)
     # fewer rankable items than asked: only those come back, best first
@@ -358,7 +420,7 @@ def test_int8_stage_falls_back_to_fp32_when_it_cannot_answer(model_600, monkeypa
 
 def test_int8_cache_follows_weight_changes(model_600, monkeypatch):
     m = model_600
-    monkeypatch.setattr(m, "SERVE_INT8_MIN_ITEMS", 0)
+    _force_int8(m, monkeypatch)
     m._serve_cache = None
     before = m._serving().scorer
     saved = m.output.clone()
