@@ -2,7 +2,9 @@
 (or, with --kind hybrid, the 40,000-item hybrid of bench/recommend_setup.py), k=6, one thread
 (TORCH_NUM_THREADS=1), beside the engine alone; the int8 candidate stage (candidates re-scored,
 recall of its top C, exactness against fp32); the process RSS. Every figure is printed with the
-1-minute load average (the machine is shared).
+1-minute load average (the machine is shared). Every line times a new question each call (a
+session or product no call asked before: the model scores), except the lines that say "again"
+(256 sessions, or the bench visit, asked over and over: the loaded model's answer cache answers).
 
     DATABASE_URL=postgres://... REDIS_URL=redis://... MODEL_DIR=... python bench/recommend_latency.py [rounds] [--kind hybrid] [--experiment]
 
@@ -47,7 +49,11 @@ def timeit(fn, n=2000, warm=200):
 
 def candidate_stage(eng, sessions):
     """Candidates re-scored per session, recall of the approximate top C, exact top-k mismatches."""
-    scorer = eng._serving().scorer
+    cache = eng._serving()
+    scorer = cache.scorer
+    timed = ", ".join(f"{k} {v:.3f}" for k, v in getattr(cache, "timings", {}).items())
+    print(f"int8 candidate stage timed at load: {timed or 'not timed'}; ONEDNN_MAX_CPU_ISA="
+          f"{os.environ.get('ONEDNN_MAX_CPU_ISA')}")
     if scorer is None:
         print("int8 candidate stage: not in use (fp32 scoring)")
         return
@@ -106,7 +112,11 @@ def main():
           f"torch threads {torch.get_num_threads()}")
     rng = random.Random(0)
     pks = [int(p) for p in bundle.index_pk]
-    sessions = [rng.sample(pks, 10) for _ in range(256)]
+    sessions = [rng.sample(pks, 10) for _ in range(256)]  # asked again and again: the answer cache answers
+    # A new question every call: sessions and products no call asked before, so neither the answer
+    # cache nor the engine's GRU-state cache answers (2,200 calls a line a round).
+    fresh = iter([rng.sample(pks, 10) for _ in range(2200 * (5 + 2) * max(1, rounds))])
+    fresh_products = iter(rng.sample(pks, min(len(pks), 2200 * max(1, rounds))) * 2)
     eng = bundle.engine
     gru = eng if kind == "gru4rec" else artifacts.model_load(a)  # the hybrid's GRU4Rec, for the calibration
     if kind == "gru4rec":
@@ -114,7 +124,7 @@ def main():
     it = iter(range(10**9))
 
     def engine_only():
-        s = sessions[next(it) % 256]
+        s = next(fresh)
         if kind == "gru4rec":
             eng.recommend([bundle.item_ids[bundle.pk_index[p]] for p in s], k=6)
         else:
@@ -122,21 +132,24 @@ def main():
             eng.top_items(idx, 14, exclude=idx)
 
     def service():
+        ranking.recommend_for_session(items=next(fresh), k=6)
+
+    def service_again():
         ranking.recommend_for_session(items=sessions[next(it) % 256], k=6)
 
     def in_arm(name):
         def fn():
-            ranking.recommend_for_session(items=sessions[next(it) % 256], k=6, visit=arm_visits[name])
+            ranking.recommend_for_session(items=next(fresh), k=6, visit=arm_visits[name])
         return fn
 
     def service_visit():  # + the visit's history from PostgreSQL (one query)
         ranking.recommend_for_session(session=visit, k=6)
 
     def service_explain():
-        ranking.recommend_for_session(items=sessions[next(it) % 256], k=6, explain=True)
+        ranking.recommend_for_session(items=next(fresh), k=6, explain=True)
 
     def similar():
-        ranking.similar_items(sessions[next(it) % 256][0], k=6)
+        ranking.similar_items(next(fresh_products), k=6)
 
     out = gru.output
     h = torch.randn(1, out.shape[1] - 1)
@@ -149,11 +162,12 @@ def main():
                          ("engine.recommend (GRU4Rec alone)" if kind == "gru4rec" else "engine.top_items (hybrid alone)",
                           engine_only),
                          ("recommend_for_session(items)", service),
-                         ("recommend_for_session(session=visit)", service_visit),
+                         ("recommend_for_session(items) again", service_again),
+                         ("recommend_for_session(session=visit) again", service_visit),
                          ("recommend_for_session explain", service_explain), ("similar_items", similar)]
                          + [(f"experiment arm {n} (items, visit)", in_arm(n)) for n in sorted(arm_visits)]):
             res = timeit(fn)
-            print(f"{name:<38} p50 {res['p50_ms']:.3f} ms  p90 {res['p90_ms']:.3f} ms  p99 {res['p99_ms']:.3f} ms"
+            print(f"{name:<44} p50 {res['p50_ms']:.3f} ms  p90 {res['p90_ms']:.3f} ms  p99 {res['p99_ms']:.3f} ms"
                   f"   load {os.getloadavg()[0]:.2f}")
         if r + 1 < rounds:
             print("--")
