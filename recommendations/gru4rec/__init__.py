@@ -14,7 +14,7 @@ from importlib import import_module
 
 # oneDNN's dispatch on a CPU with AMX (Sapphire Rapids and later) runs the serving int8 kernel
 # (torch._int_mm, one session against the catalogue: candidates.py) through AMX tiles, which
-# re-pack the 4.5 MB weight copy on every call: 0.57 ms for 40k x 104 on such a machine against
+# re-pack the 4 MiB weight copy on every call: 0.57-0.64 ms for 40k x 100 on such a machine against
 # 0.15 ms with AVX512-VNNI (and 0.30 ms for the fp32 mat-vec it replaces). The engine trains and
 # scores in fp32, which AMX does not compute, so capping oneDNN below AMX changes nothing else
 # (fp32 products timed equal). oneDNN reads the cap when this process first uses it, so it is set
