@@ -32,8 +32,14 @@ $(VENV)/.dev-installed: $(VENV)/.installed requirements-dev.txt
 	$(PIP) install -q -r requirements-dev.txt
 	touch $@
 
-venv: $(VENV)/.installed
-dev: $(VENV)/.dev-installed
+# The engine's native int8 kernel (recommendations/gru4rec/native): optional, so a machine without
+# a C compiler still gets a working shop (torch's kernel or fp32 scoring, the same answers).
+NATIVE      := recommendations/gru4rec/native/_i8gemv.so
+$(NATIVE): recommendations/gru4rec/native/i8gemv.c recommendations/gru4rec/native/builder.py | $(VENV)/.installed
+	$(PY) recommendations/gru4rec/native/builder.py || echo "native int8 kernel not built: serving uses torch's kernel or fp32 (same answers)"
+
+venv: $(VENV)/.installed $(NATIVE)
+dev: $(VENV)/.dev-installed $(NATIVE)
 
 migrate: venv
 	$(PY) manage.py migrate --noinput

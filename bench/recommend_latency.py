@@ -54,9 +54,14 @@ def candidate_stage(eng, sessions):
     timed = ", ".join(f"{k} {v:.3f}" for k, v in getattr(cache, "timings", {}).items())
     print(f"int8 candidate stage timed at load: {timed or 'not timed'}; ONEDNN_MAX_CPU_ISA="
           f"{os.environ.get('ONEDNN_MAX_CPU_ISA')}")
+    from recommendations.gru4rec import native
+
+    k = native.kernel()
+    print(f"native int8 kernel: {k.name if k else 'not available (python -m recommendations.gru4rec.native build)'}")
     if scorer is None:
         print("int8 candidate stage: not in use (fp32 scoring)")
         return
+    print(f"int8 candidate stage: in use, kernel {scorer.kernel_name}")
     counts, recall, mismatch = [], {14: [], 50: [], 100: []}, 0
     for s in sessions:
         h = eng._hidden_one_cpu(s)

@@ -7,8 +7,10 @@ Why: one fp32 mat-vec over a 40k x 101 catalogue reads 16 MB and is memory-bound
 core with the matrix in cache, more cold, as in a web worker between requests); the int8 copy is
 4.5 MB and ``torch._int_mm`` (int8 x int8 -> int32; oneDNN's VNNI kernels on this machine's
 AVX-512) scores one state against it in ~0.05 ms. The bf16-activation kernel used before
-(``torch.ops.aten._weight_int8pack_mm``) took 0.17 ms for the same product. The answer is the
-exact fp32 top n:
+(``torch.ops.aten._weight_int8pack_mm``) took 0.17 ms for the same product. Two kernels compute
+the int32 sums: torch's, and the engine's own (``native/i8gemv.c``, AVX2; 0.27 ms on an AVX2-only
+AMD EPYC where oneDNN's took 4.7 ms); the serving cache keeps the faster (``model._ServeCache``).
+The answer is the exact fp32 top n:
 
 - ``q_j``, the int8 row of item j, with ``s_j`` its fp32 scale (``max |Wy_j| / 127``, nudged up so
   that nothing is clipped): ``|Wy_jk - s_j q_jk| <= s_j / 2``; the state ``h`` likewise becomes
@@ -31,6 +33,7 @@ fails the check is not used, and the model scores every item in fp32.
 """
 from __future__ import annotations
 
+import copy
 import logging
 
 import numpy as np
@@ -52,12 +55,20 @@ def _kernel():
     return getattr(torch, "_int_mm", None)
 
 
+KERNEL_TORCH = "int8 torch"  # the name of torch's kernel in timings and logs
+
+
 class Int8Scorer:
     """The int8 copy of ``Wy`` (``[rows, K]``, K = H padded to a multiple of 4; rows padded to
     a multiple of 64), its per-row fp32 scales and a copy of ``By``; :meth:`top` answers one
-    session exactly or returns None (the caller then scores every item in fp32)."""
+    session exactly or returns None (the caller then scores every item in fp32).
 
-    def __init__(self, output: torch.Tensor, max_candidates: int = 4096):
+    The int32 sums come from torch's ``_int_mm`` over ``q8`` (``kernel`` None), or from the native
+    kernel (a ``native.Kernel``) over ``qb``, the same values in its blocked layout (``q8`` is then
+    dropped once the self-check passed: one 4 MB copy a model, not two). :meth:`with_kernel` makes
+    the second scorer from the first without quantising again."""
+
+    def __init__(self, output: torch.Tensor, max_candidates: int = 4096, kernel=None):
         n, h1 = output.shape
         self.n_items = n
         self.hidden = h1 - 1
@@ -81,11 +92,45 @@ class Int8Scorer:
         self.q8_t = self.q8.t()  # [K, rows]: the kernel's fast layout for one query is this view
         self._scale_np = self.scale.numpy()
         self._bias_np = self.bias.numpy()
-        self.ok = self._self_check(output)
+        self.kernel = None
+        self.qb = None
+        self.ok = self._use(kernel, output)
+
+    def _use(self, kernel, output: torch.Tensor) -> bool:
+        """Switch to ``kernel`` (None: torch's) and run the self-check; the native kernel's scorer
+        then drops ``q8`` (its sums read ``qb``)."""
+        self.kernel = kernel
+        if kernel is not None:
+            from . import native  # why: the ctypes loader is needed only where the library is used
+
+            self.qb = native.blocked(self.q8.numpy())
+        ok = self._self_check(output)
+        if kernel is not None:
+            self.q8 = self.q8_t = None
+        return ok
+
+    def with_kernel(self, kernel, output: torch.Tensor) -> "Int8Scorer":
+        """A scorer over the same quantised catalogue using ``kernel`` (a ``native.Kernel``), its
+        own self-check run (``ok``); this scorer is left as it is."""
+        if self.q8 is None:
+            raise ValueError("this scorer no longer holds the row-major int8 copy")
+        other = copy.copy(self)
+        other.ok = other._use(kernel, output)
+        return other
+
+    @property
+    def kernel_name(self) -> str:
+        return KERNEL_TORCH if self.kernel is None else f"int8 {self.kernel.name}"
+
+    @property
+    def kernel_key(self) -> str:
+        """``int8_torch`` or ``int8_native``: the key of this scorer's timing."""
+        return "int8_torch" if self.kernel is None else "int8_native"
 
     @property
     def nbytes(self) -> int:
-        return sum(t.numel() * t.element_size() for t in (self.q8, self.scale, self.bias))
+        q = self.q8.numel() if self.q8 is not None else 0
+        return q + (self.qb.nbytes if self.qb is not None else 0) + 4 * (self.scale.numel() + self.bias.numel())
 
     # ------------------------------------------------------------------------------ scoring
     # Around the kernel everything is numpy: its per-call cost (~1 us) beats torch's (~5-10 us)
@@ -102,11 +147,21 @@ class Int8Scorer:
         c = 0.5 * l1_h + 127.0 * float(np.abs(h64 - t * a).sum()) + 254.0 * self.fp32_sum * l1_h
         return a8, t, c
 
+    def _sums(self, a8: torch.Tensor) -> np.ndarray:
+        """The int32 sums ``a . q_j`` of every row (``a8`` [1, K]) by this scorer's kernel."""
+        if self.kernel is not None:
+            return self.kernel.sums(self.qb, a8.numpy()[0], self.rows, self.k)
+        return _kernel()(a8, self.q8_t)[0].numpy()
+
     def _approx(self, h: np.ndarray) -> tuple[np.ndarray, float]:
         """(approximate scores [rows], fp32, exact bias; c(h)) where
         ``|exact_j - score_j| <= scale_j * c`` (+ the fp32 slack of :meth:`_margin`)."""
         a8, t, c = self._query(h)
-        acc = _kernel()(a8, self.q8_t)[0].numpy()
+        if self.kernel is not None:  # the same arithmetic in C, fused with the sums (same bits)
+            score = self.kernel.scores(self.qb, a8.numpy()[0], self._scale_np, self._bias_np, t, self.rows, self.k,
+                                       np.empty(self.rows, dtype=np.int32), np.empty(self.rows, dtype=np.float32))
+            return score, c
+        acc = self._sums(a8)
         score = acc.astype(np.float32)
         score *= self._scale_np
         score *= np.float32(t)
@@ -192,7 +247,7 @@ class Int8Scorer:
         """The kernel's int32 sums against int64 ones (random and extreme int8 states, so a
         saturating kernel is caught), then a few random states with every item checked against its
         bound; False (and a warning) on any failure."""
-        if _kernel() is None:
+        if self.kernel is None and _kernel() is None:
             return False
         gen = torch.Generator().manual_seed(0)
         n = self.n_items
@@ -201,10 +256,10 @@ class Int8Scorer:
                 states = [torch.randint(-127, 128, (1, self.k), generator=gen, dtype=torch.int8)]
                 states += [torch.full((1, self.k), v, dtype=torch.int8) for v in (127, -127)]
                 for a8 in states:
-                    got = _kernel()(a8, self.q8_t)[0].long()
+                    got = torch.from_numpy(self._sums(a8)).long()
                     for i in range(0, self.rows, QUANT_ROWS):  # int64 sums in slices: small temporaries
                         if not torch.equal(got[i : i + QUANT_ROWS], self.q8[i : i + QUANT_ROWS].long() @ a8[0].long()):
-                            logger.warning("int8 kernel sums are wrong on this machine; scoring in fp32")
+                            logger.warning("%s kernel sums are wrong on this machine; not used", self.kernel_name)
                             return False
                 for _ in range(3):
                     h = (torch.rand(self.hidden, generator=gen) * 2 - 1).numpy()
@@ -214,9 +269,9 @@ class Int8Scorer:
                     exact = torch.mv(output, q).numpy()
                     e = self._scale_np[:n] * c + self.fp32_sum * (self.bias_max + np.abs(exact) + self._scale_np[:n] * c)
                     if not np.isfinite(score[:n]).all() or not (np.abs(exact - score[:n]) <= e).all():
-                        logger.warning("int8 candidate scoring fails its self-check; scoring in fp32")
+                        logger.warning("int8 candidate scoring (%s) fails its self-check; not used", self.kernel_name)
                         return False
-        except (RuntimeError, NotImplementedError, TypeError) as exc:
-            logger.warning("int8 candidate scoring unavailable (%s); scoring in fp32", exc)
+        except (RuntimeError, NotImplementedError, TypeError, ValueError, OSError) as exc:
+            logger.warning("int8 candidate scoring (%s) unavailable (%s); not used", self.kernel_name, exc)
             return False
         return True

@@ -481,32 +481,57 @@ class _ServeCache:
             self.u_split.append((np.ascontiguousarray(u[:, : 2 * size]), np.ascontiguousarray(u[:, 2 * size :]), b_hn))
         self.scorer = None
         self.timings: dict[str, float] = {}
+        self.path = "fp32"  # how top_items scores the catalogue: "fp32" or the int8 scorer's kernel
         if model.device.type == "cpu" and model.n_items >= model.SERVE_INT8_MIN_ITEMS:
-            scorer = Int8Scorer(model.output)
-            if scorer.ok and (not model.SERVE_INT8_TIMED or self._int8_faster(model, scorer)):
-                self.scorer = scorer
+            scorers = self._int8_scorers(model, Int8Scorer)
+            if scorers and model.SERVE_INT8_TIMED:
+                self.scorer = self._fastest(model, scorers)
+            elif scorers:  # untimed: the native kernel where it passed its self-check, else torch's
+                self.scorer = scorers[-1]
+            if self.scorer is not None:
+                self.path = self.scorer.kernel_name
 
-    def _int8_faster(self, model: GRU4Rec, scorer, rounds: int = 9, n: int = 20) -> bool:
-        """Whether the int8 stage answers one-item sessions faster than one fp32 mat-vec over the
-        catalogue, on this machine: the median of ``rounds`` alternating timings of each, after
-        one unmeasured call of each (the kernel's first call builds it). Why: the kernel's speed
-        depends on the CPU and on oneDNN's dispatch; with AMX it ran at twice the fp32 cost (see
-        the package's ``ONEDNN_MAX_CPU_ISA``), while on AVX512-VNNI it is 2-6x faster."""
+    @staticmethod
+    def _int8_scorers(model: GRU4Rec, scorer_class) -> list:
+        """The int8 scorers that pass their self-check: torch's kernel, then the native one (where
+        its library is built; ``native.py``), over one quantised copy."""
+        from . import native  # why: the ctypes loader is a serving-only module
+
+        torch_scorer = scorer_class(model.output)
+        out = [torch_scorer] if torch_scorer.ok else []
+        kernel = native.kernel()
+        if kernel is not None:
+            native_scorer = torch_scorer.with_kernel(kernel, model.output)
+            if native_scorer.ok:
+                out.append(native_scorer)
+        return out
+
+    def _fastest(self, model: GRU4Rec, scorers: list, rounds: int = 9, n: int = 20):
+        """The scorer that answers one-item sessions fastest on this machine, or None when the fp32
+        mat-vec over the catalogue is faster than every one: the median of ``rounds`` alternating
+        timings of each, after one unmeasured call of each (a kernel's first call builds it). Why:
+        a kernel's speed depends on the CPU and on oneDNN's dispatch: torch's ran at twice the fp32
+        cost with AMX (see the package's ``ONEDNN_MAX_CPU_ISA``) and 2x slower still on an AVX2-only
+        AMD EPYC, where the native one is 9x faster than fp32; on AVX512-VNNI torch's is 2-6x faster."""
         items = np.linspace(0, model.n_items - 1, rounds + 1).astype(np.int64)
-        t8, t32 = [], []
+        paths = [None, *scorers]
+        times: list[list[float]] = [[] for _ in paths]
         for r, item in enumerate(items):
             h = GRU4Rec._step_cpu(self, None, int(item))[-1]
-            for path, times in ((scorer, t8), (None, t32)):
+            for path, spent in zip(paths, times):
                 start = time.perf_counter()
                 if path is None:
                     model._top_of(model._scores_of(h), n, None, None)
                 else:
                     path.top(model.output, h, n)
                 if r:
-                    times.append(time.perf_counter() - start)
-        self.timings = {"int8_ms": 1e3 * float(np.median(t8)), "fp32_ms": 1e3 * float(np.median(t32))}
-        faster = self.timings["int8_ms"] < self.timings["fp32_ms"]
-        if not faster:
-            logger.info("int8 candidate scoring is slower than fp32 on this machine (%.3f vs %.3f ms); scoring in fp32",
-                        self.timings["int8_ms"], self.timings["fp32_ms"])
-        return faster
+                    spent.append(time.perf_counter() - start)
+        medians = [1e3 * float(np.median(spent)) for spent in times]
+        self.timings = {"fp32_ms": medians[0]}
+        self.timings.update({f"{s.kernel_key}_ms": m for s, m in zip(scorers, medians[1:])})
+        best = int(np.argmin(medians))
+        if best == 0:
+            logger.info("int8 candidate scoring is slower than fp32 on this machine (%s); scoring in fp32",
+                        ", ".join(f"{k} {v:.3f}" for k, v in self.timings.items()))
+            return None
+        return paths[best]

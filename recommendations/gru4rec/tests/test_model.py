@@ -277,10 +277,23 @@ def _same_ranking(got, want, scores):
     return got == want or np.allclose(scores[got].numpy(), scores[want].numpy(), rtol=1e-6, atol=1e-6)
 
 
+def serving_requests(m, trials: int = 150, seed: int = 1):
+    """Random one-session requests (item indices, n, exclude or None, mask or None): sessions of 1
+    to 10 items, n up to 29, every second one excluding its items, every third masking 60 items."""
+    rng = np.random.default_rng(seed)
+    mask = torch.zeros(m.n_items)
+    mask[torch.from_numpy(rng.choice(m.n_items, 60, replace=False))] = -torch.inf
+    for trial in range(trials):
+        idx = rng.choice(m.n_items, int(rng.integers(1, 11))).tolist()
+        yield idx, int(rng.integers(1, 30)), idx if trial % 2 else None, mask if trial % 3 == 0 else None
+
+
 def _force_int8(m, monkeypatch):
-    """The int8 stage for a small model, whatever its speed on this machine (600 items: fp32 is faster)."""
+    """The int8 stage with torch's kernel for a small model, whatever its speed on this machine
+    (600 items: fp32 is faster); the native kernel, where built, has its own tests (test_native.py)."""
     monkeypatch.setattr(m, "SERVE_INT8_MIN_ITEMS", 0)
     monkeypatch.setattr(m, "SERVE_INT8_TIMED", False)
+    monkeypatch.setenv("GRU4REC_NATIVE", "0")
 
 
 def test_int8_stage_is_used_only_where_it_is_faster_than_fp32(model_600, monkeypatch):
@@ -290,6 +303,7 @@ def test_int8_stage_is_used_only_where_it_is_faster_than_fp32(model_600, monkeyp
 
     m = model_600
     monkeypatch.setattr(m, "SERVE_INT8_MIN_ITEMS", 0)
+    monkeypatch.setenv("GRU4REC_NATIVE", "0")  # torch's kernel only (test_native.py: the three-way choice)
     want = m.top_items([5, 6, 7], 8)
     real_kernel, real_scores = candidates._kernel(), m._scores_of
 
@@ -305,13 +319,14 @@ def test_int8_stage_is_used_only_where_it_is_faster_than_fp32(model_600, monkeyp
     m._serve_cache = None
     assert not m.serving_prepare()
     timings = m._serving().timings
-    assert timings["int8_ms"] > 3.0 > timings["fp32_ms"]
+    assert timings["int8_torch_ms"] > 3.0 > timings["fp32_ms"] and m._serving().path == "fp32"
     assert m.top_items([5, 6, 7], 8) == want
     monkeypatch.setattr(candidates, "_kernel", lambda: real_kernel)
     monkeypatch.setattr(m, "_scores_of", slow_scores)
     m._serve_cache = None
     assert m.serving_prepare()  # now fp32 is the slow one
-    assert m._serving().timings["fp32_ms"] > 3.0 > m._serving().timings["int8_ms"]
+    assert m._serving().timings["fp32_ms"] > 3.0 > m._serving().timings["int8_torch_ms"]
+    assert m._serving().path == "int8 torch"
     assert m.top_items([5, 6, 7], 8)[0] == want[0]
     monkeypatch.setattr(m, "SERVE_INT8_TIMED", False)
     monkeypatch.setattr(candidates, "_kernel", lambda: slow_kernel)
@@ -341,15 +356,8 @@ def test_int8_candidates_give_the_exact_fp32_top_n(model_600, monkeypatch):
     assert m.serving_prepare() and m.n_items == 600
     scorer = m._serving().scorer
     assert scorer.q8.dtype == torch.int8 and scorer.k % 4 == 0 and scorer.q8.shape[0] % 64 == 0
-    rng = np.random.default_rng(1)
-    mask = torch.zeros(m.n_items)
-    mask[torch.from_numpy(rng.choice(m.n_items, 60, replace=False))] = -torch.inf
     answered = 0
-    for trial in range(150):
-        idx = rng.choice(m.n_items, int(rng.integers(1, 11))).tolist()
-        n = int(rng.integers(1, 30))
-        exclude = idx if trial % 2 else None
-        use_mask = mask if trial % 3 == 0 else None
+    for trial, (idx, n, exclude, use_mask) in enumerate(serving_requests(m)):
         h = m._hidden_one_cpu(idx)
         answered += scorer.top(m.output, h, n, exclude, use_mask) is not None
         got, values = m.top_items(idx, n, exclude=exclude, mask=use_mask)
@@ -357,7 +365,7 @@ def test_int8_candidates_give_the_exact_fp32_top_n(model_600, monkeypatch):
         assert _same_ranking(got, want, scores), trial
         np.testing.assert_allclose(values, want_values, rtol=1e-5, atol=1e-6)
         if use_mask is not None:
-            assert not set(got) & set(torch.nonzero(mask).view(-1).tolist())
+            assert not set(got) & set(torch.nonzero(use_mask).view(-1).tolist())
     assert answered == 150  # the candidate stage answered every time (no fp32 fallback)
 
 
