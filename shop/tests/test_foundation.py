@@ -304,3 +304,18 @@ def test_shop_var_dir_from_the_env_file(tmp_path):
     out = run(["-c", probe], env)
     assert out.returncode == 0, out.stderr
     assert out.stdout.split() == [str(var), str(var / "db.sqlite3"), str(var / "static"), str(var / "models")]
+
+
+def test_image_builds_the_native_kernel_where_the_engine_loads_it():
+    """The Dockerfile compiles the engine's int8 kernel in a stage of its own (no compiler in the
+    image) with the engine's own build script, and copies it to the path the loader reads."""
+    from recommendations.gru4rec import native
+
+    dockerfile = (ROOT / "Dockerfile").read_text()
+    source_dir = native.SOURCE.parent.relative_to(ROOT).as_posix()
+    assert f"COPY {source_dir}/ /src/" in dockerfile
+    assert "RUN python /src/builder.py /src/_i8gemv.so" in dockerfile
+    assert f"COPY --from=native /src/_i8gemv.so {native.LIBRARY.relative_to(ROOT).as_posix()}" in dockerfile
+    assert native.LIBRARY.relative_to(ROOT).as_posix() in (ROOT / ".dockerignore").read_text().splitlines()
+    final_stage = dockerfile.rsplit("\nFROM ", 1)[1]
+    assert "gcc" not in final_stage
