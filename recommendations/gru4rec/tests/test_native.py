@@ -178,3 +178,24 @@ def test_serving_keeps_the_fastest_of_fp32_torch_and_native(model_600, kernel, m
     assert m._serving().scorer.kernel is kernel and m._serving().timings == {}
     monkeypatch.undo()
     m._serve_cache = None
+
+
+def test_kernel_bench_times_every_kernel_this_machine_has():
+    """bench/int8_kernels.py (cited in the README) runs and times each kernel the engine could keep."""
+    import json
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parents[3]
+    done = subprocess.run([sys.executable, "bench/int8_kernels.py", "--items", "700", "--hidden", "10",
+                           "--calls", "3", "--evict", "1"], cwd=root, capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
+    out = json.loads(done.stdout.strip().splitlines()[-1])
+    expected = {"fp32"} | ({candidates.KERNEL_TORCH} if candidates._kernel() is not None else set())
+    k = native.kernel()
+    if k is not None:
+        expected |= {f"{k.name} sums", f"{k.name} scores"}
+    assert set(out["p50_ms"]) == expected
+    assert all(v["hot"] > 0 and v["evicted"] > 0 for v in out["p50_ms"].values())
+    assert out["native"] == (k.name if k is not None else None)
