@@ -48,6 +48,7 @@ import torch
 
 from .baselines import SessionKNN, load_baseline, session_transitions
 from .checkpoint import CheckpointError
+from .lru import LRU
 from .metrics import TIES, RankMetrics, objective
 from .model import GRU4Rec
 
@@ -197,6 +198,10 @@ class Hybrid:
     """A trained GRU4Rec and a trained SessionKNN (V-SKNN) fused per item; see the module doc."""
 
     kind = "hybrid"
+    # Requests whose fused parts one model keeps (:meth:`_parts`): the shop asks ``top_items`` and
+    # then ``contributions`` of the same request ("why these?" on every storefront block), which
+    # would otherwise score both models twice. At most ~5 KB an entry.
+    PARTS_MEMO_ENTRIES = 64
 
     def __init__(self, gru: GRU4Rec, knn: SessionKNN, weight: float, fusion: str = "rrf", **fusion_params_):
         if not isinstance(gru, GRU4Rec):
@@ -219,6 +224,7 @@ class Hybrid:
         self.h2k[self.k2h] = np.arange(knn.n_items)
         self._k2h_t = torch.from_numpy(self.k2h)
         self._knn_identity = knn.n_items == self.n_items and bool((self.k2h == np.arange(self.n_items)).all())
+        self._parts_memo = LRU(self.PARTS_MEMO_ENTRIES)
 
     @property
     def n_items(self) -> int:
@@ -295,6 +301,30 @@ class Hybrid:
         k[np.searchsorted(both, k_items)] = k_parts
         return both, g, k
 
+    def _parts(self, idx, exclude=None, mask: torch.Tensor | None = None):
+        """:meth:`_parts_one`, kept for the last ``PARTS_MEMO_ENTRIES`` requests on CPU. An entry
+        holds what its parts were computed from (GRU4Rec's serving cache, rebuilt when a weight
+        changes; V-SKNN's session matrix; the mask tensor and its version counter) and is used only
+        while all of them are still the same objects, unchanged; the arrays are never written to. A
+        mask without a version counter (an inference tensor) is never kept."""
+        version = None
+        if mask is not None:
+            try:
+                version = mask._version
+            except RuntimeError:  # an inference tensor has no version counter: in-place changes go unseen
+                return self._parts_one(idx, exclude, mask)
+        if self.gru.device.type != "cpu":
+            return self._parts_one(idx, exclude, mask)
+        key = (tuple(int(i) for i in idx), None if exclude is None else tuple(int(i) for i in exclude),
+               self.fusion, tuple(sorted(self.fusion_params.items())))
+        basis = (self.gru._serving(), self.knn.item_sess, mask, version)
+        found = self._parts_memo.get(key)
+        if found is not None and all(a is b for a, b in zip(found[0][:3], basis[:3])) and found[0][3] == basis[3]:
+            return found[1]
+        parts = self._parts_one(idx, exclude, mask)
+        self._parts_memo.put(key, (basis, parts))
+        return parts
+
     def top_items(self, idx: Sequence[int], n: int, exclude=None, mask: torch.Tensor | None = None
                   ) -> tuple[list[int], list[float]]:
         """The top ``n`` (item indices of the hybrid catalogue, fused scores, best first) after one
@@ -305,7 +335,7 @@ class Hybrid:
         n = max(0, min(int(n), self.n_items))
         if not idx or n == 0:
             return [], []
-        items, g, k = self._parts_one(idx, exclude, mask)
+        items, g, k = self._parts(idx, exclude, mask)
         fused = self.weight * k + (1.0 - self.weight) * g
         pos = np.flatnonzero(fused > 0)
         order = np.lexsort((items[pos], -fused[pos]))[:n]  # best first; equal scores by index
@@ -318,7 +348,7 @@ class Hybrid:
         ``{"gru4rec": share, "vsknn": share}`` summing to 1 (both 0 for an item neither lists)."""
         parts = {}
         if idx:
-            both, gp, kp = self._parts_one(idx, exclude, mask)
+            both, gp, kp = self._parts(idx, exclude, mask)
             parts = {int(i): (a, b) for i, a, b in zip(both.tolist(), gp.tolist(), kp.tolist())}
         w = self.weight
         out = []

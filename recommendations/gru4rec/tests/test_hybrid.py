@@ -173,6 +173,51 @@ def test_exclude_and_mask_never_come_back_and_free_their_place(models):
         h.top_items([h.n_items], 3)
 
 
+def test_contributions_of_a_request_just_answered_score_neither_model_again(models, monkeypatch):
+    """The shop asks top_items then contributions of the same request (every storefront block): the
+    parts are kept, and recomputed whenever what they came from changes."""
+    gru, knn, _ = models
+    h = Hybrid(gru, knn, 0.4, "rrf", c=2, depth=4)
+    calls = []
+    for model, name in ((h.gru, "top_items"), (h.knn, "votes")):
+        real = getattr(model, name)
+        monkeypatch.setattr(model, name, lambda *a, _real=real, _name=name, **k: calls.append(_name) or _real(*a, **k))
+    fresh = Hybrid(gru, knn, 0.4, "rrf", c=2, depth=4)
+    fresh.PARTS_MEMO_ENTRIES = 0
+    fresh._parts_memo = type(h._parts_memo)(0)  # keeps nothing: every call computes its parts
+
+    def both(model, idx, exclude=None, mask=None):
+        pos, vals = model.top_items(idx, 10, exclude=exclude, mask=mask)
+        return pos, vals, model.contributions(idx, pos, exclude=exclude, mask=mask)
+
+    def check(idx, exclude, mask, scored):
+        """h answers and explains as a model that keeps nothing; scoring both models once, or never."""
+        expected = both(fresh, idx, exclude, mask)
+        calls.clear()
+        assert both(h, idx, exclude, mask) == expected
+        assert calls == (["top_items", "votes"] if scored else [])
+        return expected
+
+    mask = torch.zeros(h.n_items)
+    for idx, exclude in (([2, 5], None), ([2, 5], [2, 5]), ([3], [3])):
+        check(idx, exclude, mask, scored=True)
+    first = check([2, 5], [2, 5], mask, scored=False)[0][0]  # asked again
+    mask[first] = -math.inf  # in place: the version counter moves
+    assert first not in check([2, 5], [2, 5], mask, scored=True)[0]
+    check([2, 5], [2, 5], torch.zeros(h.n_items), scored=True)  # another mask
+    check([2, 5], [2, 5], mask, scored=True)
+    h.fusion_params = fusion_params("rrf", c=5, depth=4)  # other parameters: other parts
+    fresh.fusion_params = dict(h.fusion_params)
+    check([2, 5], [2, 5], mask, scored=True)
+    with torch.no_grad():  # a weight changed in place: GRU4Rec's serving cache is rebuilt, so are the parts
+        gru.output[:, 0] += 0.5
+    try:
+        check([2, 5], [2, 5], mask, scored=True)
+    finally:
+        with torch.no_grad():
+            gru.output[:, 0] -= 0.5
+
+
 def test_catalogue_is_the_union_and_items_one_model_lacks_still_rank():
     torch.set_num_threads(1)
     base = noisy_sessions(200, seed=3)
