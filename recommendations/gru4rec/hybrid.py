@@ -40,6 +40,7 @@ import math
 import os
 import sys
 import time
+import weakref
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -303,7 +304,7 @@ class Hybrid:
 
     def _parts(self, idx, exclude=None, mask: torch.Tensor | None = None):
         """:meth:`_parts_one`, kept for the last ``PARTS_MEMO_ENTRIES`` requests on CPU. An entry
-        holds what its parts were computed from (GRU4Rec's serving cache, rebuilt when a weight
+        names what its parts were computed from (GRU4Rec's serving cache, rebuilt when a weight
         changes; V-SKNN's session matrix; the mask tensor and its version counter) and is used only
         while all of them are still the same objects, unchanged; the arrays are never written to. A
         mask without a version counter (an inference tensor) is never kept."""
@@ -317,12 +318,15 @@ class Hybrid:
             return self._parts_one(idx, exclude, mask)
         key = (tuple(int(i) for i in idx), None if exclude is None else tuple(int(i) for i in exclude),
                self.fusion, tuple(sorted(self.fusion_params.items())))
-        basis = (self.gru._serving(), self.knn.item_sess, mask, version)
+        basis = (self.gru._serving(), self.knn.item_sess, mask)
         found = self._parts_memo.get(key)
-        if found is not None and all(a is b for a, b in zip(found[0][:3], basis[:3])) and found[0][3] == basis[3]:
-            return found[1]
+        if found is not None and found[1] == version and all(ref() is obj for ref, obj in zip(found[0], basis)):
+            return found[2]
         parts = self._parts_one(idx, exclude, mask)
-        self._parts_memo.put(key, (basis, parts))
+        # weak references: an entry never keeps a replaced serving cache (4 MB) or matrix alive,
+        # and one whose object was freed cannot match a new object at the same address
+        refs = tuple(weakref.ref(obj) if obj is not None else (lambda: None) for obj in basis)
+        self._parts_memo.put(key, (refs, version, parts))
         return parts
 
     def top_items(self, idx: Sequence[int], n: int, exclude=None, mask: torch.Tensor | None = None

@@ -1,6 +1,8 @@
 """The GRU4Rec + V-SKNN hybrid: fusion arithmetic, serving = evaluation, the weight fit, files."""
+import gc
 import json
 import math
+import weakref
 
 import numpy as np
 import pytest
@@ -205,14 +207,18 @@ def test_contributions_of_a_request_just_answered_score_neither_model_again(mode
     mask[first] = -math.inf  # in place: the version counter moves
     assert first not in check([2, 5], [2, 5], mask, scored=True)[0]
     check([2, 5], [2, 5], torch.zeros(h.n_items), scored=True)  # another mask
+    check([2, 5], [2, 5], None, scored=True)  # no mask
     check([2, 5], [2, 5], mask, scored=True)
     h.fusion_params = fusion_params("rrf", c=5, depth=4)  # other parameters: other parts
     fresh.fusion_params = dict(h.fusion_params)
     check([2, 5], [2, 5], mask, scored=True)
+    old_cache = weakref.ref(gru._serving())
     with torch.no_grad():  # a weight changed in place: GRU4Rec's serving cache is rebuilt, so are the parts
         gru.output[:, 0] += 0.5
     try:
         check([2, 5], [2, 5], mask, scored=True)
+        gc.collect()
+        assert old_cache() is None  # the kept parts do not hold the replaced cache alive
     finally:
         with torch.no_grad():
             gru.output[:, 0] -= 0.5
