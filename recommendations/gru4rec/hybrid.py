@@ -308,14 +308,14 @@ class Hybrid:
         changes; V-SKNN's session matrix; the mask tensor and its version counter) and is used only
         while all of them are still the same objects, unchanged; the arrays are never written to. A
         mask without a version counter (an inference tensor) is never kept."""
+        if self.gru.device.type != "cpu":
+            return self._parts_one(idx, exclude, mask)
         version = None
         if mask is not None:
             try:
                 version = mask._version
             except RuntimeError:  # an inference tensor has no version counter: in-place changes go unseen
                 return self._parts_one(idx, exclude, mask)
-        if self.gru.device.type != "cpu":
-            return self._parts_one(idx, exclude, mask)
         key = (tuple(int(i) for i in idx), None if exclude is None else tuple(int(i) for i in exclude),
                self.fusion, tuple(sorted(self.fusion_params.items())))
         basis = (self.gru._serving(), self.knn.item_sess, mask)

@@ -185,7 +185,6 @@ def test_contributions_of_a_request_just_answered_score_neither_model_again(mode
         real = getattr(model, name)
         monkeypatch.setattr(model, name, lambda *a, _real=real, _name=name, **k: calls.append(_name) or _real(*a, **k))
     fresh = Hybrid(gru, knn, 0.4, "rrf", c=2, depth=4)
-    fresh.PARTS_MEMO_ENTRIES = 0
     fresh._parts_memo = type(h._parts_memo)(0)  # keeps nothing: every call computes its parts
 
     def both(model, idx, exclude=None, mask=None):

@@ -1,7 +1,11 @@
 """The native int8 kernel (native/i8gemv.c): exact sums in both paths, the fused scores bit for bit,
 the loader's refusals, and the serving cache's choice among fp32, torch's kernel and this one."""
+import json
 import shutil
+import subprocess
+import sys
 import time
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -182,11 +186,6 @@ def test_serving_keeps_the_fastest_of_fp32_torch_and_native(model_600, kernel, m
 
 def test_kernel_bench_times_every_kernel_this_machine_has():
     """bench/int8_kernels.py (cited in the README) runs and times each kernel the engine could keep."""
-    import json
-    import subprocess
-    import sys
-    from pathlib import Path
-
     root = Path(__file__).resolve().parents[3]
     done = subprocess.run([sys.executable, "bench/int8_kernels.py", "--items", "700", "--hidden", "10",
                            "--calls", "3", "--evict", "1"], cwd=root, capture_output=True, text=True, timeout=120)
